@@ -1,0 +1,57 @@
+/* buf.h - a growable byte buffer. */
+#ifndef FP_BUF_H
+#define FP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct fp_buf {
+	uint8_t *p;   /* owned; NULL until the first reserve */
+	size_t len;
+	size_t cap;
+} fp_buf;
+
+#define FP_BUF_INIT {NULL, 0, 0}
+
+/* Make room for n more bytes.  0, or -1 when out of memory. */
+int fp_buf_grow(fp_buf *b, size_t n);
+void fp_buf_release(fp_buf *b);
+
+static inline int
+fp_buf_reserve(fp_buf *b, size_t n)
+{
+	return b->cap - b->len >= n ? 0 : fp_buf_grow(b, n);
+}
+
+static inline int
+fp_buf_add(fp_buf *b, const void *p, size_t n)
+{
+	if (fp_buf_reserve(b, n) < 0)
+		return -1;
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static inline int
+fp_buf_addc(fp_buf *b, uint8_t c)
+{
+	if (fp_buf_reserve(b, 1) < 0)
+		return -1;
+	b->p[b->len++] = c;
+	return 0;
+}
+
+static inline int
+fp_buf_adds(fp_buf *b, const char *s)
+{
+	return fp_buf_add(b, s, strlen(s));
+}
+
+/* msgpack-c packer write callback appending to an fp_buf (data = fp_buf *):
+ * msgpack_packer_init(&pk, &buf, fp_buf_pack_write). */
+int fp_buf_pack_write(void *data, const char *p, size_t n);
+
+#endif

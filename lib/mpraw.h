@@ -1,0 +1,54 @@
+/* mpraw.h - MessagePack bytes checked and scanned without decoding.
+ *
+ * The frame rule (fp-frames(5)): a frame body is exactly one map; every map
+ * key is a string; nesting is at most max_depth deep; a container holds at
+ * most max_elements entries, and never more than the bytes left could
+ * encode (checked before anything is allocated for it).
+ */
+#ifndef FP_MPRAW_H
+#define FP_MPRAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP_DEFAULT_DEPTH 64
+#define MP_MAX_DEPTH 256
+#define MP_DEFAULT_ELEMENTS (1u << 20)
+
+typedef struct mp_limits {
+	unsigned max_depth;    /* <= MP_MAX_DEPTH */
+	uint32_t max_elements; /* per container */
+} mp_limits;
+
+/* Check p[0..n) against the frame rule.  0 when it holds; -1 otherwise,
+ * with errstr saying what is wrong and at which byte of the body. */
+int mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
+                   char *errstr, size_t errlen);
+
+/* The size in bytes of the one object at p, or 0 when it is truncated or
+ * invalid.  Iterative: safe on unchecked input of any depth. */
+size_t mp_skip(const uint8_t *p, size_t n);
+
+/* In a checked frame body, find the top-level entry whose key is key[0..klen).
+ * 1 and the value's bytes in *val and *vlen when found, 0 when not. */
+int mp_map_find(const uint8_t *p, size_t n, const char *key, size_t klen,
+                const uint8_t **val, size_t *vlen);
+
+/* 1 when the checked frame body is a control frame (has "@ctl"). */
+int mp_is_control(const uint8_t *p, size_t n);
+
+/* Readers of one object; 0 on success, -1 when the object is another type. */
+int mp_read_str(const uint8_t *p, size_t n, const char **s, size_t *slen);
+int mp_read_bin(const uint8_t *p, size_t n, const uint8_t **b, size_t *blen);
+/* Any msgpack integer that fits int64. */
+int mp_read_int(const uint8_t *p, size_t n, int64_t *v);
+/* An unsigned integer, or a non-negative signed one. */
+int mp_read_uint(const uint8_t *p, size_t n, uint64_t *v);
+/* float32/float64, or an integer converted. */
+int mp_read_number(const uint8_t *p, size_t n, double *v);
+
+/* Header of a container: 0 and *count when p is a map (entries) or array. */
+int mp_read_map(const uint8_t *p, size_t n, uint32_t *count, size_t *hdrlen);
+int mp_read_array(const uint8_t *p, size_t n, uint32_t *count, size_t *hdrlen);
+
+#endif
