@@ -16,8 +16,7 @@
 #include "../lib/num.h"
 
 static const char USAGE[] =
-	"usage: fp-keyby -k field -n shards [--dead-letter path] [--grace duration]\n"
-	"                [--max-frame size] -- command\n"
+	"usage: fp-keyby -k field -n shards [--dead-letter path] [--grace duration] [--max-frame size] -- command\n"
 	"       fp-keyby -k field -n shards [--dead-letter path] [--max-frame size] -o pattern\n";
 
 #define MAX_SHARDS 1024
@@ -175,8 +174,8 @@ main(int argc, char **argv)
 	kb_stats st;
 	int code = kb_run(&cfg, &st);
 	if (st.dead)
-		fp_warn("%llu frames without a usable key written to '%s'",
-		        (unsigned long long)st.dead, dead);
+		fp_warn("%llu frame%s without a usable key written to '%s'",
+		        (unsigned long long)st.dead, st.dead == 1 ? "" : "s", dead);
 	if (cfg.dead_fd >= 0 && close(cfg.dead_fd) < 0) {
 		fp_warn("error writing '%s': %s", dead, strerror(errno));
 		if (!code)
