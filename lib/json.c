@@ -791,12 +791,18 @@ put_double(fp_buf *o, double d, int is32)
 		return fp_buf_adds(o, "{\"@float\":\"NaN\"}");
 	if (isinf(d))
 		return fp_buf_adds(o, d > 0 ? "{\"@float\":\"Infinity\"}" : "{\"@float\":\"-Infinity\"}");
-	/* The shortest text that reads back as the same value. */
-	for (int prec = is32 ? 6 : 15; prec <= 17; prec++) {
-		snprintf(t, sizeof t, "%.*g", prec, d);
+	/* The shortest text that reads back as the same value: if p digits
+	 * read back exactly, so do p+1, so search for the least p. */
+	int lo = 1, hi = is32 ? 9 : 17;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		snprintf(t, sizeof t, "%.*g", mid, d);
 		if (is32 ? (float)strtod(t, NULL) == (float)d : strtod(t, NULL) == d)
-			break;
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
+	snprintf(t, sizeof t, "%.*g", lo, d);
 	if (!strpbrk(t, ".eEn"))
 		strcat(t, ".0");
 	return fp_buf_adds(o, t);
