@@ -163,6 +163,8 @@ test_malformed(void)
 	ok(malformed(NULL, c1, sizeof c1, "invalid type byte"), "invalid msgpack type 0xc1");
 	static const uint8_t shortstr[] = {0, 0, 0, 4, 0x81, 0xa1, 'k', 0xa5};
 	ok(malformed(NULL, shortstr, sizeof shortstr, "truncated"), "string longer than the frame");
+	static const uint8_t badkey[] = {0, 0, 0, 4, 0x81, 0xa1, 0xff, 0xc0};
+	ok(malformed(NULL, badkey, sizeof badkey, "map key at byte 1 is not valid UTF-8"), "non-UTF-8 map key");
 	static const uint8_t intkey[] = {0, 0, 0, 3, 0x81, 0x01, 0x02};
 	ok(malformed(NULL, intkey, sizeof intkey, "map key at byte 1 is not a string"), "integer map key");
 	/* map32 claiming 2^32-1 entries in a 9-byte body: refused before any allocation */
