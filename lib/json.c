@@ -754,7 +754,14 @@ put_double(fp_buf *o, double d, int is32)
 		else
 			lo = mid + 1;
 	}
-	snprintf(t, sizeof t, "%.*g", lo, d);
+	/* Plain decimal notation for everyday magnitudes (JavaScript-like):
+	 * 18000.0, not 1.8e+04. */
+	snprintf(t, sizeof t, "%.*e", lo - 1, d);
+	int e10 = atoi(strchr(t, 'e') + 1);
+	if (e10 >= -5 && e10 < 17)
+		snprintf(t, sizeof t, "%.*f", lo - 1 - e10 > 0 ? lo - 1 - e10 : 0, d);
+	else
+		snprintf(t, sizeof t, "%.*g", lo, d);
 	if (!strpbrk(t, ".eEn"))
 		strcat(t, ".0");
 	return fp_buf_adds(o, t);

@@ -25,9 +25,9 @@ F="$BATS_TEST_DIRNAME/fixtures/fp-cat"
 @test "--check counts frames, data, control frames and bytes" {
 	run fp-cat --check <(fp-cat -r "$F/values.jsonl")
 	[ "$status" -eq 0 ]
-	[[ $output =~ ^frames=7\ data=6\ control=1\ bytes=[0-9]+$ ]]
+	[[ $output =~ ^frames=8\ data=7\ control=1\ bytes=[0-9]+$ ]]
 	bytes=$(fp-cat -r "$F/values.jsonl" | wc -c)
-	[ "$output" = "frames=7 data=6 control=1 bytes=$bytes" ]
+	[ "$output" = "frames=8 data=7 control=1 bytes=$bytes" ]
 }
 
 @test "-n stops after N frames, both ways" {
@@ -42,7 +42,7 @@ F="$BATS_TEST_DIRNAME/fixtures/fp-cat"
 	fp-cat -r "$F/values.jsonl" > "$T/a"
 	printf '{"x":1}\n' | fp-cat -r > "$T/b"
 	run bash -c "fp-cat '$T/b' - '$T/b' < '$T/a' | wc -l"
-	[ "$output" -eq 9 ]
+	[ "$output" -eq 10 ]
 }
 
 @test "writing frames to a terminal is refused with a hint" {
@@ -161,4 +161,22 @@ for i in range(200000): sys.stdout.write("{\"i\":%d,\"pad\":\"xxxxxxxxxxxxxxxxxx
 	fp-cat -r ev.jsonl > ev.frames
 	[ "$(fp-cat ev.frames)" = '{"user_id":42,"action":"view","price":9.5}' ]
 	[ "$(fp-cat --check ev.frames)" = 'frames=1 data=1 control=0 bytes=41' ]
+}
+
+@test "fp-frames(5) EXAMPLES: the bytes of {\"a\":1}" {
+	[ "$(printf '{"a":1}\n' | fp-cat -r | od -An -tx1)" = " 00 00 00 04 81 a1 61 01" ]
+}
+
+@test "featpipe(7) EXAMPLES: a fixture as frames and back" {
+	[ "$(printf '{"user_id":42,"action":"view"}\n' | fp-cat -r | fp-cat)" = '{"user_id":42,"action":"view"}' ]
+}
+
+@test "README: the first pipeline works as shown" {
+	cd "$T"
+	printf '%s\n' '{"user_id":42,"action":"view","price":9.5}' \
+	              '{"user_id":7,"action":"order","price":18000.5}' > events.jsonl
+	fp-cat -r events.jsonl > events.frames
+	[ "$(fp-cat events.frames)" = "$(cat events.jsonl)" ]
+	[ "$(fp-cat --check events.frames)" = 'frames=2 data=2 control=0 bytes=83' ]
+	[ "$(fp-cat events.frames | jq -c 'select(.action == "order")' | fp-cat -r | fp-cat)" = '{"user_id":7,"action":"order","price":18000.5}' ]
 }
