@@ -162,7 +162,7 @@ cat_lines(int fd, const char *name)
 	for (;;) {
 		/* Hand out every complete line buffered. */
 		char *nl;
-		while (!done() &&
+		while (!done() && in.len > start &&
 		       (nl = memchr(in.p + start, '\n', in.len - start)) != NULL) {
 			size_t n = (size_t)(nl - (char *)in.p) - start;
 			lineno++;
