@@ -114,6 +114,20 @@ test_sizes(void)
 	ok(read_all(stream.p, stream.len, 4096, cap, &frames, err) == 1 &&
 	   contains(err, "exceeds the maximum frame size 70000"),
 	   "a frame one byte over the maximum is refused: %s", err);
+	/* the default cap, 16 MiB, and one byte more */
+	body_of_size(&body, FR_DEFAULT_MAX);
+	stream.len = 0;
+	put_len(&stream, (uint32_t)body.len);
+	fp_buf_add(&stream, body.p, body.len);
+	ok(read_all(stream.p, stream.len, 1u << 20, 0, &frames, err) == 0 && frames == 1,
+	   "a frame of exactly 16 MiB (the default cap) is accepted");
+	body_of_size(&body, FR_DEFAULT_MAX + 1);
+	stream.len = 0;
+	put_len(&stream, (uint32_t)body.len);
+	fp_buf_add(&stream, body.p, body.len);
+	ok(read_all(stream.p, stream.len, 1u << 20, 0, &frames, err) == 1 &&
+	   contains(err, "length 16777217 exceeds the maximum frame size 16777216"),
+	   "16 MiB + 1 is refused: %s", err);
 	fp_buf_release(&body);
 	fp_buf_release(&stream);
 }
