@@ -120,21 +120,56 @@ PY
 	[[ $output == *"shard 2 (pid "*") exited with status 6"* ]]
 }
 
+# run_endless ARGS...: `run` fp-keyby ARGS on the frames of $T/in, repeated
+# without end (the input never ends: only a failure stops it).
+run_endless() {
+	run bash -c 'while cat "$0"; do :; done | fp-keyby "$@"' "$T/in" "$@"
+}
+
+# start_held ARGS...: fp-keyby ARGS in the background on an input held open;
+# returns once shards 0 and 1 wrote $T/pid-N.  KB: its pid.  finish_held
+# waits for it; its exit status is then in $T/status, its stderr in $T/kb.err.
+start_held() {
+	rm -f "$T"/pid-* "$T/status" "$T/feed"
+	mkfifo "$T/feed"
+	(set +e; fp-keyby "$@" < "$T/feed" 2> "$T/kb.err"; echo $? > "$T/status") &
+	SUB=$!
+	FP_PIDS+=("$SUB")
+	exec 9> "$T/feed"
+	wait_for test -s "$T/pid-0"
+	wait_for test -s "$T/pid-1"
+	KB=$(pgrep -P "$SUB" -x fp-keyby)
+}
+
+finish_held() {
+	wait "$SUB"
+	exec 9>&-
+}
+
+# shards_gone N...: the processes in $T/pid-N no longer run (gone, or a
+# zombie nobody reaped yet: orphans go to a pid 1 that may be slow to reap).
+shards_gone() {
+	local i st
+	for i in "$@"; do
+		st=$(ps -o stat= -p "$(cat "$T/pid-$i")" || true)
+		case $st in '' | Z*) ;; *) echo "shard $i still runs ($st)"; return 1 ;; esac
+	done
+}
+
 @test "a shard failing early stops every shard, exit with its status" {
 	gen_jsonl 200 | fp-cat -r > "$T/in"
 	export OUT="$T"
-	run bash -c 'while cat "$OUT/in"; do :; done | fp-keyby -k user -n 3 -- \
-		"echo \$\$ > \$OUT/pid-\$FP_SHARD; if [ \$FP_SHARD = 1 ]; then sleep 0.3; exit 7; fi; exec cat > /dev/null"'
+	run_endless -k user -n 3 -- \
+		'echo $$ > "$OUT/pid-$FP_SHARD"; if [ $FP_SHARD = 1 ]; then sleep 0.3; exit 7; fi; exec cat > /dev/null'
 	[ "$status" -eq 7 ]
 	[[ $output == *"shard 1 (pid "*") exited with status 7 before the end of its input; stopping every shard"* ]]
-	for i in 0 2; do if kill -0 "$(cat "$T/pid-$i")" 2>/dev/null; then echo "shard $i alive"; return 1; fi; done
+	shards_gone 0 2
 }
 
 @test "a shard killed by a signal: exit 128+n" {
 	gen_jsonl 200 | fp-cat -r > "$T/in"
 	export OUT="$T"
-	run bash -c 'while cat "$OUT/in"; do :; done | fp-keyby -k user -n 2 -- \
-		"if [ \$FP_SHARD = 0 ]; then kill -9 \$\$; fi; exec cat > /dev/null"'
+	run_endless -k user -n 2 -- 'if [ $FP_SHARD = 0 ]; then kill -9 $$; fi; exec cat > /dev/null'
 	[ "$status" -eq 137 ]
 	[[ $output == *"shard 0 (pid "*") was killed by signal 9"* ]]
 }
@@ -142,12 +177,10 @@ PY
 @test "a shard exiting 0 early, or closing its input: exit 3" {
 	gen_jsonl 200 | fp-cat -r > "$T/in"
 	export OUT="$T"
-	run bash -c 'while cat "$OUT/in"; do :; done | fp-keyby -k user -n 2 -- \
-		"if [ \$FP_SHARD = 1 ]; then exit 0; fi; exec cat > /dev/null"'
+	run_endless -k user -n 2 -- 'if [ $FP_SHARD = 1 ]; then exit 0; fi; exec cat > /dev/null'
 	[ "$status" -eq 3 ]
 	[[ $output == *"shard 1 (pid "*") exited with status 0 before the end of its input"* ]]
-	run bash -c 'while cat "$OUT/in"; do :; done | fp-keyby -k user -n 2 --grace 2 -- \
-		"if [ \$FP_SHARD = 1 ]; then exec 0<&-; sleep 30; fi; exec cat > /dev/null"'
+	run_endless -k user -n 2 --grace 2 -- 'if [ $FP_SHARD = 1 ]; then exec 0<&-; sleep 30; fi; exec cat > /dev/null'
 	[ "$status" -eq 3 ]
 	[[ $output == *"shard 1 (pid "*") stopped reading its input (Broken pipe)"* ]]
 }
@@ -243,49 +276,42 @@ PY
 @test "signals: SIGTERM and SIGINT forwarded to the shard groups" {
 	export OUT="$T"
 	for sig in TERM INT; do
-		rm -f "$T"/got-* "$T"/pid-*
-		mkfifo "$T/feed-$sig"
-		(set +e; fp-keyby -k user -n 2 -- \
-			'trap "echo got > \"$OUT/got-$FP_SHARD\"; exit 0" TERM INT; echo $$ > "$OUT/pid-$FP_SHARD"; while :; do sleep 0.05; done' \
-			< "$T/feed-$sig" 2> "$T/kb.err"; echo $? > "$T/status") &
-		sub=$!
-		FP_PIDS+=("$sub")
-		exec 9> "$T/feed-$sig"
-		wait_for test -s "$T/pid-0"
-		wait_for test -s "$T/pid-1"
-		kb=$(pgrep -P "$sub" -x fp-keyby)
-		kill -"$sig" "$kb"
-		wait "$sub"
-		exec 9>&-
+		rm -f "$T"/got-*
+		start_held -k user -n 2 -- \
+			'trap "echo got > \"$OUT/got-$FP_SHARD\"; exit 0" TERM INT; echo $$ > "$OUT/pid-$FP_SHARD"; while :; do sleep 0.05; done'
+		kill -"$sig" "$KB"
+		finish_held
 		want=$([ $sig = TERM ] && echo 143 || echo 130)
 		[ "$(cat "$T/status")" -eq "$want" ] || { cat "$T/kb.err"; return 1; }
 		[ -s "$T/got-0" ]
 		[ -s "$T/got-1" ]
-		for i in 0 1; do if kill -0 "$(cat "$T/pid-$i")" 2>/dev/null; then echo "shard $i alive"; return 1; fi; done
+		shards_gone 0 1
 	done
+}
+
+@test "SIGTERM reaches every process of a shard, not only its shell" {
+	export OUT="$T"
+	# the recorded pid is a background process of the shard's shell
+	start_held -k user -n 2 -- 'sleep 60 & echo $! > "$OUT/pid-$FP_SHARD"; cat > /dev/null; wait'
+	kill -TERM "$KB"
+	finish_held
+	[ "$(cat "$T/status")" -eq 143 ]
+	sleep 0.2
+	shards_gone 0 1
 }
 
 @test "a shard that ignores SIGTERM gets SIGKILL after --grace" {
 	export OUT="$T"
-	mkfifo "$T/feed"
-	(set +e; fp-keyby -k user -n 2 --grace 300ms -- \
-		'trap "" TERM; echo $$ > "$OUT/pid-$FP_SHARD"; while :; do sleep 0.05; done' \
-		< "$T/feed" 2> "$T/kb.err"; echo $? > "$T/status") &
-	sub=$!
-	FP_PIDS+=("$sub")
-	exec 9> "$T/feed"
-	wait_for test -s "$T/pid-0"
-	wait_for test -s "$T/pid-1"
-	kb=$(pgrep -P "$sub" -x fp-keyby)
+	start_held -k user -n 2 --grace 300ms -- \
+		'trap "" TERM; echo $$ > "$OUT/pid-$FP_SHARD"; while :; do sleep 0.05; done'
 	start=$(date +%s%N)
-	kill -TERM "$kb"
-	wait "$sub"
-	exec 9>&-
+	kill -TERM "$KB"
+	finish_held
 	took=$((($(date +%s%N) - start) / 1000000))
 	[ "$(cat "$T/status")" -eq 143 ]
 	[ "$took" -lt 3000 ]
 	grep -q "still running after 300 ms; killing it" "$T/kb.err"
-	for i in 0 1; do if kill -0 "$(cat "$T/pid-$i")" 2>/dev/null; then echo "shard $i alive"; return 1; fi; done
+	shards_gone 0 1
 }
 
 @test "backpressure: a slow shard blocks fp-keyby, loses nothing, memory bounded" {
