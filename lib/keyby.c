@@ -254,6 +254,22 @@ bad_frame(run *r, const fr_reader *rd, const uint8_t *body, size_t len, const ch
 	return 0;
 }
 
+/* 1 when the bytes "@ctl" occur in p[0..n): a cheap test that a frame is
+ * not a control frame (faster than memmem for this needle). */
+static int
+has_ctl_bytes(const uint8_t *p, size_t n)
+{
+	if (n < 4)
+		return 0;
+	const uint8_t *end = p + n - 3; /* a match starts before end */
+	while ((p = memchr(p, '@', (size_t)(end - p))) != NULL) {
+		if (p[1] == 'c' && p[2] == 't' && p[3] == 'l')
+			return 1;
+		p++;
+	}
+	return 0;
+}
+
 /* Route every complete frame buffered in rd.  -1 to stop reading. */
 static int
 route(run *r, fr_reader *rd)
@@ -267,7 +283,7 @@ route(run *r, fr_reader *rd)
 		const uint8_t *raw = body - 4; /* the frame as received */
 		r->st->frames++;
 		/* a control frame has a key "@ctl": look for the bytes first */
-		if (memmem(body, len, "@ctl", 4) && mp_is_control(body, len)) {
+		if (has_ctl_bytes(body, len) && mp_is_control(body, len)) {
 			r->st->control++;
 			for (uint32_t i = 0; i < r->n; i++)
 				if (shard_add(r, &r->sh[i], raw, len + 4) < 0)

@@ -22,23 +22,19 @@ python3 - "$FRAMES" "$TMP/frames" <<'PY'
 import random, struct, sys
 n, path = int(sys.argv[1]), sys.argv[2]
 random.seed(1)
-pad = b'x' * 52
-block = []
+frames = []
 for i in range(min(n, 1000000)):
     body = (b'\x84\xa4user\xa8' + b'u%07d' % random.randrange(100000) +
-            b'\xa6action\xa4view\xa2ts\xd3' + struct.pack('>q', 1700000000000 + i) +
-            b'\xa3pad\xb4' + pad[:20] + b'\xa0' * 0)
-    body += b'\xa1z' + b'\xd9' + bytes([96 - len(body) - 4]) + b'y' * (96 - len(body) - 4)
-    body = b'\x85' + body[1:]
-    assert len(body) == 96, len(body)
-    block.append(struct.pack('>I', 96) + body)
-block = b''.join(block)
+            b'\xa6action\xa4view\xa2ts\xd3' + struct.pack('>q', 1700000000000 + i) + b'\xa3pad')
+    body += b'\xd9' + bytes([96 - len(body) - 2]) + b'y' * (96 - len(body) - 2)
+    assert len(body) == 96
+    frames.append(struct.pack('>I', 96) + body)
+block = b''.join(frames)
 with open(path, 'wb') as f:
-    left = n
-    while left > 0:
-        k = min(left, 1000000)
+    while n > 0:
+        k = min(n, len(frames))
         f.write(block[:k * 100])
-        left -= k
+        n -= k
 PY
 F="$TMP/frames"
 "$BIN/fp-cat" --check "$F" >/dev/null # valid frames; also warms the page cache
