@@ -157,45 +157,35 @@ source_of(const char *t, size_t tl)
 
 /* One raw message frame (stream mode). */
 static void
-raw_frame(const uint8_t *body, size_t len)
+raw_frame(const uint8_t *body, size_t len, const imp_meta *meta, const uint8_t *val, size_t vlen)
 {
-	imp_meta meta;
-	const uint8_t *val;
-	size_t vlen;
-	char where[160];
-	memset(&meta, 0, sizeof meta);
-	n_msgs++;
-	if (!mp_map_find(body, len, "@src", 4, &meta.src, &meta.srclen)) {
-		snprintf(eng.reason, sizeof eng.reason, "not a raw message frame: no @src");
-		dead_letter("frame", body, len, NULL, 0, NULL, 0);
-		return;
-	}
-	src_text(meta.src, meta.srclen, where, sizeof where);
-	mp_map_find(body, len, "@ts", 3, &meta.ts, &meta.tslen);
-	mp_map_find(body, len, "@in", 3, &meta.in, &meta.inlen);
 	uint32_t cnt;
 	size_t hdr;
 	const char *topic;
 	size_t tl;
 	const dict_source *s = NULL;
-	if (mp_read_array(meta.src, meta.srclen, &cnt, &hdr) < 0 || cnt < 1 ||
-	    mp_read_str(meta.src + hdr, meta.srclen - hdr, &topic, &tl) < 0)
+	n_msgs++;
+	if (!meta->src)
+		snprintf(eng.reason, sizeof eng.reason, "not a raw message frame: no @src");
+	else if (mp_read_array(meta->src, meta->srclen, &cnt, &hdr) < 0 || cnt < 1 ||
+	         mp_read_str(meta->src + hdr, meta->srclen - hdr, &topic, &tl) < 0)
 		snprintf(eng.reason, sizeof eng.reason, "@src is not [topic, partition, offset]");
 	else if (!(s = source_of(topic, tl)))
 		snprintf(eng.reason, sizeof eng.reason, "no source in the dictionary for topic '%.*s'",
 		         (int)(tl > 100 ? 100 : tl), topic);
-	else if (!mp_map_find(body, len, "value", 5, &val, &vlen) ||
-	         mp_read_bin(val, vlen, &val, &vlen) < 0) {
+	else if (!val || mp_read_bin(val, vlen, &val, &vlen) < 0) {
 		s = NULL;
 		snprintf(eng.reason, sizeof eng.reason, "no value (nil or not binary)");
 	}
 	if (s) {
-		int r = imp_message(&eng, s, &meta, val, vlen, &out);
+		int r = imp_message(&eng, s, meta, val, vlen, &out);
 		if (r < 0)
 			oom();
 		if (r == 0)
 			return;
 	}
+	char where[160];
+	src_text(meta->src, meta->srclen, where, sizeof where);
 	dead_letter(where, body, len, NULL, 0, NULL, 0);
 }
 
@@ -210,7 +200,12 @@ import_frames(int fd, const char *name)
 		size_t len;
 		enum fr_status st = fr_reader_next(&r, &body, &len);
 		if (st == FR_OK) {
-			if (mp_is_control(body, len)) {
+			imp_meta meta;
+			const uint8_t *val;
+			size_t vlen;
+			int control;
+			imp_frame_scan(body, len, &meta, &val, &vlen, &control);
+			if (control) {
 				n_control++;
 				if (fp_buf_add(&out, "\0\0\0\0", 4) < 0 || fp_buf_add(&out, body, len) < 0)
 					oom();
@@ -218,7 +213,7 @@ import_frames(int fd, const char *name)
 				h[0] = (uint8_t)(len >> 24), h[1] = (uint8_t)(len >> 16);
 				h[2] = (uint8_t)(len >> 8), h[3] = (uint8_t)len;
 			} else
-				raw_frame(body, len);
+				raw_frame(body, len, &meta, val, vlen);
 			if (out.len >= (256u << 10))
 				flush_all();
 			continue;

@@ -261,6 +261,11 @@ dict_coerce_mp(enum dict_type t, int64_t unit, const uint8_t *v, size_t vlen, fp
 	size_t sl;
 	int64_t i;
 	double d;
+	/* the common cases: the value already has the type */
+	if ((t == DT_STRING && ((c >= 0xa0 && c <= 0xbf) || c == 0xd9)) ||
+	    (t == DT_INT && (c <= 0x7f || (c >= 0xcc && c <= 0xce) || (c >= 0xd0 && c <= 0xd3) || c >= 0xe0)) ||
+	    (t == DT_FLOAT && c == 0xcb) || (t == DT_BOOL && (c == 0xc2 || c == 0xc3)))
+		return fp_buf_add(out, v, vlen) < 0 ? why_set(why, wl, "out of memory") : 0;
 	int isstr = mp_read_str(v, vlen, &s, &sl) == 0;
 	switch (t) {
 	case DT_ANY:
@@ -541,7 +546,7 @@ path_parse(dparser *ps, dict_path *p)
 					goto fail;
 			} else {
 				const char *n0 = ps->p;
-				while (ps->p < ps->end && name_char(*ps->p, ps->p == n0))
+				while (ps->p < ps->end && (name_char(*ps->p, ps->p == n0) || *ps->p == '@'))
 					ps->p++;
 				if (ps->p == n0) {
 					perr_at(ps, ps->p, "expected a field name, found %s", found(ps));

@@ -243,12 +243,18 @@ get(imp *m, const dict_source *s, const dict_path *p, const uint8_t *elem, size_
 {
 	ival none = {V_MISSING, NULL, 0};
 	switch (s->format) {
-	case DICT_JSON:
+	case DICT_JSON: {
 		if (p->elem)
 			return walk(p, 1, elem, elen);
-		if (!m->rootv[p->root])
+		const uint8_t *v = m->rootv[p->root];
+		if (!v || v[0] == 0xc0)
 			return none;
-		return walk(p, 1, m->rootv[p->root], m->rootl[p->root]);
+		if (p->nsteps == 1) {
+			ival r = {V_MP, v, m->rootl[p->root]};
+			return r;
+		}
+		return walk(p, 1, v, m->rootl[p->root]);
+	}
 	case DICT_CSV:
 	case DICT_TSV: {
 		int col = p->column;
@@ -448,6 +454,89 @@ one_record(imp *m, const dict_source *s, const dict_shape *sh, const imp_meta *m
 	return 0;
 }
 
+/* mp_skip with the common scalars inline (the hot path of every message). */
+static inline size_t
+skip1(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	size_t k;
+	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+		k = 1;
+	else if (c >= 0xa0 && c <= 0xbf)
+		k = 1 + (size_t)(c & 0x1f);
+	else if (c == 0xd9 && n >= 2)
+		k = 2 + (size_t)p[1];
+	else if (c == 0xcb || c == 0xcf || c == 0xd3)
+		k = 9;
+	else if (c == 0xcc || c == 0xd0)
+		k = 2;
+	else if (c == 0xcd || c == 0xd1)
+		k = 3;
+	else if (c == 0xce || c == 0xd2 || c == 0xca)
+		k = 5;
+	else
+		return mp_skip(p, n);
+	return k <= n ? k : 0;
+}
+
+/* A str key at p: its bytes in *k, *kl; the key's total size, 0 if not a
+ * short string (the caller then falls back). */
+static inline size_t
+key1(const uint8_t *p, size_t n, const char **k, size_t *kl)
+{
+	if (p[0] >= 0xa0 && p[0] <= 0xbf) {
+		*kl = p[0] & 0x1f;
+		*k = (const char *)p + 1;
+		return 1 + *kl <= n ? 1 + *kl : 0;
+	}
+	return 0;
+}
+
+int
+imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value,
+               size_t *vlen, int *control)
+{
+	uint32_t count;
+	size_t hdr;
+	memset(meta, 0, sizeof *meta);
+	*value = NULL;
+	*vlen = 0;
+	*control = 0;
+	if (mp_read_map(p, n, &count, &hdr) < 0)
+		return -1;
+	const uint8_t *end = p + n;
+	p += hdr;
+	for (uint32_t i = 0; i < count; i++) {
+		const char *k;
+		size_t kl = 0, ks = key1(p, (size_t)(end - p), &k, &kl);
+		if (!ks) {
+			ks = mp_skip(p, (size_t)(end - p));
+			if (!ks || mp_read_str(p, ks, &k, &kl) < 0)
+				return -1;
+		}
+		p += ks;
+		size_t vs = skip1(p, (size_t)(end - p));
+		if (!vs)
+			return -1;
+		if (kl == 5 && !memcmp(k, "value", 5)) {
+			*value = p;
+			*vlen = vs;
+		} else if (kl == 4 && k[0] == '@') {
+			if (!memcmp(k, "@src", 4))
+				meta->src = p, meta->srclen = vs;
+			else if (!memcmp(k, "@ctl", 4))
+				*control = 1;
+		} else if (kl == 3 && k[0] == '@') {
+			if (k[1] == 't' && k[2] == 's')
+				meta->ts = p, meta->tslen = vs;
+			else if (k[1] == 'i' && k[2] == 'n')
+				meta->in = p, meta->inlen = vs;
+		}
+		p += vs;
+	}
+	return 0;
+}
+
 static int
 gather_roots(imp *m, const dict_source *s)
 {
@@ -471,13 +560,15 @@ gather_roots(imp *m, const dict_source *s)
 	p += hdr;
 	for (uint32_t i = 0; i < count; i++) {
 		const char *k;
-		size_t kl;
-		size_t ks = mp_skip(p, (size_t)(end - p));
-		mp_read_str(p, ks, &k, &kl);
+		size_t kl = 0, ks = key1(p, (size_t)(end - p), &k, &kl);
+		if (!ks) {
+			ks = mp_skip(p, (size_t)(end - p));
+			mp_read_str(p, ks, &k, &kl);
+		}
 		p += ks;
-		size_t vs = mp_skip(p, (size_t)(end - p));
+		size_t vs = skip1(p, (size_t)(end - p));
 		for (size_t r = 0; r < s->nroots; r++)
-			if (s->rootlen[r] == kl && !memcmp(s->roots[r], k, kl)) {
+			if (s->rootlen[r] == kl && s->roots[r][0] == k[0] && !memcmp(s->roots[r], k, kl)) {
 				m->rootv[r] = p;
 				m->rootl[r] = vs;
 				break;

@@ -52,6 +52,12 @@ typedef struct imp {
 	uint64_t records, filtered, dropped;
 } imp;
 
+/* One pass over a checked raw message frame body: @src, @ts, @in (into
+ * meta, the rest of it zeroed), "value" (raw msgpack, or NULL) and whether
+ * it is a control frame.  -1 when p is not a map. */
+int imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value,
+                   size_t *vlen, int *control);
+
 void imp_init(imp *m, size_t max_frame);
 void imp_release(imp *m);
 
