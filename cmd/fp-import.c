@@ -423,12 +423,6 @@ main(int argc, char **argv)
 	const dict_source *src = NULL;
 	if (opt.lines && !(src = dict_find_source(dct, opt.source)))
 		fp_die(FP_EXIT_USAGE, "no source '%s' in '%s'", opt.source, opt.dict);
-	if (!opt.lines)
-		for (size_t i = 0; i < dct->nsources; i++)
-			if (dct->sources[i].header)
-				fp_die(FP_EXIT_USAGE, "%s:%u: source '%s' takes its columns from a header "
-				       "line, which only --lines reads; list the columns instead",
-				       opt.dict, dct->sources[i].line, dct->sources[i].name);
 	if (isatty(STDOUT_FILENO))
 		fp_die(FP_EXIT_USAGE, "refusing to write binary frames to a terminal; "
 		       "redirect to a file or pipe into another tool (e.g. '| fp-cat')");

@@ -598,7 +598,8 @@ parse_message(imp *m, const dict_source *s, const uint8_t *v, size_t n)
 	if (imp_split(&m->cols, s->format, (const char *)v, n, why, sizeof why) < 0)
 		return dead(m, "bad %s: %s", dict_format_name(s->format), why);
 	if (s->header && !m->header.n)
-		return dead(m, "no header line read for source '%s'", s->name);
+		return dead(m, "source '%s' takes its columns from a header line, which only "
+		            "--lines reads; list them with 'columns' to read a stream", s->name);
 	return 0;
 }
 

@@ -391,11 +391,11 @@ infer_dict(const char *name, const char *s, size_t n, fp_buf *out, char *err, si
 			r |= fmt(out, "  # '%s' is an array or mixed: 'explode %s as item' makes one "
 			         "record per element\n", f->path, f->path);
 		}
-		int same = !strcmp(f->name, f->path);
-		r |= fmt(out, "  field %-*s %-*s", (int)wn, f->name, (int)wt, t);
+		int same = !strcmp(f->name, f->path), req = f->seen == in.samples;
+		r |= fmt(out, "  field %-*s %-*s", (int)wn, f->name, !same || req ? (int)wt : 0, t);
 		if (!same)
 			r |= fmt(out, " from %s", f->path);
-		if (f->seen == in.samples)
+		if (req)
 			r |= fmt(out, " required");
 		r |= fmt(out, "\n");
 	}
