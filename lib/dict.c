@@ -908,7 +908,8 @@ parse_explode(dparser *ps, const char *kw)
 	if (!at_eol(ps)) {
 		const char *at = ps->p;
 		if (word(ps, &w, &n, NULL) < 0 || !is_word(w, n, "as"))
-			return perr_at(ps, at, "expected 'as NAME' or the end of the line, found %s", found(ps));
+			return perr_at(ps, at, "expected 'as NAME' or the end of the line, found %s",
+			               (ps->p = at, found(ps)));
 		at = (skip_blank(ps), ps->p);
 		while (ps->p < ps->end && name_char(*ps->p, ps->p == at))
 			ps->p++;
