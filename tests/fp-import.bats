@@ -4,7 +4,7 @@
 load helper
 
 F="$TESTS_DIR/fixtures/fp-import"
-DICT="$F/shop.dict"
+DICT="$F/shop.fpd"
 
 # raw_frames TOPIC FILE: each line of FILE becomes the value of a raw message
 # frame as fp-consume writes it: @src [TOPIC, 0, line number], @ts 1000*line,
@@ -302,13 +302,21 @@ EOF
 @test "man page examples" {
 	cd "$F"
 	# Check a dictionary
-	run fp-import -d shop.dict --check
-	[ "$output" = "shop.dict: 6 sources" ]
+	run fp-import -d shop.fpd --check
+	[ "$output" = "shop.fpd: 6 sources" ]
 	# Backfill from files
-	fp-import -d shop.dict --lines -s orders orders.csv --dead-letter "$T/orders.dead" 2>/dev/null |
+	fp-import -d shop.fpd --lines -s orders orders.csv --dead-letter "$T/orders.dead" 2>/dev/null |
 		fp-cat > "$T/out"
 	[ "$(wc -l < "$T/out")" -eq 2 ]
 	[ "$(fp-cat "$T/orders.dead" | jq -r .reason)" = "field 'price' (from price): \"1,250.00\" is not a float" ]
 	# Propose an entry from samples
 	fp-import --infer -s web < samples.jsonl | grep -q '^source web$'
+}
+
+@test "the example in fp-dictionary(5) is a valid dictionary" {
+	sed -n '/^\.Sh EXAMPLES/,/^\.Ed/p' "$REPO_DIR/man/fp-dictionary.5" | sed '1,2d;$d' > "$T/ex.fpd"
+	grep -q '^source events' "$T/ex.fpd"
+	run fp-import -d "$T/ex.fpd" --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "$T/ex.fpd: 4 sources" ]
 }
