@@ -162,8 +162,8 @@ time_from_int(int64_t v, int64_t unit, int64_t *ms)
 	return 0;
 }
 
-static void
-show(char *dst, size_t cap, const char *s, size_t n)
+void
+dict_show(char *dst, size_t cap, const char *s, size_t n)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n && k + 4 < cap; i++)
@@ -192,19 +192,19 @@ dict_coerce_text(enum dict_type t, int64_t unit, const char *s, size_t n, fp_buf
 		if (cstr(tmp, sizeof tmp, s, n) == 0 &&
 		    fp_parse_i64(tmp, INT64_MIN, INT64_MAX, &i, NULL, 0) == 0)
 			return mpw_int(out, i) < 0 ? why_set(why, wl, "out of memory") : 0;
-		show(shown, sizeof shown, s, n);
+		dict_show(shown, sizeof shown, s, n);
 		return why_set(why, wl, "\"%s\" is not an int", shown);
 	case DT_FLOAT:
 		if (cstr(tmp, sizeof tmp, s, n) == 0 && fp_parse_double(tmp, &d, NULL, 0) == 0)
 			return mpw_double(out, d) < 0 ? why_set(why, wl, "out of memory") : 0;
-		show(shown, sizeof shown, s, n);
+		dict_show(shown, sizeof shown, s, n);
 		return why_set(why, wl, "\"%s\" is not a float", shown);
 	case DT_BOOL:
 		if ((n == 4 && !memcmp(s, "true", 4)) || (n == 1 && s[0] == '1'))
 			return mpw_bool(out, 1);
 		if ((n == 5 && !memcmp(s, "false", 5)) || (n == 1 && s[0] == '0'))
 			return mpw_bool(out, 0);
-		show(shown, sizeof shown, s, n);
+		dict_show(shown, sizeof shown, s, n);
 		return why_set(why, wl, "\"%s\" is not a bool (true, false, 1 or 0)", shown);
 	case DT_TIME: {
 		int64_t ms;
@@ -218,7 +218,7 @@ dict_coerce_text(enum dict_type t, int64_t unit, const char *s, size_t n, fp_buf
 			} else if (dict_parse_iso8601(s, n, &ms) == 0)
 				return mpw_int(out, ms);
 		}
-		show(shown, sizeof shown, s, n);
+		dict_show(shown, sizeof shown, s, n);
 		return why_set(why, wl, "\"%s\" is not a time (a number of %s or ISO-8601)", shown,
 		               unit == 1000 ? "seconds" : "milliseconds");
 	}
@@ -657,6 +657,20 @@ bad:
 	               "time(s) or any), found %s", found(ps));
 }
 
+/* A default or constant: a literal coerced to the field's type into f->value. */
+static int
+field_literal(dparser *ps, dict_field *f, fp_buf *lit, const char *what)
+{
+	int q;
+	const char *vat = (skip_blank(ps), ps->p);
+	char why[160];
+	if (literal(ps, lit, &q) < 0)
+		return -1;
+	if (dict_coerce_text(f->type, f->unit, (char *)lit->p, lit->len, &f->value, why, sizeof why) < 0)
+		return perr_at(ps, vat, "%s %s", what, why);
+	return 0;
+}
+
 static void
 field_release(dict_field *f)
 {
@@ -706,19 +720,12 @@ parse_field(dparser *ps)
 		const char *kw = ps->p;
 		if (*ps->p == '=') {
 			ps->p++;
-			int q;
 			if (has_from || f.required || f.has_default) {
 				perr_at(ps, kw, "a constant ('=') cannot have 'from', 'required' or 'default'");
 				goto fail_lit;
 			}
-			const char *vat = (skip_blank(ps), ps->p);
-			if (literal(ps, &lit, &q) < 0)
+			if (field_literal(ps, &f, &lit, "constant") < 0)
 				goto fail_lit;
-			char why[160];
-			if (dict_coerce_text(f.type, f.unit, (char *)lit.p, lit.len, &f.value, why, sizeof why) < 0) {
-				perr_at(ps, vat, "constant %s", why);
-				goto fail_lit;
-			}
 			f.is_const = 1;
 			if (!at_eol(ps)) {
 				perr_at(ps, ps->p, "expected the end of the line after the constant, found %s", found(ps));
@@ -735,15 +742,8 @@ parse_field(dparser *ps)
 		} else if (is_word(w, n, "required") && !f.required && !f.has_default) {
 			f.required = 1;
 		} else if (is_word(w, n, "default") && !f.has_default && !f.required) {
-			int q;
-			const char *vat = (skip_blank(ps), ps->p);
-			if (literal(ps, &lit, &q) < 0)
+			if (field_literal(ps, &f, &lit, "default") < 0)
 				goto fail_lit;
-			char why[160];
-			if (dict_coerce_text(f.type, f.unit, (char *)lit.p, lit.len, &f.value, why, sizeof why) < 0) {
-				perr_at(ps, vat, "default %s", why);
-				goto fail_lit;
-			}
 			f.has_default = 1;
 		} else if ((is_word(w, n, "required") && f.has_default) ||
 		           (is_word(w, n, "default") && f.required)) {

@@ -114,6 +114,10 @@ int dict_coerce_mp(enum dict_type t, int64_t unit, const uint8_t *v, size_t vlen
 int dict_coerce_text(enum dict_type t, int64_t unit, const char *s, size_t n,
                      fp_buf *out, char *why, size_t whylen);
 
+/* s[0..n) for a message: control and non-ASCII bytes as '?', cut with
+ * "..." to fit cap (NUL-terminated). */
+void dict_show(char *dst, size_t cap, const char *s, size_t n);
+
 /* ISO-8601 date-time to ms since the epoch: YYYY-MM-DD, then optionally
  * [T or space]hh:mm[:ss[.fraction]] and Z or +hh[:mm]/-hh[:mm] (no zone:
  * UTC).  0, or -1 when s is not such a time. */

@@ -312,17 +312,6 @@ shape_matches(const dict_shape *sh, const char *s, size_t n)
 	return 0;
 }
 
-static void
-show_text(char *dst, size_t cap, const char *s, size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n && k + 4 < cap; i++)
-		dst[k++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (k + 4 >= cap)
-		k = (memcpy(dst + k, "...", 3), k + 3);
-	dst[k] = 0;
-}
-
 /* ---- records ---- */
 
 static const uint8_t K_SRC[] = "\xa4@src", K_TS[] = "\xa3@ts", K_IN[] = "\xa3@in";
@@ -492,6 +481,25 @@ key1(const uint8_t *p, size_t n, const char **k, size_t *kl)
 	return 0;
 }
 
+/* The next key/value of a map at *p (before end): key bytes in *k, *kl,
+ * value in *v, *vl; *p moves past them.  -1 when malformed. */
+static inline int
+next_entry(const uint8_t **p, const uint8_t *end, const char **k, size_t *kl,
+           const uint8_t **v, size_t *vl)
+{
+	size_t ks = key1(*p, (size_t)(end - *p), k, kl);
+	if (!ks) {
+		ks = mp_skip(*p, (size_t)(end - *p));
+		if (!ks || mp_read_str(*p, ks, k, kl) < 0)
+			return -1;
+	}
+	*p += ks;
+	*vl = skip1(*p, (size_t)(end - *p));
+	*v = *p;
+	*p += *vl;
+	return *vl ? 0 : -1;
+}
+
 int
 imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value,
                size_t *vlen, int *control)
@@ -508,31 +516,24 @@ imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value
 	p += hdr;
 	for (uint32_t i = 0; i < count; i++) {
 		const char *k;
-		size_t kl = 0, ks = key1(p, (size_t)(end - p), &k, &kl);
-		if (!ks) {
-			ks = mp_skip(p, (size_t)(end - p));
-			if (!ks || mp_read_str(p, ks, &k, &kl) < 0)
-				return -1;
-		}
-		p += ks;
-		size_t vs = skip1(p, (size_t)(end - p));
-		if (!vs)
+		size_t kl, vs;
+		const uint8_t *v;
+		if (next_entry(&p, end, &k, &kl, &v, &vs) < 0)
 			return -1;
 		if (kl == 5 && !memcmp(k, "value", 5)) {
-			*value = p;
+			*value = v;
 			*vlen = vs;
 		} else if (kl == 4 && k[0] == '@') {
 			if (!memcmp(k, "@src", 4))
-				meta->src = p, meta->srclen = vs;
+				meta->src = v, meta->srclen = vs;
 			else if (!memcmp(k, "@ctl", 4))
 				*control = 1;
 		} else if (kl == 3 && k[0] == '@') {
 			if (k[1] == 't' && k[2] == 's')
-				meta->ts = p, meta->tslen = vs;
+				meta->ts = v, meta->tslen = vs;
 			else if (k[1] == 'i' && k[2] == 'n')
-				meta->in = p, meta->inlen = vs;
+				meta->in = v, meta->inlen = vs;
 		}
-		p += vs;
 	}
 	return 0;
 }
@@ -560,20 +561,17 @@ gather_roots(imp *m, const dict_source *s)
 	p += hdr;
 	for (uint32_t i = 0; i < count; i++) {
 		const char *k;
-		size_t kl = 0, ks = key1(p, (size_t)(end - p), &k, &kl);
-		if (!ks) {
-			ks = mp_skip(p, (size_t)(end - p));
-			mp_read_str(p, ks, &k, &kl);
-		}
-		p += ks;
-		size_t vs = skip1(p, (size_t)(end - p));
+		size_t kl, vs;
+		const uint8_t *v;
+		if (next_entry(&p, end, &k, &kl, &v, &vs) < 0)
+			break; /* cannot happen: json_to_mp wrote it */
 		for (size_t r = 0; r < s->nroots; r++)
-			if (s->rootlen[r] == kl && s->roots[r][0] == k[0] && !memcmp(s->roots[r], k, kl)) {
-				m->rootv[r] = p;
+			if (s->rootlen[r] == kl && (kl == 0 || s->roots[r][0] == k[0]) &&
+			    !memcmp(s->roots[r], k, kl)) {
+				m->rootv[r] = v;
 				m->rootl[r] = vs;
 				break;
 			}
-		p += vs;
 	}
 	return 0;
 }
@@ -633,7 +631,7 @@ imp_message(imp *m, const dict_source *s, const imp_meta *meta, const uint8_t *v
 		if (!sh) {
 			char shown[64];
 			if (t)
-				show_text(shown, sizeof shown, t, tl);
+				dict_show(shown, sizeof shown, t, tl);
 			fp_buf_release(&tmp);
 			if (!t)
 				return dead(m, "no shape: '%s' is missing", s->shape_by.text);
