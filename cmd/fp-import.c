@@ -73,6 +73,11 @@ dead_letter(const char *where, const uint8_t *frame, size_t flen, const uint8_t 
             size_t srclen, const uint8_t *line, size_t llen)
 {
 	n_dead++;
+	char e[200];
+	if (frame && mp_check_frame(frame, flen, NULL, e, sizeof e) < 0) {
+		flush_all();
+		fp_die(FP_EXIT_DATA, "%s: invalid frame: %s", where, e);
+	}
 	if (dl_fd >= 0) {
 		fp_buf b = FP_BUF_INIT;
 		int r;
@@ -195,6 +200,7 @@ import_frames(int fd, const char *name)
 	fr_reader r;
 	if (fr_reader_init(&r, opt.max_frame) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", r.errstr);
+	r.check = 0; /* imp_frame_scan() checks the common frames faster */
 	for (;;) {
 		const uint8_t *body;
 		size_t len;
@@ -204,7 +210,15 @@ import_frames(int fd, const char *name)
 			const uint8_t *val;
 			size_t vlen;
 			int control;
-			imp_frame_scan(body, len, &meta, &val, &vlen, &control);
+			if (imp_frame_scan(body, len, &meta, &val, &vlen, &control) != 0) {
+				char e[200];
+				if (mp_check_frame(body, len, &r.lim, e, sizeof e) < 0) {
+					flush_all();
+					fp_die(FP_EXIT_DATA, "%s: frame %llu at offset %llu: %s", name,
+					       (unsigned long long)r.frames,
+					       (unsigned long long)r.frame_offset, e);
+				}
+			}
 			if (control) {
 				n_control++;
 				if (fp_buf_add(&out, "\0\0\0\0", 4) < 0 || fp_buf_add(&out, body, len) < 0)

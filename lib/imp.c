@@ -481,6 +481,40 @@ key1(const uint8_t *p, size_t n, const char **k, size_t *kl)
 	return 0;
 }
 
+/* Equal bytes, for the short keys of the hot path (cheaper than memcmp). */
+static inline int
+same(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+static inline int
+is_container(uint8_t c)
+{
+	return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
+}
+
+/* An array (of at most 15 entries) holding only scalars. */
+static int
+flat_array(const uint8_t *v, size_t n)
+{
+	if (v[0] < 0x90 || v[0] > 0x9f)
+		return 0;
+	const uint8_t *p = v + 1, *end = v + n;
+	for (unsigned i = 0; i < (v[0] & 0x0fu); i++) {
+		if (p >= end || is_container(p[0]))
+			return 0;
+		size_t k = skip1(p, (size_t)(end - p));
+		if (!k)
+			return 0;
+		p += k;
+	}
+	return p == end;
+}
+
 /* The next key/value of a map at *p (before end): key bytes in *k, *kl,
  * value in *v, *vl; *p moves past them.  -1 when malformed. */
 static inline int
@@ -514,19 +548,24 @@ imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value
 		return -1;
 	const uint8_t *end = p + n;
 	p += hdr;
+	int deep = 0;
+	if (count > n)
+		return -1;
 	for (uint32_t i = 0; i < count; i++) {
 		const char *k;
 		size_t kl, vs;
 		const uint8_t *v;
 		if (next_entry(&p, end, &k, &kl, &v, &vs) < 0)
 			return -1;
-		if (kl == 5 && !memcmp(k, "value", 5)) {
+		if (is_container(v[0]))
+			deep |= !(kl == 4 && same(k, "@src", 4)) || !flat_array(v, vs);
+		if (kl == 5 && same(k, "value", 5)) {
 			*value = v;
 			*vlen = vs;
 		} else if (kl == 4 && k[0] == '@') {
-			if (!memcmp(k, "@src", 4))
+			if (same(k, "@src", 4))
 				meta->src = v, meta->srclen = vs;
-			else if (!memcmp(k, "@ctl", 4))
+			else if (same(k, "@ctl", 4))
 				*control = 1;
 		} else if (kl == 3 && k[0] == '@') {
 			if (k[1] == 't' && k[2] == 's')
@@ -535,7 +574,9 @@ imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value
 				meta->in = v, meta->inlen = vs;
 		}
 	}
-	return 0;
+	if (p != end)
+		return -1;
+	return deep;
 }
 
 static int
@@ -559,17 +600,22 @@ gather_roots(imp *m, const dict_source *s)
 	size_t hdr;
 	mp_read_map(p, m->mp.len, &count, &hdr);
 	p += hdr;
+	size_t guess = 0;
+	if (!s->nroots)
+		return 0;
 	for (uint32_t i = 0; i < count; i++) {
 		const char *k;
 		size_t kl, vs;
 		const uint8_t *v;
 		if (next_entry(&p, end, &k, &kl, &v, &vs) < 0)
 			break; /* cannot happen: json_to_mp wrote it */
-		for (size_t r = 0; r < s->nroots; r++)
-			if (s->rootlen[r] == kl && (kl == 0 || s->roots[r][0] == k[0]) &&
-			    !memcmp(s->roots[r], k, kl)) {
+		/* messages mostly keep their key order: try the root after the
+		 * last one found first */
+		for (size_t j = 0, r = guess; j < s->nroots; j++, r = r + 1 == s->nroots ? 0 : r + 1)
+			if (s->rootlen[r] == kl && same(s->roots[r], k, kl)) {
 				m->rootv[r] = v;
 				m->rootl[r] = vs;
+				guess = r + 1 == s->nroots ? 0 : r + 1;
 				break;
 			}
 	}

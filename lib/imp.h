@@ -52,9 +52,13 @@ typedef struct imp {
 	uint64_t records, filtered, dropped;
 } imp;
 
-/* One pass over a checked raw message frame body: @src, @ts, @in (into
- * meta, the rest of it zeroed), "value" (raw msgpack, or NULL) and whether
- * it is a control frame.  -1 when p is not a map. */
+/* One pass over a raw message frame body, which need not have been checked:
+ * @src, @ts, @in (into meta, the rest of it zeroed), "value" (raw msgpack,
+ * or NULL) and whether it is a control frame.  0: the body is a map of
+ * string keys and well-formed values that fills it exactly, every value a
+ * scalar but @src, an array of scalars (what fp-consume writes) - safe to
+ * use.  1: it has other containers; check it with mp_check_frame() before
+ * using it.  -1: it is not valid. */
 int imp_frame_scan(const uint8_t *p, size_t n, imp_meta *meta, const uint8_t **value,
                    size_t *vlen, int *control);
 
