@@ -180,7 +180,7 @@ EOF
 }
 
 @test "frames that are not raw messages are dead letters, control frames pass in order" {
-	printf '%s\n' '{"@src":["views",0,1],"@ts":1,"value":{"@bin":"{\"user\":{\"id\":1},\"item_id\":2,\"action\":\"v\"}"}}' \
+	printf '%s\n' '{"@src":["views",0,1],"@ts":1,"headers":[["h",{"@bin":"x"}]],"value":{"@bin":"{\"user\":{\"id\":1},\"item_id\":2,\"action\":\"v\"}"}}' \
 		'{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,2]]}' \
 		'{"hello":1}' '{"@src":["views",0,2],"value":null}' \
 		'{"@ctl":"other"}' > "$T/in.jsonl"
@@ -201,6 +201,21 @@ EOF
 	run fp-import -d "$DICT" "$T/cut.frames"
 	[ "$status" -eq 1 ]
 	[[ $output == *"cut.frames: "*"truncated"* ]]
+}
+
+@test "an invalid frame inside the stream stops with exit 1, naming frame and offset" {
+	raw_frames views "$F/views.jsonl" > "$T/in.frames"
+	# frame 6: a map whose key is an integer; frame 7: one byte too many
+	printf '\000\000\000\003\201\001\002' >> "$T/in.frames"
+	run fp-import -d "$DICT" "$T/in.frames"
+	[ "$status" -eq 1 ]
+	[[ $output == *"in.frames: frame 6 at offset "*": map key at byte 1 is not a string"* ]]
+	printf '\000\000\000\003\201\241a' > "$T/short.frames"
+	run fp-import -d "$DICT" "$T/short.frames"
+	[ "$status" -eq 1 ]
+	[[ $output == *"short.frames: frame 1 at offset 0: "* ]]
+	# records before the bad frame were written
+	fp-import -d "$DICT" "$T/in.frames" 2>/dev/null | fp-cat | wc -l | grep -qx 4
 }
 
 @test "--lines gives the same records as stream mode on the same data" {
