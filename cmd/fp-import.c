@@ -178,9 +178,10 @@ raw_frame(const uint8_t *body, size_t len, const imp_meta *meta, const uint8_t *
 	else if (!(s = source_of(topic, tl)))
 		snprintf(eng.reason, sizeof eng.reason, "no source in the dictionary for topic '%.*s'",
 		         (int)(tl > 100 ? 100 : tl), topic);
-	else if (!val || mp_read_bin(val, vlen, &val, &vlen) < 0) {
+	else if (!val || (mp_read_bin(val, vlen, &val, &vlen) < 0 &&
+	                  mp_read_str(val, vlen, (const char **)&val, &vlen) < 0)) {
 		s = NULL;
-		snprintf(eng.reason, sizeof eng.reason, "no value (nil or not binary)");
+		snprintf(eng.reason, sizeof eng.reason, "no value (nil, or not binary or a string)");
 	}
 	if (s) {
 		int r = imp_message(&eng, s, meta, val, vlen, &out);

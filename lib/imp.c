@@ -392,7 +392,8 @@ one_record(imp *m, const dict_source *s, const dict_shape *sh, const imp_meta *m
 	if (r)
 		return r;
 	size_t start = out->len;
-	uint32_t nmeta = 2 + (meta->in != NULL);
+	int has_ts = meta->ts || meta->ts_from_field;
+	uint32_t nmeta = 1 + (uint32_t)has_ts + (meta->in != NULL);
 	if (fp_buf_add(out, "\0\0\0\0", 4) < 0 || mpw_map(out, nf + nmeta) < 0 ||
 	    fp_buf_add(out, K_SRC, 5) < 0)
 		return -1;
@@ -411,13 +412,13 @@ one_record(imp *m, const dict_source *s, const dict_shape *sh, const imp_meta *m
 		    mpw_uint(out, (uint64_t)idx) < 0)
 			return -1;
 	}
-	if (fp_buf_add(out, K_TS, 4) < 0)
+	if (has_ts && fp_buf_add(out, K_TS, 4) < 0)
 		return -1;
 	if (meta->ts)
 		r = fp_buf_add(out, meta->ts, meta->tslen);
 	else if (tslen)
 		r = fp_buf_add(out, m->rec.p + tsoff, tslen);
-	else
+	else if (has_ts)
 		r = mpw_int(out, meta->now_ms);
 	if (r < 0)
 		return -1;

@@ -33,9 +33,9 @@ void imp_cols_release(imp_cols *c);
 /* Where a message came from, as raw msgpack values of the input frame. */
 typedef struct imp_meta {
 	const uint8_t *src; size_t srclen;  /* @src array; required */
-	const uint8_t *ts; size_t tslen;    /* @ts, or NULL */
+	const uint8_t *ts; size_t tslen;    /* @ts, or NULL (then none, unless: */
 	const uint8_t *in; size_t inlen;    /* @in, or NULL */
-	int ts_from_field;   /* no @ts: take it from the source's time field ... */
+	int ts_from_field;   /* take it from the source's time field ... */
 	int64_t now_ms;      /* ... or, without one, this */
 } imp_meta;
 

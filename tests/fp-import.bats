@@ -183,16 +183,18 @@ EOF
 	printf '%s\n' '{"@src":["views",0,1],"@ts":1,"headers":[["h",{"@bin":"x"}]],"value":{"@bin":"{\"user\":{\"id\":1},\"item_id\":2,\"action\":\"v\"}"}}' \
 		'{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,2]]}' \
 		'{"hello":1}' '{"@src":["views",0,2],"value":null}' \
+		'{"@src":["views",0,3],"value":"{\"user\":{\"id\":3},\"item_id\":4,\"action\":\"v\"}"}' \
 		'{"@ctl":"other"}' > "$T/in.jsonl"
 	fp-cat -r "$T/in.jsonl" | fp-import -d "$DICT" 2> "$T/err" | fp-cat > "$T/out"
 	cat > "$T/want" <<'EOF'
 {"@src":["views",0,1],"@ts":1,"user_id":1,"item":2,"action":"v","price":0.0,"site":"web"}
 {"@ctl":"barrier","@epoch":1,"@pos":[["views",0,2]]}
+{"@src":["views",0,3],"user_id":3,"item":4,"action":"v","price":0.0,"site":"web"}
 {"@ctl":"other"}
 EOF
 	diff -u "$T/want" "$T/out"
 	grep -q 'frame: not a raw message frame: no @src' "$T/err"
-	grep -q 'views/0/2: no value (nil or not binary)' "$T/err"
+	grep -q 'views/0/2: no value (nil, or not binary or a string)' "$T/err"
 }
 
 @test "a broken frame stream stops with exit 1 after writing what came before" {
