@@ -8,6 +8,7 @@
 #include "../../lib/dict.h"
 #include "../../lib/imp.h"
 #include "../../lib/json.h"
+#include "../../lib/mpraw.h"
 
 static int ntest, nfail;
 
@@ -242,6 +243,60 @@ test_split(void)
 	imp_cols_release(&c);
 }
 
+/* Random damage to a raw frame and a dictionary: the scanner and the parser
+ * must answer (no crash; under SAN=1 no bad access), and whatever the scan
+ * accepts (0) must satisfy the frame rule but for key text. */
+static void
+test_damage(void)
+{
+	static const char frame_json[] =
+		"{\"@src\":[\"views\",3,123456],\"@ts\":1700000000000,\"@in\":1700000000000123,"
+		"\"key\":null,\"value\":{\"@bin\":\"{\\\"user\\\":{\\\"id\\\":42}}\"}}";
+	static const char dict_text[] =
+		"source v\n topic v w.*\n format json\n time ts\n shape by t\n explode a as e\n"
+		" field u int from user.id required\n field ts time(s) default 0\n"
+		" where u > 1 and exists(ts)\n when \"x\" 2\n field i int from e.id\n when * drop\n"
+		"source c\n format csv\n columns a,b\n field a string from 2\n";
+	fp_buf f = FP_BUF_INIT;
+	json_error je;
+	if (json_to_mp(frame_json, sizeof frame_json - 1, &f, 8, &je) < 0) {
+		printf("Bail out! bad fixture: %s\n", je.msg);
+		exit(2);
+	}
+	unsigned seed = 12345, bad = 0, accepted = 0;
+	uint8_t buf[256];
+	char text[sizeof dict_text], err[300];
+	for (int i = 0; i < 20000; i++) {
+		memcpy(buf, f.p, f.len);
+		size_t n = f.len;
+		for (int k = 0; k < 1 + i % 4; k++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[(seed >> 8) % n] = (uint8_t)(seed >> 20);
+		}
+		if (i % 7 == 0)
+			n -= (seed >> 4) % n;
+		imp_meta meta;
+		const uint8_t *v;
+		size_t vl;
+		int control;
+		if (n && imp_frame_scan(buf, n, &meta, &v, &vl, &control) == 0) {
+			accepted++;
+			if (mp_check_frame(buf, n, NULL, err, sizeof err) < 0 && !strstr(err, "UTF-8"))
+				bad++;
+		}
+		memcpy(text, dict_text, sizeof text);
+		for (int k = 0; k < 1 + i % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			text[(seed >> 8) % (sizeof text - 1)] = " \n\"#.[]=*a1(x"[(seed >> 20) % 14];
+		}
+		dict_free(dict_parse(text, sizeof text - 1, "r.fpd", err, sizeof err));
+	}
+	char d[80];
+	snprintf(d, sizeof d, "%u of %u accepted frames break the frame rule", bad, accepted);
+	ok(bad == 0 && accepted > 100, "damaged frames and dictionaries", d);
+	fp_buf_release(&f);
+}
+
 int
 main(void)
 {
@@ -275,6 +330,7 @@ main(void)
 	}
 	test_structure();
 	test_split();
+	test_damage();
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
 }
