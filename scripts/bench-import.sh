@@ -19,7 +19,7 @@ python3 - "$N" "$W" <<'PY'
 import json, struct, sys
 n, w = int(sys.argv[1]), sys.argv[2]
 actions = ["view", "click", "order", "share"]
-cities = ["Lyon", "Paris", "Berlin", "Madrid", "Rome"]
+cities = ["Lyon 3e", "Paris 11e", "Berlin-Mitte", "Madrid-Centro", "Roma-Trastevere"]
 def mp_str(b):
     return (bytes([0xa0 | len(b)]) if len(b) < 32 else b"\xd9" + bytes([len(b)])) + b
 def mp_uint(v):
@@ -27,7 +27,7 @@ def mp_uint(v):
 with open(w + "/ev.jsonl", "wb") as js, open(w + "/ev.frames", "wb") as fr:
     total = 0
     for i in range(n):
-        ev = {"event_id": "evt-2026-%09d" % i, "user_id": 100000 + i % 50000,
+        ev = {"event_id": "evt-2026-11-%09d" % i, "user_id": 100000 + i % 50000,
               "item_id": 900000 + (i * 7) % 100000, "action": actions[i % 4],
               "price": round(10 + (i % 1000) * 1.37, 2), "currency": "EUR",
               "ts": 1700000000000 + i, "device": "android-14" if i % 3 else "ios-17.1",
@@ -59,7 +59,7 @@ D
 
 # cpu_seconds CMD...: run CMD (stdout to /dev/null), print "user+sys wall"
 cpu_seconds() {
-	/usr/bin/time -f '%U %S %e' -o "$W/time" "$@" > /dev/null
+	/usr/bin/time -f "%U %S %e" -o "$W/time" "$@" > /dev/null 2> "$W/stderr"
 	awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }' "$W/time"
 }
 
