@@ -34,7 +34,7 @@ static imp eng;
 static fp_buf out = FP_BUF_INIT;   /* finished frames for stdout */
 static fr_writer dlw;              /* dead letters */
 static int dl_fd = -1;
-static uint64_t n_msgs, n_control, n_dead;
+static uint64_t n_msgs, n_dead;
 
 static void
 summary(void)
@@ -93,9 +93,22 @@ dead_letter(const char *where, const uint8_t *frame, size_t flen, const uint8_t 
 		r |= mpw_str(&b, "reason", 6) | mpw_str(&b, eng.reason, strlen(eng.reason));
 		if (r < 0)
 			oom();
-		if (b.len > dlw.max_frame) /* keep the reason, lose the bytes */
-			fp_warn("dead letter %s too large for a frame; not written", where);
-		else if (fr_writer_put(&dlw, b.p, b.len) < 0)
+		if (b.len > dlw.max_frame) { /* keep where and why, lose the bytes */
+			const uint8_t *v = src;
+			size_t vl = srclen;
+			if (frame && !mp_map_find(frame, flen, "@src", 4, &v, &vl))
+				v = NULL;
+			b.len = 0;
+			r = mpw_map(&b, v ? 2 : 1) | mpw_str(&b, "reason", 6) |
+			    mpw_str(&b, eng.reason, strlen(eng.reason));
+			if (v)
+				r |= mpw_str(&b, "@src", 4) | fp_buf_add(&b, v, vl);
+			if (r < 0)
+				oom();
+			fp_warn("%s: the dead letter is too large for a frame; written without its bytes",
+			        where);
+		}
+		if (fr_writer_put(&dlw, b.p, b.len) < 0)
 			fp_die(FP_EXIT_IO, "error writing dead letters to '%s': %s", opt.dead_path,
 			       strerror(dlw.err));
 		fp_buf_release(&b);
@@ -221,7 +234,6 @@ import_frames(int fd, const char *name)
 				}
 			}
 			if (control) {
-				n_control++;
 				if (fp_buf_add(&out, "\0\0\0\0", 4) < 0 || fp_buf_add(&out, body, len) < 0)
 					oom();
 				uint8_t *h = out.p + out.len - len - 4;

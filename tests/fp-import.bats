@@ -337,3 +337,11 @@ EOF
 	[ "$status" -eq 0 ]
 	[ "$output" = "$T/ex.fpd: 4 sources" ]
 }
+
+@test "a dead letter too large for a frame keeps @src and reason, not the bytes" {
+	printf '{"user":{"id":1},"item_id":"%s","action":"v"}\n' "$(printf 'x%.0s' $(seq 2000))" > "$T/big.jsonl"
+	fp-import -d "$DICT" --lines -s views --max-frame 1K --dead-letter "$T/dead" "$T/big.jsonl" \
+		> /dev/null 2> "$T/err"
+	grep -q 'big.jsonl:1: the dead letter is too large for a frame; written without its bytes' "$T/err"
+	[ "$(fp-cat "$T/dead" | jq -c '[.["@src"][2], (.reason | startswith("field '"'item'"'")), has("value")]')" = '[1,true,false]' ]
+}
