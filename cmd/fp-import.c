@@ -224,7 +224,7 @@ import_frames(int fd, const char *name)
 			const uint8_t *val;
 			size_t vlen;
 			int control;
-			if (imp_frame_scan(body, len, &meta, &val, &vlen, &control) != 0) {
+			if (imp_frame_scan(body, len, &meta, &val, &vlen, &control) != 0 || control) {
 				char e[200];
 				if (mp_check_frame(body, len, &r.lim, e, sizeof e) < 0) {
 					flush_all();
