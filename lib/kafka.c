@@ -24,11 +24,23 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
 		log_fn(level, fac, msg);
 }
 
+/* Client errors (brokers down, timeouts) are transient: warnings. */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk, (void)opaque;
+	if (log_fn && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		log_fn(4, "error", reason);
+	else if (log_fn)
+		log_fn(4, "error", "all brokers are down");
+}
+
 void
 fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
 {
 	log_fn = fn;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
 }
 
 void
