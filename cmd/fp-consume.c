@@ -18,8 +18,8 @@
 #include "../lib/num.h"
 
 static const char USAGE[] =
-	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count]\n"
-	"                  [-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
+	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count] "
+	"[-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
 
 #define META_TIMEOUT_MS 10000
 

@@ -18,8 +18,8 @@
 #include "../lib/num.h"
 
 static const char USAGE[] =
-	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition]\n"
-	"                  [--value auto|json|msgpack|field:name] [-X prop=val] ... [-F file] [-q]\n"
+	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition] "
+	"[--value auto|json|msgpack|field:name] [-X prop=val] ... [-F file] [-q]\n"
 	"       fp-produce --lines [-b brokers] -t topic [-p partition] [-X prop=val] ... [-F file] [-q]\n";
 
 enum value_mode { V_AUTO, V_JSON, V_MSGPACK, V_FIELD };

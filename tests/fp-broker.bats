@@ -82,3 +82,14 @@ load helper
 	run fp-broker --control "$T/plain"
 	[ "$status" -eq 2 ] && [[ $output == *"is not a FIFO"* ]]
 }
+
+@test "man page examples" {
+	cd "$T"
+	bg_start b fp-broker --topic views:4 --bootstrap-file broker.addr
+	wait_for test -s broker.addr
+	kcat -L -b "$(cat broker.addr)" -t views | grep -q 'topic "views" with 4 partitions'
+	bg_start c fp-broker --topic t:2 --control ctl --bootstrap-file addr
+	wait_for test -s addr
+	echo 'error Fetch NOT_LEADER_FOR_PARTITION 3' > ctl
+	wait_for grep -q 'next 3 Fetch request(s) fail' c.err
+}

@@ -186,3 +186,13 @@ seqp() {
 	run fp-consume -b 127.0.0.1:1 -t x -F "$T/bad.conf" -f x
 	[ "$status" -eq 2 ] && [[ $output == *"bad.conf:2: expected prop=val"* ]]
 }
+
+@test "man page examples" {
+	start_broker --topic views:2
+	printf 'u1:a\nu2:b\nu3:c\n' | kcat -P -b "$BROKER" -t views -p 1 -K :
+	run fp-consume -t views -o -2 -e -f '%t [%p] %o: %k %s\n'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "views [1] 1: u2 b" ] && [ "${lines[1]}" = "views [1] 2: u3 c" ]
+	fp-consume -b "$BROKER" -t views -e | fp-cat > "$T/out"
+	[ "$(tail -1 "$T/out")" = '{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,0],["views",1,3]]}' ]
+}

@@ -81,3 +81,13 @@ load helper
 	run fp-produce -b 127.0.0.1:1 -t x -p -3
 	[ "$status" -eq 2 ]
 }
+
+@test "man page examples" {
+	start_broker --topic numbers:2 --topic by-user:2
+	run fp-produce --lines -t numbers < <(seq 1 100)
+	[ "$status" -eq 0 ] && [ "$output" = "fp-produce: 100 message(s) delivered to 'numbers'" ]
+	printf '%s\n' '{"user":"ann","a":1}' '{"user":"bob","a":2}' '{"user":"ann","a":3}' > "$T/events.jsonl"
+	fp-cat -r "$T/events.jsonl" | fp-produce -q -t by-user -k user
+	# one key, one partition
+	[ "$(fp-consume -q -t by-user -e -f '%k %p\n' | sort -u | wc -l)" -eq 2 ]
+}
