@@ -146,6 +146,17 @@ fk_conf_file(fk_conf *c, const char *path, char *errstr, size_t errlen)
 			s++;
 		if (*s == 0 || *s == '#')
 			continue;
+		/* "name = value": blanks around the '=' are not part of either */
+		char *eq = strchr(s, '='), *ne = eq;
+		if (eq) {
+			while (ne > s && isspace((unsigned char)ne[-1]))
+				ne--;
+			char *v = eq + 1;
+			while (isspace((unsigned char)*v))
+				v++;
+			*ne++ = '=';
+			memmove(ne, v, strlen(v) + 1);
+		}
 		char e[400];
 		if (fk_conf_set_kv(c, s, e, sizeof e) < 0) {
 			snprintf(errstr, errlen, "%s:%lu: %s", path, lineno, e);
