@@ -56,13 +56,6 @@ static struct {
 static volatile sig_atomic_t stop;
 
 static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void
 log_line(int level, const char *fac, const char *msg)
 {
 	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
@@ -465,11 +458,7 @@ main(int argc, char **argv)
 	fk_conf_init(&kc);
 	configure(&kc, argc, argv);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	fk_catch_stop(&stop);
 
 	if (!(c.rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc.rk, err, sizeof err)))
 		fp_die(FP_EXIT_USAGE, "unable to create the consumer: %s", err);

@@ -41,13 +41,6 @@ static struct {
 static volatile sig_atomic_t stop;
 
 static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop++;
-}
-
-static void
 log_line(int level, const char *fac, const char *msg)
 {
 	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
@@ -406,11 +399,7 @@ main(int argc, char **argv)
 	kc.rk = NULL;
 	fk_conf_release(&kc);
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	fk_catch_stop(&stop);
 
 	if (opt.lines)
 		read_lines();

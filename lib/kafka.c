@@ -603,6 +603,27 @@ fk_api_name(int16_t key)
 	return key >= 0 && (size_t)key < NAPI ? api_names[key] : NULL;
 }
 
+static volatile sig_atomic_t *stop_flag;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	if (stop_flag)
+		(*stop_flag)++;
+}
+
+void
+fk_catch_stop(volatile sig_atomic_t *flag)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	stop_flag = flag;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
 int64_t
 fk_now_us(void)
 {

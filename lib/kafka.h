@@ -10,6 +10,7 @@
 #ifndef FP_KAFKA_H
 #define FP_KAFKA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,10 @@ int fk_err_parse(const char *name, rd_kafka_resp_err_t *err);
  * or a number), and back.  -1 / NULL when unknown. */
 int fk_api_parse(const char *name, int16_t *key);
 const char *fk_api_name(int16_t key);
+
+/* Catch SIGTERM and SIGINT: each one increments *flag (the tool polls it
+ * and stops cleanly; a second signal may mean "stop waiting"). */
+void fk_catch_stop(volatile sig_atomic_t *flag);
 
 /* Microseconds since the epoch (wall clock). */
 int64_t fk_now_us(void);
