@@ -292,14 +292,16 @@ read_lines(void)
 	size_t start = 0;
 	for (;;) {
 		char *nl;
-		while ((nl = memchr(in.p + start, '\n', in.len - start)) != NULL) {
+		while (in.len > start && (nl = memchr(in.p + start, '\n', in.len - start)) != NULL) {
 			size_t n = (size_t)(nl - (char *)in.p) - start;
 			produce(in.p + start, n, 0, NULL, 0, NULL, 0);
 			start += n + 1;
 		}
-		memmove(in.p, in.p + start, in.len - start);
-		in.len -= start;
-		start = 0;
+		if (start) {
+			memmove(in.p, in.p + start, in.len - start);
+			in.len -= start;
+			start = 0;
+		}
 		if (stop)
 			break;
 		if (fp_buf_reserve(&in, 64u << 10) < 0)
