@@ -712,6 +712,11 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 				a[lo].bid = bid;
 			return 0;
 		}
+		if (f->len >= FEAT_DISTINCT_WINDOW) {
+			if (stats)
+				stats->approx++;
+			return 0;
+		}
 		if (grow(f, (size_t)f->len + 1, sizeof(dh)) < 0)
 			return -1;
 		a = f->p;

@@ -340,7 +340,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			return 0;
 		}
 		size_t w = mode == 0 ? 8 : 12;
-		if (bl % w || (mode == 0 && bl / w > FEAT_DISTINCT_EXACT))
+		if (bl % w || bl / w > (mode == 0 ? FEAT_DISTINCT_EXACT : FEAT_DISTINCT_WINDOW))
 			return -1;
 		f->mode = (uint8_t)mode;
 		size_t n = bl / w, esz = mode == 0 ? sizeof(uint64_t) : sizeof(dh);

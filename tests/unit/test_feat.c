@@ -795,9 +795,66 @@ test_memory(void)
 	feat_spec_free(s);
 }
 
+/* ---- the man page's example --------------------------------------------- */
+
+/* The n-th ".Bd -literal" block after ".Sh EXAMPLES" of man/fp-features.5
+ * (make check runs from the top directory); static buffer. */
+static const char *
+man_block(const char *man, int nth)
+{
+	static char out[4096];
+	const char *p = strstr(man, ".Sh EXAMPLES");
+	for (int i = 0; p && i <= nth; i++) {
+		p = strstr(p, ".Bd -literal");
+		if (p)
+			p = strchr(p, '\n') + 1;
+	}
+	const char *e = p ? strstr(p, ".Ed\n") : NULL;
+	if (!e || (size_t)(e - p) >= sizeof out)
+		return NULL;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return out;
+}
+
+static void
+test_man_example(void)
+{
+	FILE *f = fopen("man/fp-features.5", "r");
+	static char man[65536];
+	size_t n = f ? fread(man, 1, sizeof man - 1, f) : 0;
+	if (f)
+		fclose(f);
+	man[n] = 0;
+	const char *file = man_block(man, 0);
+	feat_spec *s = file ? spec(file) : NULL;
+	ok(s != NULL, "man page: the example feature file parses");
+	if (!s)
+		return;
+	char record[512], want[1024];
+	const char *b = man_block(man, 2);
+	snprintf(record, sizeof record, "%s", b ? b : "{}");
+	b = man_block(man, 3);
+	snprintf(want, sizeof want, "{%s}", b ? b : "");
+	for (char *c = record; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	char *w = want;
+	for (char *c = want; *c; c++)
+		if (*c != '\n')
+			*w++ = *c;
+	*w = 0;
+	feat_state *st = feat_state_new(s);
+	apply(s, st, record, NULL);
+	is_str(values(s, st), want, "man page: the example's values");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 int
 main(void)
 {
+	test_man_example();
 	test_parse();
 	test_aggregates();
 	test_windows();
