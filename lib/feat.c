@@ -43,29 +43,55 @@ age_of(uint32_t cb, uint32_t bid)
 	return cb - bid;
 }
 
-static int
-grow(fst *f, size_t need, size_t elem)
+int
+feat_grow(feat_state *st, fst *f, size_t need)
 {
 	if (need <= f->cap)
 		return 0;
-	size_t cap = f->cap ? f->cap : (elem == 1 ? 32 : 2);
-	while (cap < need)
-		cap += cap / 2 + 1;
-	if (cap > UINT32_MAX)
+	size_t cap = f->cap + f->cap / 2;
+	if (cap < need)
+		cap = need;
+	if (cap < 16)
+		cap = 16;
+	cap = (cap + 7) & ~(size_t)7;
+	size_t delta = cap - f->cap;
+	if ((size_t)st->used + delta > UINT32_MAX)
 		return -1;
-	void *p = realloc(f->p, cap * elem);
-	if (!p)
-		return -1;
-	f->p = p;
+	if (st->used + delta > st->size) {
+		size_t size = st->size + st->size / 4;
+		if (size < st->used + delta)
+			size = st->used + delta;
+		size = (size + 63) & ~(size_t)63;
+		uint8_t *m = realloc(st->mem, size);
+		if (!m)
+			return -1;
+		st->mem = m;
+		st->size = (uint32_t)size;
+	}
+	uint32_t end = f->off + f->cap;
+	memmove(st->mem + end + delta, st->mem + end, st->used - end);
+	for (fst *g = f + 1; g < st->f + st->nf; g++)
+		g->off += (uint32_t)delta;
 	f->cap = (uint32_t)cap;
+	st->used += (uint32_t)delta;
 	return 0;
+}
+
+static int
+grow(feat_state *st, fst *f, size_t need, size_t elem)
+{
+	return feat_grow(st, f, need * elem);
 }
 
 static void
 fst_clear(fst *f)
 {
-	free(f->p);
-	memset(f, 0, sizeof *f);
+	uint8_t mode = f->mode;
+	f->len = 0;
+	f->n = 0;
+	f->v.i = 0;
+	f->isf = 0;
+	f->mode = mode;
 }
 
 static inline uint16_t
@@ -301,8 +327,7 @@ feat_state_free(feat_state *st)
 {
 	if (!st)
 		return;
-	for (size_t i = 0; i < st->nf; i++)
-		free(st->f[i].p);
+	free(st->mem);
 	free(st);
 }
 
@@ -315,26 +340,8 @@ feat_state_now(const feat_state *st)
 size_t
 feat_state_memory(const feat_state *st)
 {
-	size_t m = sizeof *st + st->nf * sizeof(fst) + ALLOC_OVERHEAD;
-	for (size_t i = 0; i < st->nf; i++) {
-		const fst *f = &st->f[i];
-		if (!f->p)
-			continue;
-		const feat_def *d = &st->spec->f[i];
-		size_t elem = 1;
-		switch (d->agg) {
-		case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
-			elem = sizeof(wbk);
-			break;
-		case FEAT_DISTINCT:
-			elem = f->mode == 0 ? sizeof(uint64_t) : f->mode == 2 ? sizeof(dh) : 1;
-			break;
-		default:
-			break;
-		}
-		m += (size_t)f->cap * elem + ALLOC_OVERHEAD;
-	}
-	return m;
+	return sizeof *st + st->nf * sizeof(fst) + ALLOC_OVERHEAD +
+	       (st->size ? st->size + ALLOC_OVERHEAD : 0);
 }
 
 /* ---- windows ------------------------------------------------------------ */
@@ -360,11 +367,11 @@ feat_item_size(const uint8_t *e)
 
 /* Drop what is no longer inside the window ending at bucket cb. */
 static void
-prune(const feat_def *d, fst *f, int64_t now)
+prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 {
 	uint32_t cb = feat_bucket(now, d->bucket_ms), nb = d->nbuckets;
 	if (is_num(d->agg)) {
-		wbk *b = f->p;
+		wbk *b = FPTR(st, f);
 		uint32_t k = 0;
 		while (k < f->len && age_of(cb, b[k].bid) >= nb)
 			k++;
@@ -373,7 +380,7 @@ prune(const feat_def *d, fst *f, int64_t now)
 			f->len -= k;
 		}
 	} else if (d->agg == FEAT_LATEST || d->agg == FEAT_LAST) {
-		uint8_t *p = f->p;
+		uint8_t *p = FPTR(st, f);
 		size_t off = 0;
 		int64_t cnt = 0;
 		int64_t cb64 = fdiv(now, d->bucket_ms);
@@ -384,7 +391,7 @@ prune(const feat_def *d, fst *f, int64_t now)
 		f->len = (uint32_t)off;
 		f->n = cnt;
 	} else if (d->agg == FEAT_TOPK) {
-		uint8_t *p = f->p;
+		uint8_t *p = FPTR(st, f);
 		size_t in = 0, out = 0;
 		int64_t cnt = 0;
 		while (in < f->len) {
@@ -412,7 +419,7 @@ prune(const feat_def *d, fst *f, int64_t now)
 		f->len = (uint32_t)out;
 		f->n = cnt;
 	} else if (d->agg == FEAT_DISTINCT && f->mode == 2) {
-		dh *h = f->p;
+		dh *h = FPTR(st, f);
 		uint32_t out = 0;
 		for (uint32_t k = 0; k < f->len; k++)
 			if (age_of(cb, h[k].bid) < nb)
@@ -427,26 +434,23 @@ advance(const feat_spec *s, feat_state *st, int64_t old)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		const feat_def *d = &s->f[i];
-		if (!d->nbuckets || !st->f[i].p)
+		if (!d->nbuckets || !st->f[i].len)
 			continue;
 		int64_t ob = fdiv(old, d->bucket_ms), nbk = fdiv(st->now, d->bucket_ms);
 		if (ob == nbk)
 			continue;
 		if (nbk - ob >= d->nbuckets) { /* everything left the window */
-			fst *f = &st->f[i];
-			uint8_t mode = f->mode;
-			fst_clear(f);
-			f->mode = mode;
+			fst_clear(&st->f[i]);
 			continue;
 		}
-		prune(d, &st->f[i], st->now);
+		prune(d, st, &st->f[i], st->now);
 	}
 }
 
 /* ---- aggregation -------------------------------------------------------- */
 
 static int
-num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t cb)
+num_apply(const feat_def *d, feat_state *st, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t cb)
 {
 	if (!d->nbuckets) {
 		int first = f->n == 0;
@@ -468,7 +472,7 @@ num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t 
 		}
 		return 0;
 	}
-	wbk *b = f->p;
+	wbk *b = FPTR(st, f);
 	uint32_t age = age_of(cb, bid), k = f->len;
 	while (k > 0 && age_of(cb, b[k - 1].bid) < age)
 		k--;
@@ -495,9 +499,9 @@ num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t 
 		e->nf = (e->nf & NF_COUNT) | (ef ? NF_FLOAT : 0);
 		return 0;
 	}
-	if (grow(f, (size_t)f->len + 1, sizeof(wbk)) < 0)
+	if (grow(st, f, (size_t)f->len + 1, sizeof(wbk)) < 0)
 		return -1;
-	b = f->p;
+	b = FPTR(st, f);
 	memmove(b + k + 1, b + k, (f->len - k) * sizeof *b);
 	b[k].bid = bid;
 	b[k].nf = 1 | (xf ? NF_FLOAT : 0);
@@ -518,10 +522,10 @@ item_cmp(int64_t t, const uint8_t *v, size_t vl, const uint8_t *item)
 }
 
 static int
-list_apply(const feat_def *d, fst *f, int64_t t, const uint8_t *v, size_t vl)
+list_apply(const feat_def *d, feat_state *st, fst *f, int64_t t, const uint8_t *v, size_t vl)
 {
 	int want = d->agg == FEAT_FIRST ? -1 : 1;
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	size_t off = 0;
 	int64_t idx = 0;
 	while (off < f->len) {
@@ -534,9 +538,9 @@ list_apply(const feat_def *d, fst *f, int64_t t, const uint8_t *v, size_t vl)
 	if (idx >= d->param)
 		return 0;
 	size_t sz = 10 + vl;
-	if (grow(f, (size_t)f->len + sz, 1) < 0)
+	if (grow(st, f, (size_t)f->len + sz, 1) < 0)
 		return -1;
-	p = f->p;
+	p = FPTR(st, f);
 	memmove(p + off + sz, p + off, f->len - off);
 	memcpy(p + off, &t, 8);
 	wr16(p + off + 8, (uint16_t)vl);
@@ -571,11 +575,11 @@ tk_total(const feat_def *d, const uint8_t *e, uint32_t cb)
 
 /* Replace p[off..off+oldsz) by new[0..newsz) in the blob of f. */
 static int
-splice(fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
+splice(feat_state *st, fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
 {
-	if (newsz > oldsz && grow(f, (size_t)f->len + newsz - oldsz, 1) < 0)
+	if (newsz > oldsz && grow(st, f, (size_t)f->len + newsz - oldsz, 1) < 0)
 		return -1;
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	memmove(p + off + newsz, p + off + oldsz, f->len - off - oldsz);
 	if (newsz)
 		memcpy(p + off, nw, newsz);
@@ -584,10 +588,10 @@ splice(fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
 }
 
 static int
-topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
            uint32_t cb, feat_stats *stats)
 {
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	size_t off = 0, victim = SIZE_MAX;
 	uint64_t vmin = UINT64_MAX;
 	while (off < f->len) {
@@ -629,16 +633,16 @@ topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
 			return 0;
 		b[0] = bid;
 		b[1] = 1;
-		if (splice(f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
+		if (splice(st, f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
 			return -1;
-		wr16((uint8_t *)f->p + off + 2 + vl, (uint16_t)(k + 1));
+		wr16((uint8_t *)FPTR(st, f) + off + 2 + vl, (uint16_t)(k + 1));
 		return 0;
 	}
 	uint32_t start = 1;
 	if (f->n >= d->capacity && victim != SIZE_MAX) { /* Space-Saving */
 		if (!d->nbuckets)
 			start = vmin >= UINT32_MAX ? UINT32_MAX : (uint32_t)vmin + 1;
-		if (splice(f, victim, feat_tk_size(p + victim), NULL, 0) < 0)
+		if (splice(st, f, victim, feat_tk_size(p + victim), NULL, 0) < 0)
 			return -1;
 		f->n--;
 		if (stats)
@@ -649,7 +653,7 @@ topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
 	wr16(tmp + 2 + vl, 1);
 	uint32_t b[2] = {d->nbuckets ? bid : 0, start};
 	memcpy(tmp + 2 + vl + 2, b, 8);
-	if (splice(f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
+	if (splice(st, f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
 		return -1;
 	f->n++;
 	return 0;
@@ -663,32 +667,33 @@ hll_rank(uint64_t h)
 }
 
 static int
-to_hll(fst *f)
+to_hll(feat_state *st, fst *f)
 {
-	uint8_t *r = calloc(HLL_M, 1);
-	if (!r)
+	uint64_t h[FEAT_DISTINCT_EXACT];
+	uint32_t n = f->len;
+	memcpy(h, FPTR(st, f), n * sizeof h[0]);
+	if (feat_grow(st, f, HLL_M) < 0)
 		return -1;
-	const uint64_t *h = f->p;
-	for (uint32_t k = 0; k < f->len; k++) {
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, HLL_M);
+	for (uint32_t k = 0; k < n; k++) {
 		uint8_t x = hll_rank(h[k]);
 		uint32_t j = (uint32_t)(h[k] & (HLL_M - 1));
 		if (x > r[j])
 			r[j] = x;
 	}
-	free(f->p);
-	f->p = r;
-	f->len = f->cap = HLL_M;
+	f->len = HLL_M;
 	f->mode = 1;
 	return 0;
 }
 
 static int
-distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
                uint32_t cb, feat_stats *stats)
 {
 	uint64_t h = feat_hash(v, vl);
 	if (f->mode == 1) {
-		uint8_t *r = f->p, x = hll_rank(h);
+		uint8_t *r = FPTR(st, f), x = hll_rank(h);
 		uint32_t j = (uint32_t)(h & (HLL_M - 1));
 		if (x > r[j])
 			r[j] = x;
@@ -698,7 +703,7 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 	}
 	if (d->nbuckets) {
 		f->mode = 2;
-		dh *a = f->p;
+		dh *a = FPTR(st, f);
 		uint32_t lo = 0, hi = f->len;
 		while (lo < hi) {
 			uint32_t mid = (lo + hi) / 2;
@@ -717,15 +722,15 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 				stats->approx++;
 			return 0;
 		}
-		if (grow(f, (size_t)f->len + 1, sizeof(dh)) < 0)
+		if (grow(st, f, (size_t)f->len + 1, sizeof(dh)) < 0)
 			return -1;
-		a = f->p;
+		a = FPTR(st, f);
 		memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
 		a[lo] = (dh){h, bid, 0};
 		f->len++;
 		return 0;
 	}
-	uint64_t *a = f->p;
+	uint64_t *a = FPTR(st, f);
 	uint32_t lo = 0, hi = f->len;
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
@@ -737,13 +742,13 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 	if (lo < f->len && a[lo] == h)
 		return 0;
 	if (f->len >= FEAT_DISTINCT_EXACT) {
-		if (to_hll(f) < 0)
+		if (to_hll(st, f) < 0)
 			return -1;
-		return distinct_apply(d, f, v, vl, bid, cb, stats);
+		return distinct_apply(d, st, f, v, vl, bid, cb, stats);
 	}
-	if (grow(f, (size_t)f->len + 1, sizeof(uint64_t)) < 0)
+	if (grow(st, f, (size_t)f->len + 1, sizeof(uint64_t)) < 0)
 		return -1;
-	a = f->p;
+	a = FPTR(st, f);
 	memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
 	a[lo] = h;
 	f->len++;
@@ -856,7 +861,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 				stats->bad_field++;
 				continue;
 			}
-			r = num_apply(d, f, x, xf, bid, cb);
+			r = num_apply(d, st, f, x, xf, bid, cb);
 		} else {
 			uint8_t cv[FEAT_MAX_VALUE];
 			size_t cl;
@@ -865,11 +870,11 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 				continue;
 			}
 			if (d->agg == FEAT_TOPK)
-				r = topk_apply(d, f, cv, cl, bid, cb, stats);
+				r = topk_apply(d, st, f, cv, cl, bid, cb, stats);
 			else if (d->agg == FEAT_DISTINCT)
-				r = distinct_apply(d, f, cv, cl, bid, cb, stats);
+				r = distinct_apply(d, st, f, cv, cl, bid, cb, stats);
 			else
-				r = list_apply(d, f, t, cv, cl);
+				r = list_apply(d, st, f, t, cv, cl);
 		}
 		if (r < 0)
 			rc = -1;
@@ -954,7 +959,8 @@ pack_num(msgpack_packer *pk, fnum v, int isf)
 }
 
 static int
-emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
+emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now,
+         msgpack_packer *pk)
 {
 	uint32_t cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
 	if (is_num(d->agg)) {
@@ -966,7 +972,7 @@ emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
 			v = f->v;
 			isf = f->isf;
 		} else {
-			const wbk *b = f->p;
+			const wbk *b = FPTR(st, f);
 			for (uint32_t k = 0; k < f->len; k++) {
 				if (age_of(cb, b[k].bid) >= d->nbuckets)
 					continue;
@@ -991,7 +997,7 @@ emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
 			return n ? pack_num(pk, v, isf) : msgpack_pack_nil(pk);
 		}
 	}
-	const uint8_t *p = f->p;
+	const uint8_t *p = FPTR(st, f);
 	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
 	switch (d->agg) {
 	case FEAT_FIRST: case FEAT_LATEST:
@@ -1037,7 +1043,7 @@ emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
 		if (f->mode == 1)
 			return msgpack_pack_int64(pk, hll_estimate(p));
 		if (f->mode == 2) {
-			const dh *h = f->p;
+			const dh *h = FPTR(st, f);
 			int64_t n = 0;
 			for (uint32_t k = 0; k < f->len; k++)
 				n += age_of(cb, h[k].bid) < d->nbuckets;
@@ -1056,7 +1062,7 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 	for (size_t i = 0; i < s->n; i++) {
 		size_t nl = strlen(s->f[i].name);
 		if (msgpack_pack_str(pk, nl) < 0 || msgpack_pack_str_body(pk, s->f[i].name, nl) < 0 ||
-		    emit_one(&s->f[i], &st->f[i], st->now, pk) < 0)
+		    emit_one(&s->f[i], st, &st->f[i], st->now, pk) < 0)
 			return -1;
 	}
 	return 0;

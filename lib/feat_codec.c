@@ -45,17 +45,17 @@ be_get(const uint8_t *p, int n)
 }
 
 static int
-enc_feature(const feat_def *d, const fst *f, fp_buf *b)
+enc_feature(const feat_def *d, const feat_state *st, const fst *f, fp_buf *b)
 {
 	int r = 0;
-	const uint8_t *p = f->p;
+	const uint8_t *p = FPTR(st, f);
 	switch (d->agg) {
 	case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
 		if (!d->nbuckets)
 			return mpw_array(b, 2) | mpw_int(b, f->n) | put_num(b, f->v, f->isf);
 		r = mpw_array(b, f->len * 3);
 		for (uint32_t k = 0; k < f->len; k++) {
-			const wbk *w = &((const wbk *)f->p)[k];
+			const wbk *w = &((const wbk *)FPTR(st, f))[k];
 			r |= mpw_uint(b, w->bid) | mpw_uint(b, w->nf & NF_COUNT) |
 			     put_num(b, w->v, (w->nf & NF_FLOAT) != 0);
 		}
@@ -88,16 +88,16 @@ enc_feature(const feat_def *d, const fst *f, fp_buf *b)
 		int mode = d->nbuckets ? 2 : f->mode;
 		r = mpw_array(b, 2) | mpw_int(b, mode);
 		if (mode == 1)
-			return r | mpw_bin(b, f->p, HLL_M);
+			return r | mpw_bin(b, FPTR(st, f), HLL_M);
 		size_t w = mode == 0 ? 8 : 12;
 		uint8_t *tmp = malloc(f->len * w + 1);
 		if (!tmp)
 			return -1;
 		for (uint32_t k = 0; k < f->len; k++) {
 			if (mode == 0) {
-				be_put(tmp + k * w, ((const uint64_t *)f->p)[k], 8);
+				be_put(tmp + k * w, ((const uint64_t *)FPTR(st, f))[k], 8);
 			} else {
-				const dh *h = &((const dh *)f->p)[k];
+				const dh *h = &((const dh *)FPTR(st, f))[k];
 				be_put(tmp + k * w, h->h, 8);
 				be_put(tmp + k * w + 8, h->bid, 4);
 			}
@@ -120,7 +120,7 @@ feat_state_encode(const feat_spec *s, const feat_state *st, fp_buf *out)
 	for (size_t i = 0; i < s->n && !r; i++) {
 		const feat_def *d = &s->f[i];
 		r = mpw_array(out, 3) | mpw_str(out, d->name, strlen(d->name)) |
-		    mpw_uint(out, d->fingerprint) | enc_feature(d, &st->f[i], out);
+		    mpw_uint(out, d->fingerprint) | enc_feature(d, st, &st->f[i], out);
 	}
 	if (r) {
 		out->len = start;
@@ -205,25 +205,17 @@ c_value(cur *c, uint8_t *out, size_t *olen)
 }
 
 static int
-fst_add(fst *f, const void *p, size_t n)
+fst_add(feat_state *st, fst *f, const void *p, size_t n)
 {
-	if (f->len + n > f->cap) {
-		size_t cap = f->cap ? f->cap : 32;
-		while (cap < f->len + n)
-			cap += cap / 2 + 1;
-		void *q = realloc(f->p, cap);
-		if (!q)
-			return -1;
-		f->p = q;
-		f->cap = (uint32_t)cap;
-	}
-	memcpy((uint8_t *)f->p + f->len, p, n);
+	if (f->len + n > f->cap && feat_grow(st, f, f->len + n) < 0)
+		return -1;
+	memcpy((uint8_t *)FPTR(st, f) + f->len, p, n);
 	f->len += (uint32_t)n;
 	return 0;
 }
 
 static int
-dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
+dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 {
 	uint32_t cnt, cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
 	if (c_array(c, &cnt) < 0)
@@ -237,9 +229,8 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 		}
 		if (cnt % 3 || cnt / 3 > d->nbuckets || (cnt && now == INT64_MIN))
 			return -1;
-		if (cnt && !(f->p = malloc(cnt / 3 * sizeof(wbk))))
+		if (feat_grow(st, f, cnt / 3 * sizeof(wbk)) < 0)
 			return -1;
-		f->cap = cnt / 3;
 		for (uint32_t k = 0; k < cnt / 3; k++) {
 			uint64_t bid, n;
 			fnum v;
@@ -247,7 +238,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			if (c_uint(c, &bid, UINT32_MAX) < 0 || c_uint(c, &n, NF_COUNT) < 0 || n == 0 ||
 			    c_num(c, &v, &isf) < 0)
 				return -1;
-			wbk *b = f->p;
+			wbk *b = FPTR(st, f);
 			if (f->len && (cb - b[f->len - 1].bid) <= (cb - (uint32_t)bid))
 				return -1; /* not oldest first */
 			if (cb - (uint32_t)bid >= d->nbuckets)
@@ -277,7 +268,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			                    (uint64_t)d->nbuckets + 1))
 				return -1;
 			uint16_t l16 = (uint16_t)vl;
-			if (fst_add(f, &t, 8) < 0 || fst_add(f, &l16, 2) < 0 || fst_add(f, v, vl) < 0)
+			if (fst_add(st, f, &t, 8) < 0 || fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0)
 				return -1;
 			f->n++;
 			pt = t;
@@ -297,7 +288,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			    nb / 2 > (d->nbuckets ? d->nbuckets : 1))
 				return -1;
 			uint16_t l16 = (uint16_t)vl, k16 = (uint16_t)(nb / 2);
-			if (fst_add(f, &l16, 2) < 0 || fst_add(f, v, vl) < 0 || fst_add(f, &k16, 2) < 0)
+			if (fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0 || fst_add(st, f, &k16, 2) < 0)
 				return -1;
 			uint32_t prev_age = UINT32_MAX;
 			for (uint32_t j = 0; j < nb / 2; j++) {
@@ -313,7 +304,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 				} else if (bid != 0) {
 					return -1;
 				}
-				if (fst_add(f, b, 8) < 0)
+				if (fst_add(st, f, b, 8) < 0)
 					return -1;
 			}
 			f->n++;
@@ -334,7 +325,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			for (size_t k = 0; k < bl; k++)
 				if (bin[k] > HLL_Q + 1)
 					return -1;
-			if (fst_add(f, bin, bl) < 0)
+			if (fst_add(st, f, bin, bl) < 0)
 				return -1;
 			f->mode = 1;
 			return 0;
@@ -344,9 +335,8 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			return -1;
 		f->mode = (uint8_t)mode;
 		size_t n = bl / w, esz = mode == 0 ? sizeof(uint64_t) : sizeof(dh);
-		if (n && !(f->p = malloc(n * esz)))
+		if (feat_grow(st, f, n * esz) < 0)
 			return -1;
-		f->cap = (uint32_t)n;
 		uint64_t prev = 0;
 		for (size_t k = 0; k < n; k++) {
 			uint64_t h = be_get(bin + k * w, 8);
@@ -354,12 +344,12 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 				return -1;
 			prev = h;
 			if (mode == 0) {
-				((uint64_t *)f->p)[f->len++] = h;
+				((uint64_t *)FPTR(st, f))[f->len++] = h;
 			} else {
 				uint32_t bid = (uint32_t)be_get(bin + k * w + 8, 4);
 				if (now == INT64_MIN || cb - bid >= d->nbuckets)
 					return -1;
-				((dh *)f->p)[f->len++] = (dh){h, bid, 0};
+				((dh *)FPTR(st, f))[f->len++] = (dh){h, bid, 0};
 			}
 		}
 		return 0;
@@ -434,7 +424,7 @@ feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n, feat_state **o
 			continue;
 		}
 		seen[i] = 1;
-		if (dec_feature(&s->f[i], &st->f[i], &c, now) < 0) {
+		if (dec_feature(&s->f[i], st, &st->f[i], &c, now) < 0) {
 			derr(err, errlen, "@state: bad data of feature '%s'", s->f[i].name);
 			goto fail;
 		}

@@ -88,11 +88,15 @@ typedef struct dh {
 	uint32_t pad;
 } dh;
 
+/* One feature's state.  Its data lives in the key's arena st->mem at
+ * [off, off + cap); the features' regions follow each other in file order,
+ * so one key's state is one allocation, read front to back. */
 typedef struct fst {
-	void *p;
-	uint32_t len, cap;   /* elements, or bytes for blobs */
 	int64_t n;
 	fnum v;
+	uint32_t off;
+	uint32_t len;        /* elements, or bytes for blobs */
+	uint32_t cap;        /* bytes */
 	uint8_t isf;
 	uint8_t mode;
 } fst;
@@ -100,9 +104,18 @@ typedef struct fst {
 struct feat_state {
 	const feat_spec *spec;
 	int64_t now;
-	size_t nf;
+	uint8_t *mem;        /* arena: every feature's data */
+	uint32_t used, size; /* bytes of mem given to features / allocated */
+	uint32_t nf;
 	fst f[];
 };
+
+#define FPTR(st, f) ((void *)((st)->mem + (f)->off))
+
+/* Make feature f's region at least need bytes (moving the regions after
+ * it).  0, or -1 when out of memory (nothing changed).  Pointers into the
+ * arena are invalid afterwards. */
+int feat_grow(feat_state *st, fst *f, size_t need);
 
 /* Shared by feat.c and feat_codec.c. */
 size_t feat_item_size(const uint8_t *e);   /* first/latest/last item */
