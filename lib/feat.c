@@ -151,52 +151,6 @@ feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 /* ---- canonical values --------------------------------------------------- */
 
-static size_t
-enc_int(uint8_t *o, int64_t v)
-{
-	if (v >= 0) {
-		uint64_t u = (uint64_t)v;
-		if (u <= 0x7f) { o[0] = (uint8_t)u; return 1; }
-		if (u <= 0xff) { o[0] = 0xcc; o[1] = (uint8_t)u; return 2; }
-		if (u <= 0xffff) { o[0] = 0xcd; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-		if (u <= 0xffffffff) {
-			o[0] = 0xce;
-			for (int k = 0; k < 4; k++)
-				o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-			return 5;
-		}
-		o[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
-		return 9;
-	}
-	if (v >= -32) { o[0] = (uint8_t)(int8_t)v; return 1; }
-	uint64_t u = (uint64_t)v;
-	if (v >= INT8_MIN) { o[0] = 0xd0; o[1] = (uint8_t)u; return 2; }
-	if (v >= INT16_MIN) { o[0] = 0xd1; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-	if (v >= INT32_MIN) {
-		o[0] = 0xd2;
-		for (int k = 0; k < 4; k++)
-			o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-		return 5;
-	}
-	o[0] = 0xd3;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
-	return 9;
-}
-
-static size_t
-enc_hdr(uint8_t *o, int bin, size_t n)
-{
-	if (!bin && n <= 31) { o[0] = (uint8_t)(0xa0 | n); return 1; }
-	if (n <= 0xff) { o[0] = bin ? 0xc4 : 0xd9; o[1] = (uint8_t)n; return 2; }
-	o[0] = bin ? 0xc5 : 0xda;
-	o[1] = (uint8_t)(n >> 8);
-	o[2] = (uint8_t)n;
-	return 3;
-}
-
 int
 feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 {
@@ -226,7 +180,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 		return 0;
 	}
 	if (mp_read_int(p, n, &i) == 0) {
-		*olen = enc_int(out, i);
+		*olen = feat_enc_int(out, i);
 		return 0;
 	}
 	if (mp_read_uint(p, n, &u) == 0) { /* beyond INT64_MAX */
@@ -246,7 +200,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	}
 	if (sl + 3 > FEAT_MAX_VALUE)
 		return -1;
-	size_t h = enc_hdr(out, bin, sl);
+	size_t h = feat_enc_hdr(out, bin, sl);
 	if (h + sl > FEAT_MAX_VALUE)
 		return -1;
 	memcpy(out + h, b, sl);
@@ -672,7 +626,7 @@ to_hll(feat_state *st, fst *f)
 	uint64_t h[FEAT_DISTINCT_EXACT];
 	uint32_t n = f->len;
 	memcpy(h, FPTR(st, f), n * sizeof h[0]);
-	if (feat_grow(st, f, HLL_M) < 0)
+	if (feat_grow(st, f, HLL_BYTES) < 0)
 		return -1;
 	uint8_t *r = FPTR(st, f);
 	memset(r, 0, HLL_M);
@@ -682,9 +636,19 @@ to_hll(feat_state *st, fst *f)
 		if (x > r[j])
 			r[j] = x;
 	}
-	f->len = HLL_M;
+	feat_hll_histogram(r);
+	f->len = HLL_BYTES;
 	f->mode = 1;
 	return 0;
+}
+
+void
+feat_hll_histogram(uint8_t *r)
+{
+	uint16_t c[HLL_Q + 2] = {0};
+	for (uint32_t j = 0; j < HLL_M; j++)
+		c[r[j]]++; /* at most 2^14 per rank: fits */
+	memcpy(r + HLL_M, c, sizeof c);
 }
 
 static int
@@ -695,8 +659,16 @@ distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size
 	if (f->mode == 1) {
 		uint8_t *r = FPTR(st, f), x = hll_rank(h);
 		uint32_t j = (uint32_t)(h & (HLL_M - 1));
-		if (x > r[j])
+		if (x > r[j]) {
+			uint16_t c[2];
+			memcpy(&c[0], r + HLL_M + 2 * r[j], 2);
+			memcpy(&c[1], r + HLL_M + 2 * x, 2);
+			c[0]--;
+			c[1]++;
+			memcpy(r + HLL_M + 2 * r[j], &c[0], 2);
+			memcpy(r + HLL_M + 2 * x, &c[1], 2);
 			r[j] = x;
+		}
 		if (stats)
 			stats->approx++;
 		return 0;
@@ -920,9 +892,8 @@ hll_tau(double x)
 static int64_t
 hll_estimate(const uint8_t *r)
 {
-	uint32_t c[HLL_Q + 2] = {0};
-	for (uint32_t j = 0; j < HLL_M; j++)
-		c[r[j]]++;
+	uint16_t c[HLL_Q + 2]; /* the histogram after the registers */
+	memcpy(c, r + HLL_M, sizeof c);
 	double m = HLL_M;
 	double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
 	for (int k = HLL_Q; k >= 1; k--)
@@ -946,21 +917,32 @@ tkv_cmp(const void *a, const void *b)
 	return feat_val_cmp(x->v, x->vl, y->v, y->vl);
 }
 
-static int
-raw(msgpack_packer *pk, const uint8_t *p, size_t n)
+static uint8_t *
+put_num(uint8_t *o, fnum v, int isf)
 {
-	return pk->callback(pk->data, (const char *)p, n);
+	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
-static int
-pack_num(msgpack_packer *pk, fnum v, int isf)
+/* An upper bound of the bytes emit_one() writes. */
+static size_t
+emit_bound(const feat_def *d, const fst *f)
 {
-	return isf ? msgpack_pack_double(pk, v.d) : msgpack_pack_int64(pk, v.i);
+	switch (d->agg) {
+	case FEAT_FIRST: case FEAT_LATEST:
+		return FEAT_MAX_VALUE + 9;
+	case FEAT_LAST:
+		return 5 + (size_t)f->len;
+	case FEAT_TOPK:
+		return 5 + (size_t)f->len + 10 * (size_t)f->n;
+	default:
+		return 9;
+	}
 }
 
-static int
-emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now,
-         msgpack_packer *pk)
+/* Write feature f's value at o (room for emit_bound()); the end, or NULL
+ * when out of memory. */
+static uint8_t *
+emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uint8_t *o)
 {
 	uint32_t cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
 	if (is_num(d->agg)) {
@@ -988,22 +970,28 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now,
 		}
 		switch (d->agg) {
 		case FEAT_COUNT:
-			return msgpack_pack_int64(pk, n);
+			return feat_put_int(o, n);
 		case FEAT_SUM:
-			return pack_num(pk, v, isf);
+			return put_num(o, v, isf);
 		case FEAT_AVG:
-			return n ? msgpack_pack_double(pk, as_d(v, isf) / (double)n) : msgpack_pack_nil(pk);
+			if (!n)
+				break;
+			return feat_put_double(o, as_d(v, isf) / (double)n);
 		default:
-			return n ? pack_num(pk, v, isf) : msgpack_pack_nil(pk);
+			if (!n)
+				break;
+			return put_num(o, v, isf);
 		}
+		*o = 0xc0;
+		return o + 1;
 	}
 	const uint8_t *p = FPTR(st, f);
 	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
 	switch (d->agg) {
 	case FEAT_FIRST: case FEAT_LATEST:
 		if (f->len && (!d->nbuckets || c64 - fdiv(rd64(p), d->bucket_ms) < d->nbuckets))
-			return raw(pk, p + 10, rd16(p + 8));
-		return msgpack_pack_nil(pk);
+			return feat_put_bytes(o, p + 10, rd16(p + 8));
+		break;
 	case FEAT_LAST: {
 		size_t off = 0, cnt = 0;
 		while (off < f->len && (!d->nbuckets ||
@@ -1011,59 +999,79 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now,
 			off += feat_item_size(p + off);
 			cnt++;
 		}
-		if (msgpack_pack_array(pk, cnt) < 0)
-			return -1;
-		for (size_t o = 0; o < off; o += feat_item_size(p + o))
-			if (raw(pk, p + o + 10, rd16(p + o + 8)) < 0)
-				return -1;
-		return 0;
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t at = 0; at < off; at += feat_item_size(p + at))
+			o = feat_put_bytes(o, p + at + 10, rd16(p + at + 8));
+		return o;
 	}
 	case FEAT_TOPK: {
-		tkv *a = f->n ? malloc((size_t)f->n * sizeof *a) : NULL;
+		tkv small[32], *a = small;
 		size_t cnt = 0;
-		if (f->n && !a)
-			return -1;
+		if (f->n > 32 && !(a = malloc((size_t)f->n * sizeof *a)))
+			return NULL;
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint64_t tot = tk_total(d, p + off, cb);
 			if (tot && cnt < (size_t)f->n)
 				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
 		}
-		if (cnt)
+		if (cnt > 32) {
 			qsort(a, cnt, sizeof *a, tkv_cmp);
+		} else {
+			for (size_t x = 1; x < cnt; x++) /* insertion sort */
+				for (size_t y = x; y > 0 && tkv_cmp(&a[y - 1], &a[y]) > 0; y--) {
+					tkv tmp = a[y];
+					a[y] = a[y - 1];
+					a[y - 1] = tmp;
+				}
+		}
 		if (cnt > (size_t)d->param)
 			cnt = (size_t)d->param;
-		int r = msgpack_pack_array(pk, cnt);
-		for (size_t k = 0; k < cnt && r == 0; k++)
-			r = msgpack_pack_array(pk, 2) | raw(pk, a[k].v, a[k].vl) |
-			    msgpack_pack_uint64(pk, a[k].n);
-		free(a);
-		return r ? -1 : 0;
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t k = 0; k < cnt; k++) {
+			*o++ = 0x92;
+			o = feat_put_bytes(o, a[k].v, a[k].vl);
+			o = feat_put_int(o, a[k].n > INT64_MAX ? INT64_MAX : (int64_t)a[k].n);
+		}
+		if (a != small)
+			free(a);
+		return o;
 	}
 	case FEAT_DISTINCT: {
 		if (f->mode == 1)
-			return msgpack_pack_int64(pk, hll_estimate(p));
+			return feat_put_int(o, hll_estimate(p));
 		if (f->mode == 2) {
 			const dh *h = FPTR(st, f);
 			int64_t n = 0;
 			for (uint32_t k = 0; k < f->len; k++)
 				n += age_of(cb, h[k].bid) < d->nbuckets;
-			return msgpack_pack_int64(pk, n);
+			return feat_put_int(o, n);
 		}
-		return msgpack_pack_int64(pk, f->len);
+		return feat_put_int(o, f->len);
 	}
 	default:
-		return msgpack_pack_nil(pk);
+		break;
 	}
+	*o = 0xc0;
+	return o + 1;
 }
 
 int
 feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		size_t nl = strlen(s->f[i].name);
-		if (msgpack_pack_str(pk, nl) < 0 || msgpack_pack_str_body(pk, s->f[i].name, nl) < 0 ||
-		    emit_one(&s->f[i], st, &st->f[i], st->now, pk) < 0)
-			return -1;
+	size_t bound = 0;
+	for (size_t i = 0; i < s->n; i++)
+		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
+	uint8_t small[4096], *buf = small;
+	small[0] = 0xc0;
+	if (bound > sizeof small && !(buf = malloc(bound)))
+		return -1;
+	uint8_t *o = buf;
+	for (size_t i = 0; i < s->n && o; i++) {
+		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
+		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
-	return 0;
+	int r = o ? pk->callback(pk->data, (const char *)buf, (size_t)(o - buf)) : -1;
+	if (buf != small)
+		free(buf);
+	return r < 0 ? -1 : 0;
 }

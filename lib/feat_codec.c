@@ -325,8 +325,11 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 			for (size_t k = 0; k < bl; k++)
 				if (bin[k] > HLL_Q + 1)
 					return -1;
-			if (fst_add(st, f, bin, bl) < 0)
+			if (feat_grow(st, f, HLL_BYTES) < 0)
 				return -1;
+			memcpy(FPTR(st, f), bin, HLL_M);
+			feat_hll_histogram(FPTR(st, f));
+			f->len = HLL_BYTES;
 			f->mode = 1;
 			return 0;
 		}

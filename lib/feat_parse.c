@@ -347,6 +347,7 @@ parse_feature(parser *P, size_t wlen)
 	feat_def *d = &s->f[s->n++];
 	memset(d, 0, sizeof *d);
 	memcpy(d->name, P->s + P->pos, wlen);
+	d->nlen = wlen;
 	P->pos += wlen;
 	if (expect_char(P, '=', "'='") < 0)
 		return -1;

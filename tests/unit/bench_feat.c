@@ -113,6 +113,22 @@ main(int argc, char **argv)
 	}
 	double full = now_s() - t;
 
+	t = now_s();
+	for (long i = 0; i < n; i++) {
+		out.len = 0;
+		msgpack_pack_map(&pk, feat_spec_count(s));
+		feat_emit_values(s, st[user[i]], &pk);
+	}
+	double emit = now_s() - t;
+	t = now_s();
+	size_t bytes = 0;
+	for (long i = 0; i < n; i++) {
+		out.len = 0;
+		feat_state_encode(s, st[user[i]], &out);
+		bytes += out.len;
+	}
+	double enc = now_s() - t;
+
 	size_t mem = 0, maxmem = 0;
 	for (long u = 0; u < users; u++) {
 		size_t m = feat_state_memory(st[u]);
@@ -138,6 +154,9 @@ main(int argc, char **argv)
 	       apply / n * 1e9, apply / base);
 	printf("feat_apply + emit + encode:    %7.1f ns/record  (%.2fx baseline)\n",
 	       full / n * 1e9, full / base);
+	printf("  of which emit (20 events/key):  %7.1f ns/record\n", emit / n * 1e9);
+	printf("  of which encode (20 events/key): %6.1f ns/record, %zu bytes of @state on average\n",
+	       enc / n * 1e9, bytes / (size_t)n);
 	printf("memory per key, %.0f events/key: %zu bytes average\n", (double)n / users, mem1 / (size_t)users);
 	printf("memory per key, %.0f events/key: %zu bytes average, %zu max\n",
 	       2.0 * n / users, mem / (size_t)users, maxmem);
