@@ -22,10 +22,10 @@
 #include "json.h"
 #include "mpraw.h"
 
-static int
-put_num(fp_buf *b, fnum v, int isf)
+static uint8_t *
+put_num(uint8_t *o, fnum v, int isf)
 {
-	return isf ? mpw_double(b, v.d) : mpw_int(b, v.i);
+	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
 static void
@@ -44,88 +44,120 @@ be_get(const uint8_t *p, int n)
 	return v;
 }
 
-static int
-enc_feature(const feat_def *d, const feat_state *st, const fst *f, fp_buf *b)
+/* An upper bound of the bytes enc_feature() writes. */
+static size_t
+enc_bound(const feat_def *d, const fst *f)
 {
-	int r = 0;
+	switch (d->agg) {
+	case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
+		return 5 + (d->nbuckets ? (size_t)f->len * 19 : 18);
+	case FEAT_FIRST: case FEAT_LATEST: case FEAT_LAST:
+		return 5 + (size_t)f->n * 9 + f->len;
+	case FEAT_TOPK:
+		return 5 + 2 * (size_t)f->len + 16 * (size_t)f->n;
+	case FEAT_DISTINCT:
+		return 16 + (f->mode == 1 ? HLL_M : (size_t)f->len * 12);
+	}
+	return 0;
+}
+
+static uint8_t *
+enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
+{
 	const uint8_t *p = FPTR(st, f);
 	switch (d->agg) {
 	case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
-		if (!d->nbuckets)
-			return mpw_array(b, 2) | mpw_int(b, f->n) | put_num(b, f->v, f->isf);
-		r = mpw_array(b, f->len * 3);
-		for (uint32_t k = 0; k < f->len; k++) {
-			const wbk *w = &((const wbk *)FPTR(st, f))[k];
-			r |= mpw_uint(b, w->bid) | mpw_uint(b, w->nf & NF_COUNT) |
-			     put_num(b, w->v, (w->nf & NF_FLOAT) != 0);
+		if (!d->nbuckets) {
+			*o++ = 0x92;
+			o = feat_put_int(o, f->n);
+			return put_num(o, f->v, f->isf);
 		}
-		return r;
+		o = feat_put_array(o, f->len * 3);
+		for (uint32_t k = 0; k < f->len; k++) {
+			const wbk *w = &((const wbk *)p)[k];
+			o = feat_put_int(o, w->bid);
+			o = feat_put_int(o, w->nf & NF_COUNT);
+			o = put_num(o, w->v, (w->nf & NF_FLOAT) != 0);
+		}
+		return o;
 	case FEAT_FIRST: case FEAT_LATEST: case FEAT_LAST:
-		r = mpw_array(b, (uint32_t)f->n * 2);
+		o = feat_put_array(o, (uint32_t)f->n * 2);
 		for (size_t off = 0; off < f->len; off += feat_item_size(p + off)) {
 			int64_t t;
 			uint16_t vl;
 			memcpy(&t, p + off, 8);
 			memcpy(&vl, p + off + 8, 2);
-			r |= mpw_int(b, t) | fp_buf_add(b, p + off + 10, vl);
+			o = feat_put_int(o, t);
+			o = feat_put_bytes(o, p + off + 10, vl);
 		}
-		return r;
+		return o;
 	case FEAT_TOPK:
-		r = mpw_array(b, (uint32_t)f->n * 2);
+		o = feat_put_array(o, (uint32_t)f->n * 2);
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint16_t vl, k;
 			memcpy(&vl, p + off, 2);
 			memcpy(&k, p + off + 2 + vl, 2);
-			r |= fp_buf_add(b, p + off + 2, vl) | mpw_array(b, (uint32_t)k * 2);
+			o = feat_put_bytes(o, p + off + 2, vl);
+			o = feat_put_array(o, (uint32_t)k * 2);
 			for (uint16_t j = 0; j < k; j++) {
 				uint32_t bk[2];
 				memcpy(bk, p + off + 2 + vl + 2 + (size_t)j * 8, 8);
-				r |= mpw_uint(b, bk[0]) | mpw_uint(b, bk[1]);
+				o = feat_put_int(o, bk[0]);
+				o = feat_put_int(o, bk[1]);
 			}
 		}
-		return r;
+		return o;
 	case FEAT_DISTINCT: {
 		int mode = d->nbuckets ? 2 : f->mode;
-		r = mpw_array(b, 2) | mpw_int(b, mode);
+		*o++ = 0x92;
+		o = feat_put_int(o, mode);
+		size_t w = mode == 0 ? 8 : 12, n = mode == 1 ? HLL_M : f->len * w;
+		*o++ = 0xc6; /* bin 32 */
+		be_put(o, n, 4);
+		o += 4;
 		if (mode == 1)
-			return r | mpw_bin(b, FPTR(st, f), HLL_M);
-		size_t w = mode == 0 ? 8 : 12;
-		uint8_t *tmp = malloc(f->len * w + 1);
-		if (!tmp)
-			return -1;
-		for (uint32_t k = 0; k < f->len; k++) {
+			return feat_put_bytes(o, p, HLL_M);
+		for (uint32_t k = 0; k < f->len; k++, o += w) {
 			if (mode == 0) {
-				be_put(tmp + k * w, ((const uint64_t *)FPTR(st, f))[k], 8);
+				be_put(o, ((const uint64_t *)p)[k], 8);
 			} else {
-				const dh *h = &((const dh *)FPTR(st, f))[k];
-				be_put(tmp + k * w, h->h, 8);
-				be_put(tmp + k * w + 8, h->bid, 4);
+				const dh *h = &((const dh *)p)[k];
+				be_put(o, h->h, 8);
+				be_put(o + 8, h->bid, 4);
 			}
 		}
-		r |= mpw_bin(b, tmp, f->len * w);
-		free(tmp);
-		return r;
+		return o;
 	}
 	}
-	return -1;
+	return o;
 }
 
 int
 feat_state_encode(const feat_spec *s, const feat_state *st, fp_buf *out)
 {
-	size_t start = out->len;
-	int r = mpw_array(out, 3) | mpw_int(out, FEAT_STATE_VERSION) |
-	        (st->now == INT64_MIN ? mpw_nil(out) : mpw_int(out, st->now)) |
-	        mpw_array(out, (uint32_t)s->n);
-	for (size_t i = 0; i < s->n && !r; i++) {
-		const feat_def *d = &s->f[i];
-		r = mpw_array(out, 3) | mpw_str(out, d->name, strlen(d->name)) |
-		    mpw_uint(out, d->fingerprint) | enc_feature(d, st, &st->f[i], out);
-	}
-	if (r) {
-		out->len = start;
+	size_t bound = 32;
+	for (size_t i = 0; i < s->n; i++)
+		bound += 12 + FEAT_MAX_NAME + enc_bound(&s->f[i], &st->f[i]);
+	if (fp_buf_reserve(out, bound) < 0)
 		return -1;
+	uint8_t *o = out->p + out->len;
+	*o++ = 0x93;
+	o = feat_put_int(o, FEAT_STATE_VERSION);
+	if (st->now == INT64_MIN)
+		*o++ = 0xc0;
+	else
+		o = feat_put_int(o, st->now);
+	o = feat_put_array(o, (uint32_t)s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const feat_def *d = &s->f[i];
+		*o++ = 0x93;
+		o = feat_put_str(o, d->name, d->nlen);
+		*o++ = 0xcf; /* uint 64 */
+		be_put(o, d->fingerprint, 8);
+		o += 8;
+		o = enc_feature(d, st, &st->f[i], o);
 	}
+	out->len = (size_t)(o - out->p);
 	return 0;
 }
 
