@@ -298,6 +298,18 @@ feat_state_memory(const feat_state *st)
 	       (st->size ? st->size + ALLOC_OVERHEAD : 0);
 }
 
+void
+feat_state_prefetch(const feat_state *st)
+{
+	const char *p = (const char *)st, *end = (const char *)(st->f + st->nf);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
+	p = (const char *)st->mem;
+	end = p + (st->used < 2048 ? st->used : 2048);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
+}
+
 /* ---- windows ------------------------------------------------------------ */
 
 static int

@@ -174,8 +174,13 @@ int feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n,
                       feat_state **out, size_t *changed,
                       char *err, size_t errlen);
 
-/* Bytes of memory the state occupies (structs and every allocation, with
- * 16 bytes of allocator overhead counted per allocation). */
+/* Hint that st is about to be used (feat_apply, feat_emit_values): issues
+ * prefetches for its memory so that a caller holding a batch of records
+ * can overlap the cache misses of the next keys with the current one. */
+void feat_state_prefetch(const feat_state *st);
+
+/* Bytes of memory the state occupies (the struct and its one data
+ * allocation, with 16 bytes of allocator overhead counted per allocation). */
 size_t feat_state_memory(const feat_state *st);
 
 #endif
