@@ -1074,7 +1074,6 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 	for (size_t i = 0; i < s->n; i++)
 		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
 	uint8_t small[4096], *buf = small;
-	small[0] = 0xc0;
 	if (bound > sizeof small && !(buf = malloc(bound)))
 		return -1;
 	uint8_t *o = buf;
@@ -1082,7 +1081,9 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
 		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
-	int r = o ? pk->callback(pk->data, (const char *)buf, (size_t)(o - buf)) : -1;
+	int r = -1;
+	if (o && o > buf)
+		r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
 	if (buf != small)
 		free(buf);
 	return r < 0 ? -1 : 0;

@@ -717,6 +717,67 @@ test_state(void)
 	feat_spec_free(s2);
 }
 
+/* ---- robustness: mutated states and files ------------------------------- */
+
+static void
+test_mutations(void)
+{
+	feat_spec *s = spec(prop_file);
+	if (!s) {
+		ok(0, "mutations: spec");
+		return;
+	}
+	static ev e[300];
+	gen(e, 300, 3600000);
+	feat_state *st = feat_state_new(s);
+	run_events(s, st, e, 300);
+	fp_buf enc = FP_BUF_INIT, m = FP_BUF_INIT, out = FP_BUF_INIT;
+	feat_state_encode(s, st, &enc);
+	int accepted = 0, crashed_values = 0;
+	for (int round = 0; round < 3000; round++) {
+		m.len = 0;
+		fp_buf_add(&m, enc.p, enc.len);
+		int flips = 1 + (int)(rnd() % 4);
+		for (int k = 0; k < flips; k++)
+			m.p[rnd() % m.len] ^= (uint8_t)(1u << (rnd() % 8));
+		feat_state *x = NULL;
+		char err[256];
+		if (feat_state_decode(s, m.p, m.len, &x, NULL, err, sizeof err) == 0) {
+			accepted++;
+			run_events(s, x, e, 20); /* still usable */
+			out.len = 0;
+			if (feat_state_encode(s, x, &out) < 0 || !strcmp(values(s, x), "(emit failed)"))
+				crashed_values++;
+			feat_state_free(x);
+		} else if (x || strncmp(err, "@state: ", 8)) {
+			crashed_values++;
+		}
+	}
+	ok(!crashed_values, "mutations: 3000 corrupted states rejected with a message or usable "
+	   "(%d accepted)", accepted);
+	feat_state_free(st);
+
+	/* a feature file with random bytes changed: parses or names line:col */
+	size_t fl = strlen(prop_file);
+	char *buf = malloc(fl + 1);
+	int bad_msg = 0;
+	for (int round = 0; round < 2000; round++) {
+		memcpy(buf, prop_file, fl + 1);
+		buf[rnd() % fl] = (char)(rnd() % 128);
+		char err[256] = "";
+		feat_spec *x = feat_spec_parse(buf, fl, "m.fp", err, sizeof err);
+		if (!x && strncmp(err, "m.fp:", 5))
+			bad_msg++;
+		feat_spec_free(x);
+	}
+	ok(!bad_msg, "mutations: 2000 corrupted feature files parse or give file:line:col");
+	free(buf);
+	fp_buf_release(&enc);
+	fp_buf_release(&m);
+	fp_buf_release(&out);
+	feat_spec_free(s);
+}
+
 /* ---- distinct sketch ----------------------------------------------------------- */
 
 static void
@@ -860,6 +921,7 @@ main(void)
 	test_windows();
 	test_state();
 	test_property();
+	test_mutations();
 	test_distinct();
 	test_memory();
 	printf("1..%d\n", ntest);
