@@ -14,8 +14,8 @@
 #include "../lib/store.h"
 
 static const char USAGE[] =
-	"usage: fp-merge -f file [--store url | --no-store] [--max-keys n] [--batch n]\n"
-	"       [--commit-wait duration] [--max-frame size] [-v]\n";
+	"usage: fp-merge -f file [--store url | --no-store] [--max-keys n] [--batch n] "
+	"[--commit-wait duration] [--max-frame size] [-v]\n";
 
 #define CONNECT_MS 5000
 #define COMMAND_MS 30000
