@@ -36,6 +36,7 @@ typedef struct mframe {
 	merge_entry *e;
 	size_t koff, klen;   /* prefix+key in m->keys */
 	store_pos after;     /* position after this record (has_src) */
+	uint64_t hash;       /* of the key */
 	uint32_t part;
 	uint8_t kind, has_src, utf8;
 	const uint8_t *src, *ts, *in; /* raw values, or NULL */
@@ -330,8 +331,9 @@ fill_input(merge *m)
 
 /* ---- one batch ------------------------------------------------------ */
 
-/* @src, @ts and @in of a record, in one pass over its top-level map. */
-static void
+/* @src, @ts and @in of a record, in one pass over its top-level map.
+ * 1 when the frame is a control frame (has "@ctl"). */
+static int
 find_reserved(mframe *f)
 {
 	uint32_t count;
@@ -340,26 +342,38 @@ find_reserved(mframe *f)
 	size_t n = f->len, off;
 	f->src = f->ts = f->in = NULL;
 	if (mp_read_map(p, n, &count, &hdr) < 0)
-		return;
+		return 0;
 	off = hdr;
 	for (uint32_t i = 0; i < count; i++) {
-		const char *k;
-		size_t kl, ks = mp_skip(p + off, n - off);
-		if (!ks)
-			return;
-		int isstr = mp_read_str(p + off, n - off, &k, &kl) == 0;
+		const char *k = NULL;
+		size_t kl = 0, ks;
+		/* keys are strings (checked frames); short ones are fixstr */
+		if ((p[off] & 0xe0) == 0xa0) {
+			kl = p[off] & 0x1f;
+			k = (const char *)p + off + 1;
+			ks = 1 + kl;
+		} else {
+			ks = mp_skip(p + off, n - off);
+			if (!ks)
+				return 0;
+		}
 		off += ks;
 		size_t vs = mp_skip(p + off, n - off);
 		if (!vs)
-			return;
-		if (isstr && kl == 3 && !memcmp(k, "@ts", 3))
-			f->ts = p + off, f->tslen = vs;
-		else if (isstr && kl == 3 && !memcmp(k, "@in", 3))
-			f->in = p + off, f->inlen = vs;
-		else if (isstr && kl == 4 && !memcmp(k, "@src", 4))
-			f->src = p + off, f->srclen = vs;
+			return 0;
+		if (k && (kl == 3 || kl == 4) && k[0] == '@') {
+			if (kl == 3 && !memcmp(k, "@ts", 3))
+				f->ts = p + off, f->tslen = vs;
+			else if (kl == 3 && !memcmp(k, "@in", 3))
+				f->in = p + off, f->inlen = vs;
+			else if (kl == 4 && !memcmp(k, "@src", 4))
+				f->src = p + off, f->srclen = vs;
+			else if (kl == 4 && !memcmp(k, "@ctl", 4))
+				return 1;
+		}
 		off += vs;
 	}
+	return 0;
 }
 
 /* Parse @src: [topic, partition, offset] or [topic, partition, offset, index]. */
@@ -418,12 +432,11 @@ prepare(merge *m, size_t *n, uint64_t fno0)
 		mframe *f = &m->batch[i];
 		f->e = NULL;
 		f->has_src = 0;
-		if (mp_is_control(f->body, f->len)) {
+		if (find_reserved(f)) {
 			f->kind = K_CTL;
 			continue;
 		}
 		f->kind = K_DATA;
-		find_reserved(f);
 		if (f->src) {
 			if ((status = parse_src(m, f, fno0 + i)) != MERGE_OK) {
 				*n = i;
@@ -442,13 +455,28 @@ prepare(merge *m, size_t *n, uint64_t fno0)
 		f->klen = m->keys.len - f->koff;
 		f->utf8 = (uint8_t)utf8;
 	}
-	/* Keys point into m->keys only now that it no longer grows. */
+	/* Keys point into m->keys only now that it no longer grows.  Hash them
+	 * all and prefetch their buckets: lookups in a large table miss the
+	 * cache, and a batch lets those misses overlap. */
+	size_t mask = m->t.nbuckets - 1;
+	for (size_t i = 0; i < *n; i++) {
+		mframe *f = &m->batch[i];
+		if (f->kind != K_DATA)
+			continue;
+		f->hash = merge_table_hash(m->keys.p + f->koff, f->klen);
+		__builtin_prefetch(&m->t.buckets[f->hash & mask]);
+	}
+	for (size_t i = 0; i < *n; i++) {
+		mframe *f = &m->batch[i];
+		if (f->kind == K_DATA && m->t.buckets[f->hash & mask])
+			__builtin_prefetch(m->t.buckets[f->hash & mask]);
+	}
 	for (size_t i = 0; i < *n; i++) {
 		mframe *f = &m->batch[i];
 		if (f->kind != K_DATA)
 			continue;
 		const uint8_t *k = m->keys.p + f->koff;
-		uint64_t h = merge_table_hash(k, f->klen);
+		uint64_t h = f->hash;
 		merge_entry *e = merge_table_find(&m->t, k, f->klen, h);
 		if (!e) {
 			if (!(e = merge_table_insert(&m->t, k, f->klen, h)))
