@@ -241,3 +241,15 @@ last_per_key() {
 	[ "$status" -eq 0 ]
 	[ "$output" = '{"@key":"u:42","views":1,"recent":["c1"]}' ]
 }
+
+@test "fp-merge: the man page example with a store and fp-kvwrite runs" {
+	command -v fp-kvwrite >/dev/null || skip "fp-kvwrite is not built on this branch"
+	start_redis
+	cd "$T"
+	cp "$FIX/cars.fp" used_car.fp
+	printf '%s\n' '{"user_id":42,"action":"view","car_id":"c1","price":9.5,"ts":1000}' >ev.jsonl
+	fp-cat -r ev.jsonl | fp-merge -f used_car.fp | fp-kvwrite 2>/dev/null
+	[ "$(rcli HGET u:42 views)" = 1 ]
+	fp-cat -r ev.jsonl | fp-merge -f used_car.fp | fp-kvwrite 2>/dev/null
+	[ "$(rcli HGET u:42 views)" = 2 ]
+}
