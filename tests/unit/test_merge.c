@@ -1,4 +1,4 @@
-/* test_merge - fp-merge's engine: the skip rule, and merge_run() on a small
+/* test_merge - fp-merge's engine: the key table, the skip rule, and merge_run() on a small
  * stream without a store (one update per keyed record, control frames in
  * place, a state that decodes back, --max-keys without a store). */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "../../lib/frame.h"
 #include "../../lib/json.h"
 #include "../../lib/merge.h"
+#include "../../lib/merge_table.h"
 
 static int ntest, nfail;
 
@@ -19,6 +20,61 @@ ok(int cond, const char *name)
 	if (!cond)
 		nfail++;
 	printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
+}
+
+static merge_entry *
+put(merge_table *t, const char *k)
+{
+	return merge_table_insert(t, k, strlen(k), merge_table_hash(k, strlen(k)));
+}
+
+static merge_entry *
+get(merge_table *t, const char *k)
+{
+	return merge_table_find(t, k, strlen(k), merge_table_hash(k, strlen(k)));
+}
+
+/* The key table: find, insert, LRU order, growth, remove. */
+static void
+test_table(void)
+{
+	merge_table t;
+	ok(merge_table_init(&t) == 0, "init");
+	ok(get(&t, "a") == NULL, "empty table finds nothing");
+	merge_entry *a = put(&t, "a"), *b = put(&t, "b"), *c = put(&t, "c");
+	ok(a && b && c && t.count == 3, "three inserted");
+	ok(get(&t, "b") == b && get(&t, "") == NULL, "find by bytes");
+	ok(merge_table_oldest(&t) == a && t.newest == c, "LRU order is insertion order");
+	merge_table_touch(&t, a);
+	ok(merge_table_oldest(&t) == b && t.newest == a, "touch makes newest");
+	merge_table_remove(&t, b);
+	ok(get(&t, "b") == NULL && merge_table_oldest(&t) == c && t.count == 2, "remove oldest");
+
+	/* Binary keys with NUL bytes, and growth past the initial buckets. */
+	char k[8];
+	int found = 1;
+	for (int i = 0; i < 5000; i++) {
+		memcpy(k, "\0key", 4);
+		memcpy(k + 4, &i, 4);
+		if (!merge_table_insert(&t, k, 8, merge_table_hash(k, 8)))
+			found = 0;
+	}
+	for (int i = 0; i < 5000 && found; i++) {
+		memcpy(k + 4, &i, 4);
+		merge_entry *e = merge_table_find(&t, k, 8, merge_table_hash(k, 8));
+		found = e && e->klen == 8 && memcmp(e->key, k, 8) == 0;
+	}
+	ok(found && t.count == 5002 && t.nbuckets >= 4096, "5000 binary keys after growth");
+	ok(get(&t, "a") == a && get(&t, "c") == c, "old keys survive growth");
+	/* Drain from the oldest end: every entry comes out once. */
+	size_t n = 0;
+	merge_entry *e;
+	while ((e = merge_table_oldest(&t)) != NULL) {
+		merge_table_remove(&t, e);
+		n++;
+	}
+	ok(n == 5002 && t.count == 0 && t.newest == NULL, "drain in LRU order");
+	merge_table_release(&t);
 }
 
 static const char SPEC[] =
@@ -87,6 +143,7 @@ run(const feat_spec *spec, size_t max_keys, const char *const *in, fp_buf *out, 
 int
 main(void)
 {
+	test_table();
 	ok(merge_pos_applied(4, 0, 5, 0) && !merge_pos_applied(5, 0, 5, 0), "plain record below / at the stored offset");
 	ok(merge_pos_applied(5, 1, 5, 2) && !merge_pos_applied(5, 2, 5, 2), "exploded element below / at the stored index");
 	ok(merge_pos_applied(5, 7, 6, 0) && !merge_pos_applied(6, 0, 5, 9), "an index never outweighs the offset");
