@@ -745,6 +745,48 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 	return 0;
 }
 
+/* The value of every field of the spec in the checked map rec[0..len):
+ * top-level names in one scan, other paths with fp_path_get(); NULL when
+ * missing. */
+static void
+read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **fv,
+            size_t *fl)
+{
+	size_t want = 0;
+	for (size_t i = 0; i < s->nfields; i++) {
+		fv[i] = NULL;
+		fl[i] = 0;
+		if (!s->fields[i].simple)
+			fp_path_get(s->fields[i].path, rec, len, &fv[i], &fl[i]);
+		else
+			want++;
+	}
+	uint32_t cnt;
+	size_t h;
+	if (!want || mp_read_map(rec, len, &cnt, &h) < 0)
+		return;
+	const uint8_t *p = rec + h, *end = rec + len;
+	for (uint32_t k = 0; k < cnt && want; k++) {
+		const char *name;
+		size_t nl, ks = mp_skip(p, (size_t)(end - p));
+		if (!ks || mp_read_str(p, (size_t)(end - p), &name, &nl) < 0)
+			return;
+		p += ks;
+		size_t vs = mp_skip(p, (size_t)(end - p));
+		if (!vs)
+			return;
+		for (size_t i = 0; i < s->nfields; i++) {
+			const feat_field *f = &s->fields[i];
+			if (f->simple && !fv[i] && f->nlen == nl && !memcmp(f->name, name, nl)) {
+				fv[i] = p;
+				fl[i] = vs;
+				want--;
+			}
+		}
+		p += vs;
+	}
+}
+
 int
 feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
            feat_stats *stats)
@@ -753,8 +795,13 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 	if (!stats)
 		stats = &dummy;
 	stats->records++;
+	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
+	size_t fl[FEAT_MAX_FEATURES + 1];
+	signed char wr[FEAT_MAX_FEATURES];
+	read_fields(s, rec, len, fv, fl);
+	memset(wr, -1, s->nwheres);
 	int64_t t;
-	if (feat_record_time(s, rec, len, &t) < 0) {
+	if (!fv[0] || mp_read_int(fv[0], fl[0], &t) < 0) {
 		stats->no_time++;
 		return 1;
 	}
@@ -768,9 +815,13 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 	for (size_t i = 0; i < s->n; i++) {
 		const feat_def *d = &s->f[i];
 		fst *f = &st->f[i];
-		if (d->where && !expr_match(d->where, rec, len)) {
-			stats->filtered++;
-			continue;
+		if (d->widx >= 0) {
+			if (wr[d->widx] < 0)
+				wr[d->widx] = (signed char)expr_match(s->wheres[d->widx], rec, len);
+			if (!wr[d->widx]) {
+				stats->filtered++;
+				continue;
+			}
 		}
 		uint32_t bid = 0, cb = 0;
 		if (d->nbuckets) {
@@ -784,9 +835,13 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		}
 		const uint8_t *v = NULL;
 		size_t vl = 0;
-		if (d->field && !fp_path_get(d->field, rec, len, &v, &vl)) {
-			stats->bad_field++;
-			continue;
+		if (d->fidx >= 0) {
+			v = fv[d->fidx];
+			vl = fl[d->fidx];
+			if (!v) {
+				stats->bad_field++;
+				continue;
+			}
 		}
 		int r = 0;
 		if (is_num(d->agg)) {

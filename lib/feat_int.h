@@ -17,7 +17,18 @@ typedef struct feat_def {
 	uint32_t nbuckets;  /* window_ms / bucket_ms; 0 without a window */
 	uint32_t capacity;  /* topk: values tracked (Space-Saving) */
 	uint64_t fingerprint;
+	int fidx;           /* index of field in spec->fields; -1 for count() */
+	int widx;           /* index of where in spec->wheres; -1 when none */
 } feat_def;
+
+/* A field read by feat_apply(): each distinct path once per record; a
+ * top-level name is found in one scan of the record's map. */
+typedef struct feat_field {
+	const fp_path *path; /* borrowed from the spec */
+	const char *name;    /* path text */
+	size_t nlen;
+	int simple;          /* a plain top-level name */
+} feat_field;
 
 struct feat_spec {
 	fp_path *key;
@@ -27,6 +38,10 @@ struct feat_spec {
 	int64_t ttl;
 	size_t n;
 	feat_def *f;
+	feat_field *fields;  /* [0] is the time field */
+	size_t nfields;
+	const expr **wheres; /* distinct where expressions (borrowed) */
+	size_t nwheres;
 };
 
 /* Canonical msgpack form of a stored value (smallest int/str/bin headers,

@@ -488,6 +488,56 @@ fingerprint(const feat_spec *s, feat_def *d)
 	fp_buf_release(&b);
 }
 
+static int
+field_index(feat_spec *s, const fp_path *p)
+{
+	const char *t = fp_path_text(p);
+	for (size_t i = 0; i < s->nfields; i++)
+		if (!strcmp(s->fields[i].name, t))
+			return (int)i;
+	feat_field *f = &s->fields[s->nfields];
+	f->path = p;
+	f->name = t;
+	f->nlen = strlen(t);
+	f->simple = f->nlen > 0;
+	for (const char *c = t; *c; c++)
+		if (!is_alnum((unsigned char)*c) && *c != '@' && *c != '-')
+			f->simple = 0;
+	return (int)s->nfields++;
+}
+
+/* Distinct fields and where expressions, so that feat_apply() reads each
+ * field and evaluates each condition once per record. */
+static int
+index_fields(feat_spec *s)
+{
+	s->fields = calloc(s->n + 1, sizeof *s->fields);
+	s->wheres = calloc(s->n + 1, sizeof *s->wheres);
+	const char **wt = calloc(s->n + 1, sizeof *wt);
+	if (!s->fields || !s->wheres || !wt) {
+		free(wt);
+		return -1;
+	}
+	field_index(s, s->time);
+	for (size_t i = 0; i < s->n; i++) {
+		feat_def *d = &s->f[i];
+		d->fidx = d->field ? field_index(s, d->field) : -1;
+		d->widx = -1;
+		if (!d->where)
+			continue;
+		for (size_t k = 0; k < s->nwheres; k++)
+			if (!strcmp(wt[k], d->where_text))
+				d->widx = (int)k;
+		if (d->widx < 0) {
+			wt[s->nwheres] = d->where_text;
+			s->wheres[s->nwheres] = d->where;
+			d->widx = (int)s->nwheres++;
+		}
+	}
+	free(wt);
+	return 0;
+}
+
 feat_spec *
 feat_spec_parse(const char *text, size_t n, const char *name, char *err, size_t errlen)
 {
@@ -549,6 +599,10 @@ feat_spec_parse(const char *text, size_t n, const char *name, char *err, size_t 
 	}
 	for (size_t i = 0; i < s->n; i++)
 		fingerprint(s, &s->f[i]);
+	if (index_fields(s) < 0) {
+		perr_at(&P, P.pos, "out of memory");
+		goto fail;
+	}
 	return s;
 fail:
 	feat_spec_free(s);
@@ -608,6 +662,8 @@ feat_spec_free(feat_spec *s)
 			free(s->f[i].where_text);
 		}
 	free(s->f);
+	free(s->fields);
+	free(s->wheres);
 	free(s);
 }
 
