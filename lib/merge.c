@@ -54,7 +54,6 @@ struct merge {
 	fp_buf keys;        /* prefix+key bytes of the batch's records */
 	merge_entry **loads; /* keys of the batch to load from the store */
 	size_t nloads;
-	fp_buf sbuf;        /* scratch for @state */
 	fr_reader r;
 	fr_writer w;
 	int in_fd;
@@ -151,7 +150,6 @@ merge_free(merge *m)
 	free(m->batch);
 	free(m->loads);
 	fp_buf_release(&m->keys);
-	fp_buf_release(&m->sbuf);
 	fr_reader_release(&m->r);
 	free(m);
 }
@@ -555,6 +553,44 @@ write_failed(merge *m)
 	return fail(m, MERGE_IO, "out of memory");
 }
 
+/* Append "@state" and the state's encoding as a msgpack bin to b, encoding
+ * in place: a bin16 header is reserved (most states are 256 B..64 KiB) and
+ * fixed up afterwards, so the bytes are not copied once more. */
+static int
+pack_state(fp_buf *b, const feat_spec *s, const feat_state *st)
+{
+	if (mpw_str(b, "@state", 6) < 0 || fp_buf_reserve(b, 3) < 0)
+		return -1;
+	size_t h = b->len;
+	b->len += 3;
+	if (feat_state_encode(s, st, b) < 0)
+		return -1;
+	size_t n = b->len - h - 3;
+	uint8_t *p = b->p + h;
+	if (n < 256) {
+		memmove(p + 2, p + 3, n);
+		p[0] = 0xc4;
+		p[1] = (uint8_t)n;
+		b->len--;
+	} else if (n < 65536) {
+		p[0] = 0xc5;
+		p[1] = (uint8_t)(n >> 8);
+		p[2] = (uint8_t)n;
+	} else {
+		if (n > UINT32_MAX || fp_buf_reserve(b, 2) < 0)
+			return -1;
+		p = b->p + h;
+		memmove(p + 5, p + 3, n);
+		p[0] = 0xc6;
+		p[1] = (uint8_t)(n >> 24);
+		p[2] = (uint8_t)(n >> 16);
+		p[3] = (uint8_t)(n >> 8);
+		p[4] = (uint8_t)n;
+		b->len += 2;
+	}
+	return 0;
+}
+
 /* One update frame for record f. */
 static int
 emit_update(merge *m, const mframe *f)
@@ -566,9 +602,6 @@ emit_update(merge *m, const mframe *f)
 	size_t nfeat = feat_spec_count(s);
 	uint32_t count = 2 + (f->src != NULL) + (f->ts != NULL) + (f->in != NULL) + (ttl > 0) +
 	                 (uint32_t)nfeat;
-	m->sbuf.len = 0;
-	if (feat_state_encode(s, f->e->state, &m->sbuf) < 0)
-		return fail(m, MERGE_IO, "out of memory");
 	msgpack_packer *pk = fr_writer_begin(w);
 	const uint8_t *key = m->keys.p + f->koff;
 	int rc = mpw_map(b, count) | mpw_str(b, "@key", 4) |
@@ -582,8 +615,7 @@ emit_update(merge *m, const mframe *f)
 	if (ttl > 0)
 		rc |= mpw_str(b, "@ttl", 4) | mpw_int(b, ttl);
 	rc |= feat_emit_values(s, f->e->state, pk);
-	rc |= mpw_str(b, "@state", 6) | mpw_bin(b, m->sbuf.p, m->sbuf.len);
-	if (rc) {
+	if (rc || pack_state(b, s, f->e->state) < 0) {
 		fr_writer_abort(w);
 		return fail(m, MERGE_IO, "out of memory");
 	}

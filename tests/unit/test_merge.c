@@ -107,7 +107,10 @@ frames_fd(const char *const *lines)
 	return fd;
 }
 
-/* Run the engine; the output frames as JSON lines in out. */
+static size_t states, bad_states, max_state;
+
+/* Run the engine; the output frames as JSON lines in out.  Every @state
+ * must be a bin in its smallest form that decodes back (bad_states). */
 static int
 run(const feat_spec *spec, size_t max_keys, const char *const *in, fp_buf *out, merge_stats *st)
 {
@@ -130,6 +133,19 @@ run(const feat_spec *spec, size_t max_keys, const char *const *in, fp_buf *out, 
 	const uint8_t *b;
 	size_t n;
 	while (fr_reader_next(&r, &b, &n) == FR_OK) {
+		const uint8_t *v, *bin;
+		size_t vlen, blen;
+		if (mp_map_find(b, n, "@state", 6, &v, &vlen)) {
+			feat_state *fs = NULL;
+			char e[200];
+			states++;
+			if (mp_read_bin(v, vlen, &bin, &blen) < 0 || vlen != blen + (blen < 256 ? 2 : blen < 65536 ? 3 : 5) ||
+			    feat_state_decode(spec, bin, blen, &fs, NULL, e, sizeof e) < 0)
+				bad_states++;
+			feat_state_free(fs);
+			if (blen > max_state)
+				max_state = blen;
+		}
 		mp_to_json(b, n, out);
 		fp_buf_addc(out, '\n');
 	}
@@ -177,8 +193,24 @@ main(void)
 	ok(st.records == 4 && st.updates == 3 && st.control == 1 && st.no_key == 1 && st.keys == 2,
 	   "counters: records, updates, control, no key, keys");
 
+	ok(states == 3 && bad_states == 0, "every @state is a bin8 that decodes");
 	rc = run(spec, 1, in, &out, &st);
 	ok(rc == MERGE_DATA, "more keys than max_keys without a store is an error");
+
+	/* A state past 64 KiB: last(v, 1000) of 200-byte strings. */
+	static const char BIG[] = "key user_id\ntime ts\nl = last(v, 1000)\n";
+	feat_spec *big = feat_spec_parse(BIG, strlen(BIG), "big.fp", err, sizeof err);
+	static char lines[400][300];
+	static const char *biginput[401];
+	for (int i = 0; i < 400; i++) {
+		snprintf(lines[i], sizeof lines[i], "{\"user_id\":1,\"ts\":%d,\"v\":\"%0200d\"}", i, i);
+		biginput[i] = lines[i];
+	}
+	states = bad_states = max_state = 0;
+	rc = run(big, 10, biginput, &out, &st);
+	ok(big && rc == MERGE_OK && states == 400 && bad_states == 0 && max_state > 65536,
+	   "states from bin8 through bin16 to bin32 decode");
+	feat_spec_free(big);
 
 	fp_buf_release(&out);
 	feat_spec_free(spec);
