@@ -1280,8 +1280,13 @@ kvw_commit(kvw *w)
 			if ((r = conn_ensure(w)) != 0)
 				return r;
 			outage_end(w);
-			if (w->ambiguous && w->landed)
-				break; /* the lost reply was a success */
+			if (w->ambiguous && w->landed) {
+				warn(w, "the commit whose reply was lost had been applied "
+				     "(the stored offsets match it); not sending it again");
+				break;
+			}
+			if (w->ambiguous)
+				warn(w, "the commit whose reply was lost had not been applied; sending it again");
 			w->ambiguous = 0;
 		}
 		redisReply *rep = NULL;
