@@ -68,7 +68,7 @@ main(int argc, char **argv)
 	};
 	static const char *zset[MAX_ZSET];
 	kvw_options o = {
-		.max_batch = 10000,
+		.max_batch = 1000,
 		.flush_ms = 1000,
 		.zset = zset,
 		.connect_ms = 2000,

@@ -326,3 +326,11 @@ HSET "fp:default:offsets" "views/0/0/1" "18"
 EXEC
 EOF
 }
+
+@test "man page example: --zset and ZREVRANGE" {
+	start_redis
+	printf '%s\n' '{"@key":"u:42","@src":["views",0,18],"top_brands":[["bmw",3],["vw",1]]}' |
+		fp-cat -r | fp-kvwrite --store "$REDIS_URL" --zset top_brands 2>/dev/null
+	[ "$(rcli hget u:42 top_brands)" = '[["bmw",3],["vw",1]]' ]
+	diff -u <(printf '%s\n' bmw 3 vw 1) <(rcli zrevrange u:42:top_brands 0 4 withscores)
+}
