@@ -94,16 +94,3 @@ if [ -z "$KVW_ARGS" ]; then
 	run --max-batch 100000 --flush-ms 5000
 	report --max-batch 100000 --flush-ms 5000
 fi
-python3 - "$N" "$start" "$end" "$ceiling" "$keys" "$stats" "$KVW_ARGS" <<'PY'
-import sys, re
-n, t0, t1, ceil, dbkeys, stats, args = sys.argv[1:8]
-n, secs, ceil = int(n), float(sys.argv[3]) - float(sys.argv[2]), float(ceil)
-st = dict(re.findall(r'(\w+)=([0-9.]+)', stats))
-rec = n / secs
-print("fp-kvwrite %s: %d updates in %.2fs, %d keys in Redis" % (args or "(defaults)", n, secs, int(dbkeys) - 1))
-print("  records/s (input updates):     %10.0f" % rec)
-print("  keys written/s (coalesced):    %10.0f   (%s key writes in %s epochs)" % (int(st["keys"]) / secs, st["keys"], st["epochs"]))
-print("  commit latency ms: p50 %s  p99 %s  max %s" % (st["commit_ms_p50"], st["commit_ms_p99"], st["commit_ms_max"]))
-print("ceiling: redis-benchmark -P 64 -t hset -n 1000000 -r 100000: %10.0f HSET/s" % ceil)
-print("ratio records/s : ceiling = %.2f (target >= 0.8)" % (rec / ceil))
-PY
