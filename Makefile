@@ -60,6 +60,7 @@ MAN5      := $(wildcard man/*.5)
 MAN7      := $(wildcard man/*.7)
 
 .PHONY: all check unit bats fuzz install uninstall clean
+.SECONDARY:
 all: $(BINS)
 
 $(BUILD)/%.o: %.c

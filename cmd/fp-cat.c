@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdnoreturn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,17 +44,19 @@ out_flush(void)
 	return 0;
 }
 
-/* Stop cleanly: flush what is already accepted, then exit. */
-static void
-finish(int code)
+/* Bad input: flush what is already accepted, then say why and exit 1. */
+__attribute__((format(printf, 1, 2))) static noreturn void
+bad_input(const char *fmt, ...)
 {
-	if (out_flush() < 0) {
-		int e = opt.reverse ? fw.err : errno;
-		if (e != EPIPE)
-			fp_die(FP_EXIT_IO, "error writing standard output: %s", strerror(e));
-		exit(code ? code : 0);
-	}
-	exit(code);
+	int failed = out_flush() < 0;
+	int e = opt.reverse ? fw.err : errno;
+	va_list ap;
+	va_start(ap, fmt);
+	fp_vwarn(fmt, ap);
+	va_end(ap);
+	if (failed && e != EPIPE)
+		fp_die(FP_EXIT_IO, "error writing standard output: %s", strerror(e));
+	exit(FP_EXIT_DATA);
 }
 
 static void
@@ -97,9 +101,7 @@ cat_frames(int fd, const char *name)
 			continue;
 		}
 		if (st == FR_ERROR) {
-			fp_warn("%s: %s", name, r.errstr);
-			fr_reader_release(&r);
-			finish(FP_EXIT_DATA);
+			bad_input("%s: %s", name, r.errstr);
 		}
 		if (out_flush() < 0)
 			write_failed();
@@ -108,9 +110,7 @@ cat_frames(int fd, const char *name)
 			fp_die(FP_EXIT_IO, "error reading '%s': %s", name, strerror(errno));
 		if (n == 0) {
 			if (fr_reader_eof(&r) < 0) {
-				fp_warn("%s: %s", name, r.errstr);
-				fr_reader_release(&r);
-				finish(FP_EXIT_DATA);
+				bad_input("%s: %s", name, r.errstr);
 			}
 			break;
 		}
@@ -128,26 +128,22 @@ line_to_frame(const char *name, uint64_t lineno, const char *s, size_t n, fp_buf
 	if (i == n)
 		return; /* blank lines are skipped */
 	if (s[i] != '{') {
-		fp_warn("%s:%llu:%zu: a frame must be a JSON object, found '%c'", name,
+		bad_input("%s:%llu:%zu: a frame must be a JSON object, found '%c'", name,
 		        (unsigned long long)lineno, i + 1, s[i]);
-		finish(FP_EXIT_DATA);
 	}
 	json_error e;
 	tmp->len = 0;
 	if (json_to_mp(s, n, tmp, fw.max_frame > 0 ? MP_DEFAULT_DEPTH : 0, &e) < 0) {
-		fp_warn("%s:%llu:%zu: %s", name, (unsigned long long)lineno, e.column, e.msg);
-		finish(FP_EXIT_DATA);
+		bad_input("%s:%llu:%zu: %s", name, (unsigned long long)lineno, e.column, e.msg);
 	}
 	if (tmp->p[0] < 0x80 || (tmp->p[0] > 0x8f && tmp->p[0] != 0xde && tmp->p[0] != 0xdf)) {
 		/* a reserved form such as {"@bin":...} at the root is not a map */
-		fp_warn("%s:%llu:%zu: a frame must be a JSON object, not a reserved %s form",
+		bad_input("%s:%llu:%zu: a frame must be a JSON object, not a reserved %s form",
 		        name, (unsigned long long)lineno, i + 1, "\"@...\"");
-		finish(FP_EXIT_DATA);
 	}
 	if (tmp->len > fw.max_frame) {
-		fp_warn("%s:%llu: the record is %zu bytes as msgpack, more than the maximum frame size %zu",
+		bad_input("%s:%llu: the record is %zu bytes as msgpack, more than the maximum frame size %zu",
 		        name, (unsigned long long)lineno, tmp->len, fw.max_frame);
-		finish(FP_EXIT_DATA);
 	}
 	if (fr_writer_put(&fw, tmp->p, tmp->len) < 0)
 		write_failed();
@@ -166,7 +162,7 @@ cat_lines(int fd, const char *name)
 	for (;;) {
 		/* Hand out every complete line buffered. */
 		char *nl;
-		while (!done() &&
+		while (!done() && in.len > start &&
 		       (nl = memchr(in.p + start, '\n', in.len - start)) != NULL) {
 			size_t n = (size_t)(nl - (char *)in.p) - start;
 			lineno++;
@@ -181,9 +177,8 @@ cat_lines(int fd, const char *name)
 			start = 0;
 		}
 		if (in.len > max_line) {
-			fp_warn("%s:%llu: line longer than %zu bytes", name,
+			bad_input("%s:%llu: line longer than %zu bytes", name,
 			        (unsigned long long)lineno + 1, max_line);
-			finish(FP_EXIT_DATA);
 		}
 		if (fr_writer_flush(&fw) < 0)
 			write_failed();

@@ -128,55 +128,7 @@ mpw_array(fp_buf *b, uint32_t n)
 int mpw_nil(fp_buf *b) { return fp_buf_addc(b, 0xc0); }
 int mpw_bool(fp_buf *b, int v) { return fp_buf_addc(b, v ? 0xc3 : 0xc2); }
 
-/* ---- UTF-8 and base64 ---- */
-
-/* Length of the valid UTF-8 sequence at p (n bytes available), or 0. */
-static size_t
-utf8_seq(const uint8_t *p, size_t n)
-{
-	uint8_t c = p[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xe0 && p[1] < 0xa0)
-			return 0; /* overlong */
-		if (c == 0xed && p[1] >= 0xa0)
-			return 0; /* surrogate */
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-		    (p[3] & 0xc0) != 0x80)
-			return 0;
-		if (c == 0xf0 && p[1] < 0x90)
-			return 0;
-		if (c == 0xf4 && p[1] >= 0x90)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-int
-utf8_valid(const uint8_t *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t k = utf8_seq(p + i, n - i);
-		if (!k)
-			return 0;
-		i += k;
-	}
-	return 1;
-}
+/* ---- base64 ---- */
 
 static const char b64chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -347,7 +299,7 @@ parse_string_bytes(jparser *j, fp_buf *dst)
 		if (c < 0x20)
 			return jfail(j, p, "control character in string (escape it as \\u00XX)%s", "");
 		if (c >= 0x80) {
-			size_t k = utf8_seq((const uint8_t *)p, (size_t)(end - p));
+			size_t k = utf8_seq_len((const uint8_t *)p, (size_t)(end - p));
 			if (!k)
 				return jfail(j, p, "invalid UTF-8 in string%s", "");
 			if (fp_buf_add(dst, p, k) < 0)
@@ -791,12 +743,25 @@ put_double(fp_buf *o, double d, int is32)
 		return fp_buf_adds(o, "{\"@float\":\"NaN\"}");
 	if (isinf(d))
 		return fp_buf_adds(o, d > 0 ? "{\"@float\":\"Infinity\"}" : "{\"@float\":\"-Infinity\"}");
-	/* The shortest text that reads back as the same value. */
-	for (int prec = is32 ? 6 : 15; prec <= 17; prec++) {
-		snprintf(t, sizeof t, "%.*g", prec, d);
+	/* The shortest text that reads back as the same value: if p digits
+	 * read back exactly, so do p+1, so search for the least p. */
+	int lo = 1, hi = is32 ? 9 : 17;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		snprintf(t, sizeof t, "%.*g", mid, d);
 		if (is32 ? (float)strtod(t, NULL) == (float)d : strtod(t, NULL) == d)
-			break;
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
+	/* Plain decimal notation for everyday magnitudes (JavaScript-like):
+	 * 18000.0, not 1.8e+04. */
+	snprintf(t, sizeof t, "%.*e", lo - 1, d);
+	int e10 = atoi(strchr(t, 'e') + 1);
+	if (e10 >= -5 && e10 < 17)
+		snprintf(t, sizeof t, "%.*f", lo - 1 - e10 > 0 ? lo - 1 - e10 : 0, d);
+	else
+		snprintf(t, sizeof t, "%.*g", lo, d);
 	if (!strpbrk(t, ".eEn"))
 		strcat(t, ".0");
 	return fp_buf_adds(o, t);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "mpraw.h"
 
 typedef struct json_error {
 	size_t column;   /* 1-based byte column of the problem in the text */
@@ -38,9 +39,6 @@ int mp_to_json(const uint8_t *p, size_t n, fp_buf *out);
 /* Base64 (RFC 4648, padded) into out; decode returns -1 on bad input. */
 int b64_encode(const uint8_t *p, size_t n, fp_buf *out);
 int b64_decode(const char *s, size_t n, fp_buf *out);
-
-/* 1 when p[0..n) is valid UTF-8. */
-int utf8_valid(const uint8_t *p, size_t n);
 
 /* Append msgpack encodings to a buffer (smallest form). */
 int mpw_int(fp_buf *b, int64_t v);

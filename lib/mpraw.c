@@ -11,6 +11,54 @@ static inline uint32_t be32(const uint8_t *p)
 }
 static inline uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 
+/* Length of the valid UTF-8 sequence at p (n bytes available), or 0. */
+size_t
+utf8_seq_len(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+			return 0;
+		if (c == 0xe0 && p[1] < 0xa0)
+			return 0; /* overlong */
+		if (c == 0xed && p[1] >= 0xa0)
+			return 0; /* surrogate */
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		if (c == 0xf0 && p[1] < 0x90)
+			return 0;
+		if (c == 0xf4 && p[1] >= 0x90)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+int
+utf8_valid(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq_len(p + i, n - i);
+		if (!k)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
 enum kind { K_SCALAR, K_MAP, K_ARRAY, K_INVALID };
 
 /* Decode one header.  *hdr: header bytes; *payload: bytes after the header
@@ -115,6 +163,15 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 			snprintf(errstr, errlen, "map key at byte %zu is not a string (type byte 0x%02x)",
 			         off, p[off]);
 			return -1;
+		}
+		if (depth > 0 && st[depth].map && (st[depth].left % 2) == 0) {
+			const char *ks;
+			size_t kl;
+			if (mp_read_str(p + off, n - off, &ks, &kl) == 0 &&
+			    !utf8_valid((const uint8_t *)ks, kl)) {
+				snprintf(errstr, errlen, "map key at byte %zu is not valid UTF-8", off);
+				return -1;
+			}
 		}
 		size_t hdr;
 		uint64_t payload;

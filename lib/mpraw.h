@@ -1,7 +1,7 @@
 /* mpraw.h - MessagePack bytes checked and scanned without decoding.
  *
  * The frame rule (fp-frames(5)): a frame body is exactly one map; every map
- * key is a string; nesting is at most max_depth deep; a container holds at
+ * key is a valid UTF-8 string; nesting is at most max_depth deep; a container holds at
  * most max_elements entries, and never more than the bytes left could
  * encode (checked before anything is allocated for it).
  */
@@ -50,5 +50,10 @@ int mp_read_number(const uint8_t *p, size_t n, double *v);
 /* Header of a container: 0 and *count when p is a map (entries) or array. */
 int mp_read_map(const uint8_t *p, size_t n, uint32_t *count, size_t *hdrlen);
 int mp_read_array(const uint8_t *p, size_t n, uint32_t *count, size_t *hdrlen);
+
+/* UTF-8: the length of the valid sequence at p (n bytes available), or 0;
+ * and whether all of p[0..n) is valid. */
+size_t utf8_seq_len(const uint8_t *p, size_t n);
+int utf8_valid(const uint8_t *p, size_t n);
 
 #endif
