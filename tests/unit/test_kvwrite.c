@@ -6,17 +6,7 @@
 #include "../../lib/json.h"
 #include "../../lib/kvwrite.h"
 #include "../../lib/mpraw.h"
-
-static int ntest, nfail;
-
-static void
-ok(int cond, const char *name)
-{
-	ntest++;
-	if (!cond)
-		nfail++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
-}
+#include "tap.h"
 
 static kvw *
 writer(size_t max_batch)
@@ -131,6 +121,5 @@ main(void)
 	   same(commit(w), "MULTI\nHSET \"\\x00\" \"v\" \"1\"\nEXEC\n"), "a binary key");
 	kvw_free(w);
 
-	printf("1..%d\n", ntest);
-	return nfail != 0;
+	return tap_done();
 }
