@@ -938,6 +938,8 @@ render_epoch(kvw *w)
 
 /* ---- the connection ---- */
 
+static int is_transient(const char *e);
+
 static void
 drop_conn(kvw *w)
 {
@@ -990,13 +992,19 @@ outage_end(kvw *w)
 	w->backoff = BACKOFF_MIN_MS;
 }
 
-/* CONFIG GET name: the value into buf; 1 ok, 0 CONFIG refused, -1 I/O. */
+/* CONFIG GET name: the value into buf; 1 ok, 0 CONFIG refused, -1 I/O,
+ * -2 a transient error reply (errstr set). */
 static int
 config_get(kvw *w, const char *name, char *buf, size_t len)
 {
 	redisReply *r = redisCommand(w->c, "CONFIG GET %s", name);
 	if (!r)
 		return -1;
+	if (r->type == REDIS_REPLY_ERROR && is_transient(r->str)) {
+		fail(w, -1, "CONFIG GET %s: %s", name, r->str);
+		freeReplyObject(r);
+		return -2;
+	}
 	int ok = 0;
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
 	    r->element[1]->type == REDIS_REPLY_STRING) {
@@ -1014,6 +1022,8 @@ preflight(kvw *w)
 {
 	char policy[64], save[256], aof[16];
 	int r = config_get(w, "maxmemory-policy", policy, sizeof policy);
+	if (r == -2)
+		return -1;
 	if (r < 0)
 		return fail(w, -1, "checking Redis configuration: %s", w->c->errstr), -1;
 	if (r == 0) {
@@ -1110,8 +1120,18 @@ try_connect(kvw *w)
 	w->c = store_connect(&w->o.url, w->o.connect_ms, w->o.command_ms, w->errstr, sizeof w->errstr);
 	if (!w->c)
 		return -1;
-	int r = preflight(w);
-	if (r)
+	/* A Redis loading its data set or running a long script answers every
+	 * command with an error: wait for it like for one that is down. */
+	redisReply *ping = redisCommand(w->c, "PING");
+	int r = 0;
+	if (!ping)
+		r = fail(w, -1, "Redis does not answer PING: %s", w->c->errstr);
+	else if (ping->type == REDIS_REPLY_ERROR)
+		r = fail(w, is_transient(ping->str) ? -1 : KVW_REMOTE, "Redis answers PING with '%s'",
+		         ping->str);
+	if (ping)
+		freeReplyObject(ping);
+	if (r || (r = preflight(w)) != 0)
 		goto out;
 	redisReply *rep = redisCommand(w->c, "SCRIPT LOAD %s", COMMIT_LUA);
 	if (!rep) {

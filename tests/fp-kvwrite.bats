@@ -334,3 +334,17 @@ EOF
 	[ "$(rcli hget u:42 top_brands)" = '[["bmw",3],["vw",1]]' ]
 	diff -u <(printf '%s\n' bmw 3 vw 1) <(rcli zrevrange u:42:top_brands 0 4 withscores)
 }
+
+@test "a busy Redis (long script) is waited for like a down one" {
+	start_redis --busy-reply-threshold 100
+	bg_start busy redis-cli -p "$REDIS_PORT" eval 'local i = 0 while true do i = i + 1 end' 0
+	sleep 0.5
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	bg_start kv fp-kvwrite --timeout 2s "$T/in"
+	kv=$BG_PID
+	wait_for grep -q "answers PING with 'BUSY" "$T/kv.err"
+	rcli script kill >/dev/null
+	wait "$kv"
+	grep -q 'Redis is back' "$T/kv.err"
+	[ "$(rcli hget u:1 views)" = 2 ]
+}
