@@ -602,25 +602,71 @@ entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_
 	return 0;
 }
 
+/* The reserved fields of a frame, found in one pass over its top-level map;
+ * also the first --zset feature that is not a top-k list. */
+struct fields {
+	const uint8_t *ctl, *key, *src, *ttl, *state;
+	size_t ctll, keyl, srcl, ttll, statel;
+	const char *bad_zset;
+};
+
+static int
+scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
+{
+	uint32_t n;
+	size_t off;
+	memset(f, 0, sizeof *f);
+	if (mp_read_map(body, len, &n, &off) < 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		const uint8_t *v;
+		size_t kl, vl;
+		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
+			return -1;
+#define FIELD(name, p, l) \
+	if (kl == sizeof name - 1 && !memcmp(k, name, kl)) { \
+		if (!f->p) f->p = v, f->l = vl; \
+		continue; \
+	}
+		if (kl && k[0] == '@') {
+			FIELD("@ctl", ctl, ctll)
+			FIELD("@key", key, keyl)
+			FIELD("@src", src, srcl)
+			FIELD("@ttl", ttl, ttll)
+			FIELD("@state", state, statel)
+			continue;
+		}
+#undef FIELD
+		for (size_t z = 0; z < w->o.nzset && !f->bad_zset; z++)
+			if (strlen(w->o.zset[z]) == kl && !memcmp(w->o.zset[z], k, kl) &&
+			    check_topk(v, vl) < 0)
+				f->bad_zset = w->o.zset[z];
+	}
+	return 0;
+}
+
 int
 kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 {
 	unsigned long long fn = (unsigned long long)frameno;
-	const uint8_t *v, *key;
-	size_t vl, klen;
+	const uint8_t *key;
+	size_t klen;
 	char sh[100];
+	struct fields f;
 
-	if (mp_is_control(body, len)) {
+	if (scan_fields(w, body, len, &f) < 0)
+		return fail(w, KVW_DATA, "frame %llu: not a valid frame body", fn);
+	if (f.ctl) {
 		const char *ctl;
 		size_t cl;
-		if (find(body, len, "@ctl", &v, &vl) && mp_read_str(v, vl, &ctl, &cl) == 0 &&
-		    cl == 7 && !memcmp(ctl, "barrier", 7))
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 7 && !memcmp(ctl, "barrier", 7))
 			return add_barrier(w, body, len, frameno);
 		return 0; /* other control frames mean nothing to a sink */
 	}
-	if (!find(body, len, "@key", &v, &vl))
+	if (!f.key)
 		return fail(w, KVW_DATA, "frame %llu: update has no @key (is the input fp-merge output?)", fn);
-	if (read_bytes(v, vl, &key, &klen) < 0 || klen == 0)
+	if (read_bytes(f.key, f.keyl, &key, &klen) < 0 || klen == 0)
 		return fail(w, KVW_DATA, "frame %llu: @key must be a non-empty str or bin", fn);
 	if (klen == strlen(w->offkey) && !memcmp(key, w->offkey, klen))
 		return fail(w, KVW_DATA, "frame %llu: @key '%s' is the offsets hash of this pipeline", fn,
@@ -631,26 +677,23 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	size_t tlen = 0;
 	int32_t part = 0;
 	store_pos np = {0, 0};
-	if (find(body, len, "@src", &v, &vl) &&
-	    parse_src(v, vl, &topic, &tlen, &part, &np) < 0)
+	if (f.src && parse_src(f.src, f.srcl, &topic, &tlen, &part, &np) < 0)
 		return fail(w, KVW_DATA,
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
 	int64_t ttl;
-	if (find(body, len, "@ttl", &v, &vl) && !is_nil(v, vl) &&
-	    (mp_read_int(v, vl, &ttl) < 0 || ttl < 0))
+	if (f.ttl && !is_nil(f.ttl, f.ttll) && (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0))
 		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds", fn,
 		            shown(key, klen, sh, sizeof sh));
 	const uint8_t *b;
 	size_t bl;
-	if (find(body, len, "@state", &v, &vl) && !is_nil(v, vl) && read_bytes(v, vl, &b, &bl) < 0)
+	if (f.state && !is_nil(f.state, f.statel) && read_bytes(f.state, f.statel, &b, &bl) < 0)
 		return fail(w, KVW_DATA, "frame %llu: @state of '%s' is not bin", fn,
 		            shown(key, klen, sh, sizeof sh));
-	for (size_t i = 0; i < w->o.nzset; i++)
-		if (find(body, len, w->o.zset[i], &v, &vl) && check_topk(v, vl) < 0)
-			return fail(w, KVW_DATA,
-			            "frame %llu: feature '%s' of '%s' is not a top-k list of [value, count] "
-			            "pairs (--zset)", fn, w->o.zset[i], shown(key, klen, sh, sizeof sh));
+	if (f.bad_zset)
+		return fail(w, KVW_DATA,
+		            "frame %llu: feature '%s' of '%s' is not a top-k list of [value, count] "
+		            "pairs (--zset)", fn, f.bad_zset, shown(key, klen, sh, sizeof sh));
 
 	uint64_t h = hash_bytes(key, klen);
 	size_t slot;
