@@ -348,3 +348,18 @@ EOF
 	grep -q 'Redis is back' "$T/kv.err"
 	[ "$(rcli hget u:1 views)" = 2 ]
 }
+
+@test "option values are checked" {
+	run fp-kvwrite --dry-run --max-batch 0 </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--max-batch"* ]]
+	run fp-kvwrite --dry-run --flush-ms soon </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--flush-ms"* ]]
+	run fp-kvwrite --dry-run --zset @state </dev/null
+	[ "$status" -eq 2 ]
+	run fp-kvwrite --store 'http://x' </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"invalid store URL"* ]]
+	run fp-kvwrite --dry-run --timeout 0 </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--timeout has no use with --dry-run"* ]]
+	run fp-kvwrite --dry-run --flush-ms 0 </dev/null
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+}
