@@ -462,6 +462,8 @@ check(redisContext **rc, const store_url *su, int *failed)
 				event(now, t > 0 ? "alert" : "resolved", q, &opt.rules[r], v, st, st);
 		}
 	}
+	if (bad)
+		sum = max_s = NAN; /* some partition (or the list itself) is unknown */
 	if (worst != group_status)
 		event(now, "status", NULL, NULL, NAN, worst, group_status);
 	group_status = worst;
