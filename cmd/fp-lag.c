@@ -27,10 +27,10 @@
 #include "../lib/store.h"
 
 static const char USAGE[] =
-	"usage: fp-lag [-b brokers] -G group [-t topic] ... [-X prop=val] ... [-F file]\n"
-	"       [-i interval] [-w checks] [--stop-after duration] [--timeout duration]\n"
-	"       [-a rule] ... [--alert-cmd command] [-f json|frames] [--once]\n"
-	"       [--listen address:port] [--store url]\n";
+	"usage: fp-lag [-b brokers] -G group [-t topic] ... [-X prop=val] ... [-F file] "
+	"[-i interval] [-w checks] [--stop-after duration] [--timeout duration] "
+	"[-a rule] ... [--alert-cmd command] [-f format] [--once] "
+	"[--listen address:port] [--store url]\n";
 
 static struct {
 	const char *brokers, *group, *alert_cmd, *listen, *store;

@@ -204,6 +204,8 @@ EOF
 	FP_PIPELINE=p1 run fp-lag -b "$BROKER" -G g --once
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq -c 'select(.partition == 0) | [.committed, .stored, .stored_lag]')" = '[40,55,45]' ]
+	# The man page example.
+	[ "$(echo "$output" | jq -c 'select(.partition != null) | [.partition, .committed, .stored]')" = '[0,40,55]' ]
 	# A shard without a position: unknown.
 	rcli hdel fp:p1:offsets t/0/1/2 >/dev/null
 	rcli hset fp:p1:offsets t/0/0/3 80 >/dev/null
