@@ -231,3 +231,12 @@ EOF
 	[ "$status" -eq 5 ]
 	[[ $output == "t [0] is "*" s behind" ]]
 }
+
+@test "README example: a real group member (kcat -G) consumed 40 of 100, then stopped" {
+	start_broker --topic t:1
+	seq 100 | kcat -P -b "$BROKER" -t t
+	kcat -b "$BROKER" -G g -o beginning -c 40 -e t >/dev/null 2>&1
+	run fp-lag -b "$BROKER" -G g --once -a 'lag > 50'
+	[ "$status" -eq 5 ]
+	[ "$(echo "$output" | jq -c 'select(.partition == 0 and .event == null) | [.committed, .end, .lag]')" = '[40,100,60]' ]
+}
