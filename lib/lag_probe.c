@@ -120,6 +120,8 @@ static lag_part *
 part_find(lag_probe *p, const char *topic, int32_t partition)
 {
 	lag_part key;
+	if (p->nparts == 0)
+		return NULL;
 	snprintf(key.topic, sizeof key.topic, "%s", topic);
 	key.partition = partition;
 	return bsearch(&key, p->parts, p->nparts, sizeof *p->parts, part_cmp);
