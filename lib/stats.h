@@ -30,6 +30,21 @@
  * as a Prometheus summary: {quantile="0.5"|"0.99"|"0.999"} over a sliding
  * window of the last one to two windows (default window 60 s; NaN when it
  * saw nothing), and _sum and _count since start.
+ *
+ * Wiring a tool (errors in stats_new() are out of memory: warn and go on
+ * without metrics, or die):
+ *
+ *	stats *st = stats_new("fp-kvwrite", err, sizeof err);
+ *	stats_counter *in = stats_counter_new(st, "records_in_total", "Records read.", NULL, NULL);
+ *	stats_hist *lat = stats_hist_new(st, "commit_latency_microseconds",
+ *	                                 "@in to commit, per record.", NULL, NULL);
+ *	stats_catch_sigusr1();
+ *	for (;;) {                                   (the tool's read loop)
+ *		... stats_add(in, 1); ... stats_add(stats_error(st, "bad_frame"), 1);
+ *		... stats_observe(lat, now_us - in_us);
+ *		if (stats_tick(st, stats_clock_ms()) < 0) fp_warn("%s", stats_errstr(st));
+ *	}
+ *	stats_write(st); stats_free(st);             (at exit: the last figures)
  */
 #ifndef FP_STATS_H
 #define FP_STATS_H
