@@ -54,6 +54,7 @@ static int children;
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static fp_buf metrics = FP_BUF_INIT;
 static uint64_t checks;
+static char *stats_file; /* $FP_STATS_DIR/fp-lag-GROUP.prom, or NULL */
 
 static void
 on_signal(int sig)
@@ -324,6 +325,11 @@ update_metrics(lag_part *parts, size_t n, int up, double sum, double max_s, int 
 			firing = parts[i].rules[r].firing;
 		prom(&b, "alert_firing", NULL, "rule", opt.rules[r].text, firing);
 	}
+	if (stats_file) {
+		char err[512];
+		if (stats_write_text(stats_file, b.p ? (void *)b.p : "", b.len, err, sizeof err) < 0)
+			fp_warn("%s", err);
+	}
 	pthread_mutex_lock(&metrics_lock);
 	fp_buf old = metrics;
 	metrics = b;
@@ -421,9 +427,7 @@ check(redisContext **rc, const store_url *su, int *failed)
 	for (size_t i = 0; i < n; i++) {
 		lag_part *q = &parts[i];
 		lag_sample s = {now, q->known, q->committed, q->end};
-		lag_status prev = q->track.status;
 		lag_status st = lag_track_add(&q->track, &s, opt.window, opt.stop_ms);
-		(void)prev;
 		if (st > worst)
 			worst = st;
 		double lag = part_value(q, LM_LAG), secs = part_value(q, LM_LAG_SECONDS);
@@ -491,7 +495,7 @@ check(redisContext **rc, const store_url *su, int *failed)
 	w_int("firing", firing, 1);
 	emit();
 	flush_out();
-	if (opt.listen)
+	if (opt.listen || stats_file)
 		update_metrics(parts, n, !bad, sum, max_s, store);
 	return firing;
 }
@@ -621,6 +625,17 @@ main(int argc, char **argv)
 	if (opt.frames)
 		fr_writer_init(&fw, STDOUT_FILENO, 0);
 	struct MHD_Daemon *httpd = opt.listen ? listen_on(opt.listen) : NULL;
+	const char *dir = getenv("FP_STATS_DIR");
+	if (dir && *dir) {
+		size_t len = strlen(dir) + strlen(opt.group) + 16;
+		if (!(stats_file = malloc(len)))
+			oom();
+		int k = snprintf(stats_file, len, "%s/fp-lag-", dir);
+		for (const char *g = opt.group; *g; g++) /* a group name is any text */
+			stats_file[k++] = (*g >= 'a' && *g <= 'z') || (*g >= 'A' && *g <= 'Z') ||
+			                  (*g >= '0' && *g <= '9') || *g == '.' || *g == '-' ? *g : '_';
+		snprintf(stats_file + k, len - (size_t)k, ".prom");
+	}
 
 	/* --once: as many checks as the longest "for N" needs. */
 	unsigned need = 1;
@@ -648,6 +663,7 @@ main(int argc, char **argv)
 	fp_buf_release(&out);
 	fp_buf_release(&rec);
 	fp_buf_release(&metrics);
+	free(stats_file);
 	free(opt.topics);
 	fp_close_stdout();
 	if (opt.once)

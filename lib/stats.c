@@ -34,7 +34,7 @@ struct stats {
 	char *tool;
 	char *prefix;       /* "featpipe_<tool>_" */
 	char *labels;       /* tool="..",shard="..",pipeline=".." (escaped) */
-	char *path, *tmp;   /* NULL without FP_STATS_DIR */
+	char *path;         /* NULL without FP_STATS_DIR */
 	stats_metric **m;   /* pointers: metrics never move once registered */
 	size_t n, cap;
 	int64_t write_ms, window_ms;
@@ -139,11 +139,6 @@ stats_new(const char *tool, char *errstr, size_t errlen)
 		    (has_shard && (fp_buf_addc(&b, '-') < 0 || fp_buf_adds(&b, shard) < 0)) ||
 		    fp_buf_adds(&b, ".prom") < 0 || !(s->path = buf_take(&b)))
 			goto oom;
-		/* Not *.prom, so the textfile collector never reads a partial file. */
-		size_t n = strlen(s->path) + 32;
-		if (!(s->tmp = malloc(n)))
-			goto oom;
-		snprintf(s->tmp, n, "%s.%ld.tmp", s->path, (long)getpid());
 	}
 	return s;
 oom:
@@ -173,7 +168,6 @@ stats_free(stats *s)
 	free(s->prefix);
 	free(s->labels);
 	free(s->path);
-	free(s->tmp);
 	fp_buf_release(&s->out);
 	free(s);
 }
@@ -426,8 +420,9 @@ render(stats *s)
 }
 
 static int
-write_all(int fd, const uint8_t *p, size_t n)
+write_all(int fd, const void *buf, size_t n)
 {
+	const uint8_t *p = buf;
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -441,6 +436,36 @@ write_all(int fd, const uint8_t *p, size_t n)
 }
 
 int
+stats_write_text(const char *path, const void *p, size_t n, char *errstr, size_t errlen)
+{
+	char tmp[4096];
+	/* Not *.prom, so the textfile collector never reads a partial file. */
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp) {
+		snprintf(errstr, errlen, "unable to write '%s': name too long", path);
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(errstr, errlen, "unable to write '%s': %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, p, n) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		snprintf(errstr, errlen, "unable to write '%s': %s", tmp, strerror(e));
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		snprintf(errstr, errlen, "unable to write '%s': %s", path, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+int
 stats_write(stats *s)
 {
 	if (!s->path)
@@ -449,25 +474,7 @@ stats_write(stats *s)
 		seterr(s, "stats: out of memory");
 		return -1;
 	}
-	int fd = open(s->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		seterr(s, "unable to write '%s': %s", s->tmp, strerror(errno));
-		return -1;
-	}
-	if (write_all(fd, s->out.p, s->out.len) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(s->tmp);
-		seterr(s, "unable to write '%s': %s", s->tmp, strerror(e));
-		return -1;
-	}
-	if (close(fd) < 0 || rename(s->tmp, s->path) < 0) {
-		int e = errno;
-		unlink(s->tmp);
-		seterr(s, "unable to write '%s': %s", s->path, strerror(e));
-		return -1;
-	}
-	return 0;
+	return stats_write_text(s->path, s->out.p, s->out.len, s->errstr, sizeof s->errstr);
 }
 
 int

@@ -155,6 +155,11 @@ int stats_tick(stats *s, int64_t now_ms);
  * -1 with stats_errstr(); 0 and nothing written without FP_STATS_DIR. */
 int stats_write(stats *s);
 
+/* Write p[0..n) to path atomically: a temporary file beside it (named
+ * path.PID.tmp, which the textfile collector ignores), then rename.  For
+ * tools that render their own text (fp-lag).  0, or -1 with errstr. */
+int stats_write_text(const char *path, const void *p, size_t n, char *errstr, size_t errlen);
+
 /* Append the exposition text to f (stderr for SIGUSR1).  0 or -1. */
 int stats_dump(stats *s, FILE *f);
 

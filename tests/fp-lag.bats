@@ -63,9 +63,13 @@ p0() {
 
 @test "lag in messages and in seconds of a group that consumed then stopped" {
 	consumed_then_stopped
-	run fp-lag -b "$BROKER" -G g --once
+	mkdir "$T/stats"
+	FP_STATS_DIR="$T/stats" run fp-lag -b "$BROKER" -G g --once
 	[ "$status" -eq 0 ]
 	echo "$output" >"$T/out"
+	# The metrics also go to the textfile directory, and nothing else.
+	[ "$(ls "$T/stats")" = fp-lag-g.prom ]
+	grep -qx 'featpipe_consumergroup_group_lag{group="g",topic="t",partition="0"} 60' "$T/stats/fp-lag-g.prom"
 	# Only the partition the group committed on, then the group line.
 	[ "$(jq -c '[.topic, .partition, .committed, .end, .lag, .status]' "$T/out")" = \
 	  "$(printf '%s\n' '["t",0,40,100,60,"OK"]' '[null,null,null,null,60,"OK"]')" ]
