@@ -4,18 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tap.h"
 #include "../../lib/lag.h"
-
-static int ntests, nfail;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfail++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
 
 static lag_status
 feed(lag_track *t, int64_t ms, int64_t committed, int64_t end)
@@ -95,6 +85,5 @@ main(void)
 {
 	test_status();
 	test_rules();
-	printf("1..%d\n", ntests);
-	return nfail ? 1 : 0;
+	return tap_done();
 }

@@ -4,18 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tap.h"
 #include "../../lib/prom.h"
-
-static int ntests, nfail;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfail++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
 
 static int
 parse(const char *line, prom_sample *s)
@@ -42,6 +32,5 @@ main(void)
 	ok(parse("x +Inf", &s) == 1 && isinf(s.value), "+Inf");
 	ok(parse("x{a=\"1\" 5", &s) == -1 && parse("x", &s) == -1 && parse("x 1x", &s) == -1,
 	   "malformed lines");
-	printf("1..%d\n", ntests);
-	return nfail ? 1 : 0;
+	return tap_done();
 }

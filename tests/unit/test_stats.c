@@ -8,18 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tap.h"
 #include "../../lib/stats.h"
-
-static int ntests, nfail;
-
-static void
-ok(int cond, const char *name)
-{
-	ntests++;
-	if (!cond)
-		nfail++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntests, name);
-}
 
 static char *
 slurp(const char *path)
@@ -212,6 +202,5 @@ main(void)
 	test_quantiles();
 	test_registry();
 	test_file();
-	printf("1..%d\n", ntests);
-	return nfail ? 1 : 0;
+	return tap_done();
 }
