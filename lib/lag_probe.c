@@ -273,12 +273,16 @@ lag_probe_check(lag_probe *p, int64_t now_ms, char *errstr, size_t errlen)
 		rd_kafka_topic_partition_list_destroy(l);
 		return -1;
 	}
-	/* Track the partitions where the group committed (or every partition of
-	 * the topics asked for). */
+	/* Track every partition of the topics asked for, or of the topics where
+	 * the group committed on some partition (a partition it never committed
+	 * on may hold a backlog too). */
 	for (int i = 0; i < l->cnt; i++) {
 		rd_kafka_topic_partition_t *e = &l->elems[i];
-		if ((p->ntopics > 0 || (!e->err && e->offset >= 0)) &&
-		    part_add(p, e->topic, e->partition) < 0) {
+		int want = p->ntopics > 0;
+		for (int k = 0; k < l->cnt && !want; k++)
+			want = strcmp(l->elems[k].topic, e->topic) == 0 && !l->elems[k].err &&
+			       l->elems[k].offset >= 0;
+		if (want && part_add(p, e->topic, e->partition) < 0) {
 			snprintf(errstr, errlen, "out of memory");
 			rd_kafka_topic_partition_list_destroy(l);
 			return -1;

@@ -70,9 +70,9 @@ p0() {
 	# The metrics also go to the textfile directory, and nothing else.
 	[ "$(ls "$T/stats")" = fp-lag-g.prom ]
 	grep -qx 'featpipe_consumergroup_group_lag{group="g",topic="t",partition="0"} 60' "$T/stats/fp-lag-g.prom"
-	# Only the partition the group committed on, then the group line.
+	# Every partition of the topic the group committed on, then the group line.
 	[ "$(jq -c '[.topic, .partition, .committed, .end, .lag, .status]' "$T/out")" = \
-	  "$(printf '%s\n' '["t",0,40,100,60,"OK"]' '[null,null,null,null,60,"OK"]')" ]
+	  "$(printf '%s\n' '["t",0,40,100,60,"OK"]' '["t",1,null,0,null,"OK"]' '[null,null,null,null,60,"OK"]')" ]
 	# Exact: the first unconsumed message (offset 40) is 60 s - 40 ms old.
 	secs=$(p0 "$T/out" lag_seconds)
 	awk -v s="$secs" 'BEGIN { exit !(s >= 59.9 && s < 65) }'
@@ -209,7 +209,8 @@ EOF
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq -c 'select(.partition == 0) | [.committed, .stored, .stored_lag]')" = '[40,55,45]' ]
 	# The man page example.
-	[ "$(echo "$output" | jq -c 'select(.partition != null) | [.partition, .committed, .stored]')" = '[0,40,55]' ]
+	[ "$(echo "$output" | jq -c 'select(.partition != null) | [.partition, .committed, .stored]')" = \
+	  "$(printf '%s\n' '[0,40,55]' '[1,null,null]')" ]
 	# A shard without a position: unknown.
 	rcli hdel fp:p1:offsets t/0/1/2 >/dev/null
 	rcli hset fp:p1:offsets t/0/0/3 80 >/dev/null
@@ -224,7 +225,8 @@ EOF
 @test "-f frames: the same records as frames" {
 	consumed_then_stopped
 	fp-lag -b "$BROKER" -G g --once -f frames >"$T/frames"
-	[ "$(fp-cat "$T/frames" | jq -c '[.topic, .lag]')" = "$(printf '%s\n' '["t",60]' '[null,60]')" ]
+	[ "$(fp-cat "$T/frames" | jq -c '[.topic, .partition, .lag]')" = \
+	  "$(printf '%s\n' '["t",0,60]' '["t",1,null]' '[null,null,60]')" ]
 }
 
 @test "man page example: a cron check with an alert hook" {
