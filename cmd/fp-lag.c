@@ -232,11 +232,8 @@ reap(int block)
 static void
 prom_label_value(fp_buf *b, const char *v)
 {
-	for (; *v; v++) {
-		const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
-		if ((esc ? fp_buf_adds(b, esc) : fp_buf_addc(b, (uint8_t)*v)) < 0)
-			oom();
-	}
+	if (stats_label_escape(b, v) < 0)
+		oom();
 }
 
 /* One sample: name{group="..",topic="..",partition=".."} value.  A NaN

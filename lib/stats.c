@@ -53,9 +53,8 @@ seterr(stats *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Label value escaping of the text format: \\, \", \n. */
-static int
-add_escaped(fp_buf *b, const char *v)
+int
+stats_label_escape(fp_buf *b, const char *v)
 {
 	for (; *v; v++) {
 		int r;
@@ -125,10 +124,10 @@ stats_new(const char *tool, char *errstr, size_t errlen)
 	b = (fp_buf)FP_BUF_INIT;
 	const char *shard = getenv("FP_SHARD"), *pipeline = getenv("FP_PIPELINE");
 	int has_shard = shard && *shard;
-	if (fp_buf_adds(&b, "tool=\"") < 0 || add_escaped(&b, tool) < 0 ||
-	    fp_buf_adds(&b, "\",shard=\"") < 0 || add_escaped(&b, has_shard ? shard : "0") < 0 ||
+	if (fp_buf_adds(&b, "tool=\"") < 0 || stats_label_escape(&b, tool) < 0 ||
+	    fp_buf_adds(&b, "\",shard=\"") < 0 || stats_label_escape(&b, has_shard ? shard : "0") < 0 ||
 	    fp_buf_adds(&b, "\",pipeline=\"") < 0 ||
-	    add_escaped(&b, pipeline && *pipeline ? pipeline : "default") < 0 ||
+	    stats_label_escape(&b, pipeline && *pipeline ? pipeline : "default") < 0 ||
 	    fp_buf_addc(&b, '"') < 0 || !(s->labels = buf_take(&b)))
 		goto oom;
 	const char *dir = getenv("FP_STATS_DIR");
@@ -359,7 +358,7 @@ add_series(stats *s, fp_buf *b, const stats_metric *m, const char *suffix,
 	    fp_buf_addc(b, '{') < 0 || fp_buf_adds(b, s->labels) < 0)
 		return -1;
 	if (m->label_name && (fp_buf_addc(b, ',') < 0 || fp_buf_adds(b, m->label_name) < 0 ||
-	                      fp_buf_adds(b, "=\"") < 0 || add_escaped(b, m->label_value) < 0 ||
+	                      fp_buf_adds(b, "=\"") < 0 || stats_label_escape(b, m->label_value) < 0 ||
 	                      fp_buf_addc(b, '"') < 0))
 		return -1;
 	if (quantile && addf(b, ",quantile=\"%s\"", quantile) < 0)

@@ -54,6 +54,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "buf.h"
+
 #define STATS_HIST_BUCKETS (16 + 37 * 8)  /* 16 exact, then 2^4 .. 2^40 */
 
 typedef struct stats stats;
@@ -159,6 +161,10 @@ int stats_write(stats *s);
  * path.PID.tmp, which the textfile collector ignores), then rename.  For
  * tools that render their own text (fp-lag).  0, or -1 with errstr. */
 int stats_write_text(const char *path, const void *p, size_t n, char *errstr, size_t errlen);
+
+/* Append label value v escaped for the text format (\\, \", \n).  0, or -1
+ * when out of memory. */
+int stats_label_escape(fp_buf *b, const char *v);
 
 /* Append the exposition text to f (stderr for SIGUSR1).  0 or -1. */
 int stats_dump(stats *s, FILE *f);
