@@ -21,6 +21,7 @@
 #include "../lib/kafka.h"
 #include "../lib/lag.h"
 #include "../lib/lag_probe.h"
+#include "../lib/lag_report.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
 #include "../lib/stats.h"
@@ -133,16 +134,6 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The value of a partition metric; NaN when unknown. */
-static double
-part_value(const lag_part *q, enum lag_metric m)
-{
-	lag_sample s = {0, q->known, q->committed, q->end};
-	if (!q->known || q->committed < 0)
-		return NAN;
-	return m == LM_LAG ? (double)lag_messages(&s) : q->lag_seconds;
-}
-
 /* An alert or status event: a line on stdout and --alert-cmd. */
 static void
 event(int64_t now, const char *kind, const lag_part *q, const lag_rule *r, double value,
@@ -170,48 +161,19 @@ event(int64_t now, const char *kind, const lag_part *q, const lag_rule *r, doubl
 		oom();
 	snprintf(part, sizeof part, "%d", q ? (int)q->partition : 0);
 	snprintf(val, sizeof val, "%.17g", value);
-	const char *vars[][2] = {
+	const char *const vars[][2] = {
 		{"FP_LAG_EVENT", kind}, {"FP_LAG_GROUP", opt.group},
 		{"FP_LAG_TOPIC", q ? q->topic : ""}, {"FP_LAG_PARTITION", q ? part : ""},
 		{"FP_LAG_RULE", r ? r->text : ""}, {"FP_LAG_VALUE", isnan(value) ? "" : val},
 		{"FP_LAG_STATUS", lag_status_name(status)},
 		{"FP_LAG_PREVIOUS", lag_status_name(prev)}, {"FP_LAG_JSON", (char *)json.p},
 	};
-	enum { NV = sizeof vars / sizeof vars[0] };
-	extern char **environ;
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	/* Built before fork(): the child only calls execve(). */
-	char **envp = calloc(n + NV + 1, sizeof *envp), *strs[NV];
-	if (!envp)
-		oom();
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "FP_LAG_", 7) != 0)
-			envp[k++] = environ[i];
-	for (int i = 0; i < NV; i++) {
-		size_t len = strlen(vars[i][0]) + strlen(vars[i][1]) + 2;
-		if (!(strs[i] = malloc(len)))
-			oom();
-		snprintf(strs[i], len, "%s=%s", vars[i][0], vars[i][1]);
-		envp[k++] = strs[i];
-	}
 	flush_out(); /* the event line comes before what the command prints */
-	char *argv[] = {"sh", "-c", (char *)opt.alert_cmd, NULL};
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(STDERR_FILENO, STDOUT_FILENO); /* keep stdout for status lines */
-		execve("/bin/sh", argv, envp);
-		_exit(127);
-	}
-	if (pid < 0)
-		fp_warn("unable to run --alert-cmd: %s", strerror(errno));
+	char err[256];
+	if (lag_hook_run(opt.alert_cmd, vars, sizeof vars / sizeof vars[0], err, sizeof err) < 0)
+		fp_warn("unable to run --alert-cmd: %s", err);
 	else
 		children++;
-	for (int i = 0; i < NV; i++)
-		free(strs[i]);
-	free(envp);
 	fp_buf_release(&json);
 }
 
@@ -229,99 +191,13 @@ reap(int block)
 	}
 }
 
+/* Publish the check to /metrics and $FP_STATS_DIR. */
 static void
-prom_label_value(fp_buf *b, const char *v)
+update_metrics(const lag_view *v)
 {
-	if (stats_label_escape(b, v) < 0)
-		oom();
-}
-
-/* One sample: name{group="..",topic="..",partition=".."} value.  A NaN
- * value writes nothing: an unknown figure has no sample. */
-static void
-prom(fp_buf *b, const char *name, const lag_part *q, const char *lname, const char *lval,
-     double v)
-{
-	char num[64];
-	if (isnan(v))
-		return;
-	if (fp_buf_adds(b, "featpipe_consumergroup_") < 0 || fp_buf_adds(b, name) < 0 ||
-	    fp_buf_adds(b, "{group=\"") < 0)
-		oom();
-	prom_label_value(b, opt.group);
-	if (q) {
-		snprintf(num, sizeof num, "%d", (int)q->partition);
-		if (fp_buf_adds(b, "\",topic=\"") < 0)
-			oom();
-		prom_label_value(b, q->topic);
-		if (fp_buf_adds(b, "\",partition=\"") < 0 || fp_buf_adds(b, num) < 0)
-			oom();
-	}
-	if (lname) {
-		if (fp_buf_adds(b, "\",") < 0 || fp_buf_adds(b, lname) < 0 || fp_buf_adds(b, "=\"") < 0)
-			oom();
-		prom_label_value(b, lval);
-	}
-	snprintf(num, sizeof num, "\"} %.15g\n", v);
-	if (fp_buf_adds(b, num) < 0)
-		oom();
-}
-
-static void
-prom_head(fp_buf *b, const char *name, const char *type, const char *help)
-{
-	char line[512];
-	snprintf(line, sizeof line, "# HELP featpipe_consumergroup_%s %s\n"
-	         "# TYPE featpipe_consumergroup_%s %s\n", name, help, name, type);
-	if (fp_buf_adds(b, line) < 0)
-		oom();
-}
-
-static void
-update_metrics(lag_part *parts, size_t n, int up, double sum, double max_s, int store)
-{
-	static const struct { const char *name, *help; } per[] = {
-		{"group_offset", "Committed offset of the group."},
-		{"partition_latest_offset", "Log end offset (high watermark)."},
-		{"group_lag", "Lag in messages: log end - committed."},
-		{"group_lag_seconds", "Now - timestamp of the first unconsumed message."},
-		{"partition_status", "0 OK, 1 WARN, 2 STALL, 3 STOP, 4 ERR."},
-		{"pipeline_offset", "Smallest durable offset of the pipeline over its shards."},
-	};
 	fp_buf b = FP_BUF_INIT;
-	prom_head(&b, "up", "gauge", "1 when every figure of the last check is known.");
-	prom(&b, "up", NULL, NULL, NULL, up);
-	prom_head(&b, "checks_total", "counter", "Checks made.");
-	prom(&b, "checks_total", NULL, NULL, NULL, (double)checks);
-	for (size_t k = 0; k < sizeof per / sizeof per[0]; k++) {
-		if (k == 5 && !store)
-			break;
-		prom_head(&b, per[k].name, "gauge", per[k].help);
-		for (size_t i = 0; i < n; i++) {
-			lag_part *q = &parts[i];
-			double v = k == 0 ? (q->known && q->committed >= 0 ? (double)q->committed : NAN)
-			         : k == 1 ? (q->known ? (double)q->end : NAN)
-			         : k == 2 ? part_value(q, LM_LAG)
-			         : k == 3 ? part_value(q, LM_LAG_SECONDS)
-			         : k == 4 ? (double)q->track.status
-			         : (q->stored_known ? (double)q->stored.offset : NAN);
-			prom(&b, per[k].name, q, k == 5 ? "pipeline" : NULL, store_pipeline(), v);
-		}
-	}
-	prom_head(&b, "group_sum_lag", "gauge", "Sum of the partitions' lag in messages.");
-	prom(&b, "group_sum_lag", NULL, NULL, NULL, sum);
-	prom_head(&b, "group_max_lag_seconds", "gauge", "Largest lag in seconds.");
-	prom(&b, "group_max_lag_seconds", NULL, NULL, NULL, max_s);
-	prom_head(&b, "group_status", "gauge", "0 OK, 1 WARN, 2 STALL, 3 STOP, 4 ERR.");
-	prom(&b, "group_status", NULL, NULL, NULL, group_status);
-	if (opt.nrules)
-		prom_head(&b, "alert_firing", "gauge", "1 while the rule fires (any partition).");
-	for (int r = 0; r < opt.nrules; r++) {
-		int firing = opt.group_rules[r].firing;
-		for (size_t i = 0; i < n && !firing; i++)
-			firing = parts[i].rules[r].firing;
-		prom(&b, "alert_firing", NULL, "rule", opt.rules[r].text, firing);
-	}
+	if (lag_prom_render(v, &b) < 0)
+		oom();
 	if (stats_file) {
 		char err[512];
 		if (stats_write_text(stats_file, b.p ? (void *)b.p : "", b.len, err, sizeof err) < 0)
@@ -427,7 +303,7 @@ check(redisContext **rc, const store_url *su, int *failed)
 		lag_status st = lag_track_add(&q->track, &s, opt.window, opt.stop_ms);
 		if (st > worst)
 			worst = st;
-		double lag = part_value(q, LM_LAG), secs = part_value(q, LM_LAG_SECONDS);
+		double lag = lag_part_value(q, LM_LAG), secs = lag_part_value(q, LM_LAG_SECONDS);
 		if (!q->known)
 			sum = NAN;
 		else if (!isnan(lag))
@@ -457,7 +333,7 @@ check(redisContext **rc, const store_url *su, int *failed)
 		for (int r = 0; r < opt.nrules; r++) {
 			if (lag_rule_is_group(&opt.rules[r]))
 				continue;
-			double v = part_value(q, opt.rules[r].metric);
+			double v = lag_part_value(q, opt.rules[r].metric);
 			int t = lag_rule_step(&opt.rules[r], &q->rules[r], v);
 			if (t)
 				event(now, t > 0 ? "alert" : "resolved", q, &opt.rules[r], v, st, st);
@@ -492,8 +368,11 @@ check(redisContext **rc, const store_url *su, int *failed)
 	w_int("firing", firing, 1);
 	emit();
 	flush_out();
-	if (opt.listen || stats_file)
-		update_metrics(parts, n, !bad, sum, max_s, store);
+	if (opt.listen || stats_file) {
+		lag_view v = {opt.group, parts, n, !bad, checks, sum, max_s, worst, opt.rules,
+		              opt.group_rules, opt.nrules, store ? store_pipeline() : NULL};
+		update_metrics(&v);
+	}
 	return firing;
 }
 

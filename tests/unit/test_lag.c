@@ -6,6 +6,7 @@
 
 #include "tap.h"
 #include "../../lib/lag.h"
+#include "../../lib/lag_report.h"
 
 static lag_status
 feed(lag_track *t, int64_t ms, int64_t committed, int64_t end)
@@ -80,10 +81,50 @@ test_rules(void)
 	ok(ev[6] == -1 && ev[7] == 0 && !st.firing, "resolves once; a new run starts over");
 }
 
+static void
+test_prom(void)
+{
+	static lag_part parts[2];
+	lag_rule rules[1];
+	lag_rule_state group_rules[1] = {{0, 0}};
+	char err[100];
+	lag_rule_parse("lag > 10", &rules[0], err, sizeof err);
+	snprintf(parts[0].topic, sizeof parts[0].topic, "t\"x");
+	parts[0].partition = 0;
+	parts[0].known = 1;
+	parts[0].committed = 40;
+	parts[0].end = 100;
+	parts[0].lag_seconds = 60.5;
+	parts[0].rules[0].firing = 1;
+	parts[0].stored_known = 1;
+	parts[0].stored.offset = 35;
+	parts[1] = parts[0];
+	parts[1].partition = 1;
+	parts[1].known = 0;
+	parts[1].lag_seconds = NAN;
+	parts[1].track.status = LAG_ERR;
+	lag_view v = {"g", parts, 2, 0, 7, NAN, 60.5, LAG_ERR, rules, group_rules, 1, "p"};
+	fp_buf b = FP_BUF_INIT;
+	ok(lag_prom_render(&v, &b) == 0 && fp_buf_addc(&b, 0) == 0, "render");
+	const char *t = (const char *)b.p;
+	ok(strstr(t, "featpipe_consumergroup_group_lag{group=\"g\",topic=\"t\\\"x\",partition=\"0\"} 60\n") &&
+	   strstr(t, "featpipe_consumergroup_group_lag_seconds{group=\"g\",topic=\"t\\\"x\",partition=\"0\"} 60.5\n") &&
+	   strstr(t, "featpipe_consumergroup_pipeline_offset{group=\"g\",topic=\"t\\\"x\",partition=\"0\",pipeline=\"p\"} 35\n"),
+	   "known figures, labels escaped");
+	ok(!strstr(t, "group_lag{group=\"g\",topic=\"t\\\"x\",partition=\"1\"}") &&
+	   !strstr(t, "group_sum_lag{") && strstr(t, "partition=\"1\"} 4\n") &&
+	   strstr(t, "featpipe_consumergroup_up{group=\"g\"} 0\n"),
+	   "unknown figures have no sample; status ERR is 4");
+	ok(strstr(t, "featpipe_consumergroup_alert_firing{group=\"g\",rule=\"lag > 10\"} 1\n") &&
+	   strstr(t, "# TYPE featpipe_consumergroup_checks_total counter\n"), "rules and counter");
+	fp_buf_release(&b);
+}
+
 int
 main(void)
 {
 	test_status();
 	test_rules();
+	test_prom();
 	return tap_done();
 }
