@@ -18,15 +18,15 @@
 #include "../lib/num.h"
 
 static const char USAGE[] =
-	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count]\n"
-	"                  [-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
+	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count] "
+	"[-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
 
 #define META_TIMEOUT_MS 10000
 
 static struct {
 	const char *brokers, *group, *format;
 	const char **topics;
-	int ntopics, exit_eof, quiet, json;
+	int ntopics, exit_eof, quiet, json, debug;
 	uint64_t count;          /* 0: no limit */
 	fk_offset start;
 	int64_t stop_ms;         /* -1: none */
@@ -65,7 +65,7 @@ on_signal(int sig)
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet))
+	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
 		fp_warn("%s: %s", fac, msg);
 }
 
@@ -448,6 +448,7 @@ configure(fk_conf *kc, int argc, char **argv)
 			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
 	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
+	opt.debug = fk_conf_user(kc, "debug");
 	fk_set_log(kc->rk, log_line);
 	if (opt.group)
 		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);

@@ -18,8 +18,8 @@
 #include "../lib/num.h"
 
 static const char USAGE[] =
-	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition]\n"
-	"                  [--value auto|json|msgpack|field:name] [-X prop=val] ... [-F file] [-q]\n"
+	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition] "
+	"[--value auto|json|msgpack|field:name] [-X prop=val] ... [-F file] [-q]\n"
 	"       fp-produce --lines [-b brokers] -t topic [-p partition] [-X prop=val] ... [-F file] [-q]\n";
 
 enum value_mode { V_AUTO, V_JSON, V_MSGPACK, V_FIELD };
@@ -28,7 +28,7 @@ static struct {
 	const char *brokers, *topic, *key_field, *value_field;
 	enum value_mode value;
 	int32_t partition;
-	int lines, quiet;
+	int lines, quiet, debug;
 } opt = {.partition = RD_KAFKA_PARTITION_UA};
 
 static struct {
@@ -50,7 +50,7 @@ on_signal(int sig)
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet))
+	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
 		fp_warn("%s: %s", fac, msg);
 }
 
@@ -398,6 +398,7 @@ main(int argc, char **argv)
 	if (fk_conf_default(&kc, "bootstrap.servers", opt.brokers, err, sizeof err) < 0 ||
 	    fk_conf_default(&kc, "enable.idempotence", "true", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
+	opt.debug = fk_conf_user(&kc, "debug");
 	fk_set_log(kc.rk, log_line);
 	rd_kafka_conf_set_dr_msg_cb(kc.rk, delivered);
 	if (!(p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc.rk, err, sizeof err)))

@@ -24,11 +24,23 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
 		log_fn(level, fac, msg);
 }
 
+/* Client errors (brokers down, timeouts) are transient: warnings. */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk, (void)opaque;
+	if (log_fn && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		log_fn(4, "error", reason);
+	else if (log_fn)
+		log_fn(4, "error", "all brokers are down");
+}
+
 void
 fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
 {
 	log_fn = fn;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
 }
 
 void
@@ -134,6 +146,17 @@ fk_conf_file(fk_conf *c, const char *path, char *errstr, size_t errlen)
 			s++;
 		if (*s == 0 || *s == '#')
 			continue;
+		/* "name = value": blanks around the '=' are not part of either */
+		char *eq = strchr(s, '='), *ne = eq;
+		if (eq) {
+			while (ne > s && isspace((unsigned char)ne[-1]))
+				ne--;
+			char *v = eq + 1;
+			while (isspace((unsigned char)*v))
+				v++;
+			*ne++ = '=';
+			memmove(ne, v, strlen(v) + 1);
+		}
 		char e[400];
 		if (fk_conf_set_kv(c, s, e, sizeof e) < 0) {
 			snprintf(errstr, errlen, "%s:%lu: %s", path, lineno, e);

@@ -19,7 +19,8 @@
 
 /* Where librdkafka's log lines go (level is syslog's); set by the command. */
 typedef void fk_log_fn(int level, const char *fac, const char *msg);
-/* Install fn as conf's log callback. */
+/* Install fn as conf's log callback, and for client errors (reported at
+ * level 4: they are transient; fatal errors are checked by the caller). */
 void fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn);
 
 /* A librdkafka configuration being built, and the properties the user set
