@@ -39,7 +39,11 @@ struct stats {
 	size_t n, cap;
 	int64_t write_ms, window_ms;
 	int64_t next_write, next_rotate; /* 0: not yet started */
+	/* Handed out when a registration fails: recorded into, never written. */
 	stats_counter dummy;
+	stats_gauge dummy_g;
+	stats_hist *dummy_h;
+	char regerr[256];   /* the first registration error, "" for none */
 	fp_buf out;
 	char errstr[256];
 };
@@ -103,6 +107,8 @@ stats_new(const char *tool, char *errstr, size_t errlen)
 		goto oom;
 	s->write_ms = 5000;
 	s->window_ms = 60000;
+	if (!(s->dummy_h = calloc(1, sizeof *s->dummy_h)))
+		goto oom;
 	if (!(s->tool = strdup(tool)))
 		goto oom;
 	/* featpipe_<tool>_ */
@@ -163,6 +169,7 @@ stats_free(stats *s)
 		free(m);
 	}
 	free(s->m);
+	free(s->dummy_h);
 	free(s->tool);
 	free(s->prefix);
 	free(s->labels);
@@ -193,6 +200,12 @@ stats_errstr(const stats *s)
 	return s->errstr;
 }
 
+const char *
+stats_register_errstr(const stats *s)
+{
+	return s->regerr[0] ? s->regerr : NULL;
+}
+
 static int
 same_str(const char *a, const char *b)
 {
@@ -200,33 +213,58 @@ same_str(const char *a, const char *b)
 }
 
 static stats_metric *
+metric_add(stats *s, enum stats_type type, const char *name, const char *help,
+           const char *label_name, const char *label_value, const char **why);
+
+static stats_metric *
 metric_new(stats *s, enum stats_type type, const char *name, const char *help,
            const char *label_name, const char *label_value)
 {
+	const char *why = "";
+	stats_metric *m = metric_add(s, type, name, help, label_name, label_value, &why);
+	if (!m && !s->regerr[0])
+		snprintf(s->regerr, sizeof s->regerr, "stats: cannot register '%.100s%.60s': %s",
+		         s->prefix, name ? name : "(null)", why);
+	return m;
+}
+
+/* metric_new() without the error bookkeeping; *why says what failed. */
+static stats_metric *
+metric_add(stats *s, enum stats_type type, const char *name, const char *help,
+           const char *label_name, const char *label_value, const char **why)
+{
 	if (!valid_name(name, 1) || (label_name && !valid_name(label_name, 0)) ||
-	    (!label_name) != (!label_value))
+	    (!label_name) != (!label_value)) {
+		*why = "invalid name or label";
 		return NULL;
+	}
 	size_t plen = strlen(s->prefix);
 	for (size_t i = 0; i < s->n; i++) {
 		stats_metric *m = s->m[i];
 		if (strcmp(m->name + plen, name) != 0)
 			continue;
-		if (m->type != type)
+		if (m->type != type) {
+			*why = "already registered with another type";
 			return NULL;
+		}
 		if (same_str(m->label_name, label_name) && same_str(m->label_value, label_value))
 			return m;
 	}
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
 		stats_metric **nm = realloc(s->m, cap * sizeof *nm);
-		if (!nm)
+		if (!nm) {
+			*why = "out of memory";
 			return NULL;
+		}
 		s->m = nm;
 		s->cap = cap;
 	}
 	stats_metric *m = calloc(1, sizeof *m);
-	if (!m)
+	if (!m) {
+		*why = "out of memory";
 		return NULL;
+	}
 	m->type = type;
 	size_t n = plen + strlen(name) + 1;
 	m->name = malloc(n);
@@ -244,6 +282,7 @@ metric_new(stats *s, enum stats_type type, const char *name, const char *help,
 		if (type == ST_HIST)
 			free(m->u.h);
 		free(m);
+		*why = "out of memory";
 		return NULL;
 	}
 	snprintf(m->name, n, "%s%s", s->prefix, name);
@@ -259,7 +298,7 @@ stats_counter_new(stats *s, const char *name, const char *help, const char *labe
                   const char *label_value)
 {
 	stats_metric *m = metric_new(s, ST_COUNTER, name, help, label_name, label_value);
-	return m ? &m->u.c : NULL;
+	return m ? &m->u.c : &s->dummy;
 }
 
 stats_gauge *
@@ -267,7 +306,7 @@ stats_gauge_new(stats *s, const char *name, const char *help, const char *label_
                 const char *label_value)
 {
 	stats_metric *m = metric_new(s, ST_GAUGE, name, help, label_name, label_value);
-	return m ? &m->u.g : NULL;
+	return m ? &m->u.g : &s->dummy_g;
 }
 
 stats_hist *
@@ -275,15 +314,13 @@ stats_hist_new(stats *s, const char *name, const char *help, const char *label_n
                const char *label_value)
 {
 	stats_metric *m = metric_new(s, ST_HIST, name, help, label_name, label_value);
-	return m ? m->u.h : NULL;
+	return m ? m->u.h : s->dummy_h;
 }
 
 stats_counter *
 stats_error(stats *s, const char *reason)
 {
-	stats_counter *c = stats_counter_new(s, "errors_total", "Records refused, by reason.",
-	                                     "reason", reason);
-	return c ? c : &s->dummy;
+	return stats_counter_new(s, "errors_total", "Records refused, by reason.", "reason", reason);
 }
 
 /* The middle of bucket i (its value when exact). */

@@ -38,6 +38,7 @@
  *	stats_counter *in = stats_counter_new(st, "records_in_total", "Records read.", NULL, NULL);
  *	stats_hist *lat = stats_hist_new(st, "commit_latency_microseconds",
  *	                                 "@in to commit, per record.", NULL, NULL);
+ *	if (stats_register_errstr(st)) fp_die(FP_EXIT_USAGE, "%s", stats_register_errstr(st));
  *	stats_catch_sigusr1();
  *	for (;;) {                                   (the tool's read loop)
  *		... stats_add(in, 1); ... stats_add(stats_error(st, "bad_frame"), 1);
@@ -92,8 +93,10 @@ const char *stats_path(const stats *s);
  * [a-zA-Z0-9_:]; help is one line; label_name/label_value add one label of
  * its own (both NULL for none).  Registering the same name and label twice
  * returns the same metric.  The returned pointer is owned by s and valid
- * until stats_free().  NULL when out of memory, the name or label name is
- * invalid, or the name is already registered with another type. */
+ * until stats_free().  Never NULL: when out of memory, when the name or
+ * label name is invalid, or the name is already registered with another
+ * type, it returns a stand-in that is never written, and
+ * stats_register_errstr() says so (check it once after registering). */
 stats_counter *stats_counter_new(stats *s, const char *name, const char *help,
                                  const char *label_name, const char *label_value);
 stats_gauge *stats_gauge_new(stats *s, const char *name, const char *help,
@@ -102,8 +105,8 @@ stats_hist *stats_hist_new(stats *s, const char *name, const char *help,
                            const char *label_name, const char *label_value);
 
 /* The counter errors_total{reason=reason}, created on first use (a lookup:
- * meant for errors, which are rare, not for every record).  Never fails:
- * when out of memory it returns a counter that is not written. */
+ * meant for errors, which are rare, not for every record).  Never NULL, as
+ * above. */
 stats_counter *stats_error(stats *s, const char *reason);
 
 /* Hot path. */
@@ -171,6 +174,9 @@ int stats_dump(stats *s, FILE *f);
 
 /* The last error of stats_tick()/stats_write(); owned by s. */
 const char *stats_errstr(const stats *s);
+/* The first registration that failed ("stats: cannot register 'NAME':
+ * why"), or NULL when every one succeeded.  Owned by s. */
+const char *stats_register_errstr(const stats *s);
 
 /* Install a SIGUSR1 handler (SA_RESTART, so blocking reads are not
  * disturbed) that sets stats_dump_requested; stats_tick() dumps and clears

@@ -92,11 +92,18 @@ test_registry(void)
 	stats_counter *a = stats_counter_new(s, "records_in_total", "Records read.", NULL, NULL);
 	stats_counter *b = stats_counter_new(s, "records_in_total", "Records read.", NULL, NULL);
 	ok(a && a == b, "registering twice gives the same counter");
-	ok(stats_gauge_new(s, "records_in_total", "x", NULL, NULL) == NULL,
-	   "same name with another type is refused");
-	ok(stats_counter_new(s, "bad name", "x", NULL, NULL) == NULL &&
-	   stats_counter_new(s, "ok", "x", "bad-label", "v") == NULL &&
-	   stats_counter_new(s, "ok", "x", "label", NULL) == NULL, "invalid names are refused");
+	ok(stats_register_errstr(s) == NULL, "no registration error yet");
+	stats_gauge *g = stats_gauge_new(s, "records_in_total", "x", NULL, NULL);
+	ok(g != NULL && (void *)g != (void *)a && stats_register_errstr(s) &&
+	   strcmp(stats_register_errstr(s), "stats: cannot register "
+	          "'featpipe_merge_records_in_total': already registered with another type") == 0,
+	   "same name with another type: a stand-in, and the error says why");
+	stats_set(g, 1); /* the stand-in takes records */
+	ok(stats_counter_new(s, "bad name", "x", NULL, NULL) != NULL &&
+	   stats_counter_new(s, "ok", "x", "bad-label", "v") != NULL &&
+	   stats_hist_new(s, "ok", "x", "label", NULL) != NULL &&
+	   strstr(stats_register_errstr(s), "records_in_total"), "invalid names: stand-ins; the first error kept");
+	stats_observe(stats_hist_new(s, "b c", "x", NULL, NULL), 5);
 	stats_counter *e1 = stats_error(s, "bad_json"), *e2 = stats_error(s, "too_big");
 	ok(e1 && e2 && e1 != e2 && stats_error(s, "bad_json") == e1, "errors by reason");
 	ok(stats_write(s) == 0, "stats_write without a directory is a no-op");
