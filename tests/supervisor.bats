@@ -20,6 +20,17 @@ descendants() {
 		}'
 }
 
+# gone PID: wait (10 s) until PID has exited (a zombie waiting for a reaper counts as gone)
+gone() {
+	local i
+	for i in $(seq 100); do
+		[ -e "/proc/$1" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "process $1 ($(cat "/proc/$1/comm" 2>/dev/null)) still runs" >&2
+	return 1
+}
+
 # ctl ARGS...: supervisorctl against the private supervisord of the test
 ctl() { supervisorctl -c "$T/supervisord.conf" "$@"; }
 
@@ -221,12 +232,7 @@ EOF
 	running
 	grep -q "exited: used_car (exit status" "$T/supervisord.log"
 	# nothing of the first run is left behind
-	for p in $old; do
-		if kill -0 "$p" 2>/dev/null; then
-			echo "process $p ($(cat /proc/$p/comm 2>/dev/null)) of the first run still runs" >&2
-			return 1
-		fi
-	done
+	for p in $old; do gone "$p"; done
 
 	# more input after the restart; the replayed records are not counted twice
 	produce_part 1501 100000
@@ -237,5 +243,5 @@ EOF
 	[ -n "$old" ]
 	ctl stop used_car
 	ctl status used_car | grep -q STOPPED
-	for p in $old; do wait_for sh -c "! kill -0 $p"; done
+	for p in $old; do gone "$p"; done
 }
