@@ -2,6 +2,7 @@
 #   make             build every tool into $(BUILD)/bin
 #   make check       C unit tests and bats suites (TAP output)
 #   make check SAN=1 the same, built with ASan+UBSan into build-san/
+#   make bench       featpipe end to end vs kcat and a Python baseline (scripts/bench)
 #   make fuzz        libFuzzer on the frame decoder (FUZZ_SECONDS=60)
 #   make install     PREFIX=/usr/local DESTDIR=
 VERSION   := 0.1.0
@@ -59,7 +60,7 @@ MAN1      := $(wildcard man/*.1)
 MAN5      := $(wildcard man/*.5)
 MAN7      := $(wildcard man/*.7)
 
-.PHONY: all check unit bats fuzz install uninstall clean
+.PHONY: all check unit bats fuzz install uninstall clean bench
 .SECONDARY:
 all: $(BINS)
 
@@ -92,6 +93,10 @@ unit: $(UNITS)
 # One suite: make bats T=tests/fp-cat.bats
 bats: all
 	FP_BIN=$(abspath $(BUILD)/bin) bats --tap $(or $(T),tests/*.bats)
+
+# Figures and the latency histogram in build/bench/ (BENCHMARKS.md explains them)
+bench: all
+	scripts/bench
 
 FUZZ_SECONDS ?= 60
 FUZZ_DIR  := $(BUILD)/fuzz
