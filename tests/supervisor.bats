@@ -22,8 +22,7 @@ descendants() {
 
 # gone PID: wait (10 s) until PID has exited (a zombie waiting for a reaper counts as gone)
 gone() {
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -e "/proc/$1" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -171,8 +170,7 @@ PY
 
 # wait_oracle TO: until Redis matches the oracle of lines 1..TO (60 s)
 wait_oracle() {
-	local i
-	for i in $(seq 120); do
+	for _ in $(seq 120); do
 		oracle "$1" && return 0
 		sleep 0.5
 	done
@@ -223,7 +221,7 @@ EOF
 	kill -9 "$victim"
 
 	# supervisord sees the pipeline exit and starts it again: a new pid, RUNNING
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		pid2=$(prog_pid)
 		[ "$pid2" -gt 0 ] && [ "$pid2" != "$pid1" ] && break
 		sleep 0.1
