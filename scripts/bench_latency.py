@@ -156,7 +156,7 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--sent", required=True)
     p.add_argument("--probe-ms", type=float, default=5)
-    p.add_argument("--linger-ms", type=int, default=1)
+    p.add_argument("--linger-ms", type=int, default=5)
     p.add_argument("--warmup", type=float, default=3)
     p = sub.add_parser("watch")
     p.add_argument("-r", "--redis", required=True)
