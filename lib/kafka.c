@@ -366,8 +366,7 @@ fk_msg_frame(const rd_kafka_message_t *m, int64_t in_us, fp_buf *out)
 	return rc ? -1 : 0;
 }
 
-/* One format token at fmt[*i] (after '%' or '\\'); returns the bytes
- * consumed after the introducer, 0 when invalid. */
+/* The value of a hex digit, -1 for anything else. */
 static int
 hexval(int c)
 {

@@ -18,6 +18,17 @@ at_least() {
 	[ "$("$@" 2>/dev/null | wc -l)" -ge "$n" ]
 }
 
+# wait_long SECONDS CMD...: like wait_for, for slow group rebalances.
+wait_long() {
+	local i n=$(($1 * 10)); shift
+	for ((i = 0; i < n; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
+}
+
 barriers_in() {
 	fp-cat "$1" | grep barrier
 }
@@ -135,10 +146,11 @@ seqp() {
 
 @test "group mode: two consumers split the partitions between them" {
 	start_broker --topic s:4
-	bg_start c1 fp-consume -t s -G split -f '%p %o\n'
-	bg_start c2 fp-consume -t s -G split -f '%p %o\n'
-	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c1.err"
-	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c2.err"
+	local x=(-X heartbeat.interval.ms=300 -X session.timeout.ms=6000)
+	bg_start c1 fp-consume -t s -G split "${x[@]}" -f '%p %o\n'
+	bg_start c2 fp-consume -t s -G split "${x[@]}" -f '%p %o\n'
+	wait_long 30 grep -q 'assigned 2 partition(s), 2 in all' "$T/c1.err"
+	wait_long 30 grep -q 'assigned 2 partition(s), 2 in all' "$T/c2.err"
 	for p in 0 1 2 3; do seqp s $p 5; done
 	wait_for at_least 20 cat "$T/c1.out" "$T/c2.out"
 	sleep 0.5
