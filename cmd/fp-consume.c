@@ -292,7 +292,7 @@ message(rd_kafka_message_t *m, int64_t now_us)
 		if (fk_msg_frame(m, now_us, &c.fw.buf) < 0)
 			fp_die(FP_EXIT_IO, "out of memory");
 		if (fr_writer_end(&c.fw) < 0) {
-			if (c.fw.err == EMSGSIZE)
+			if (!c.fw.err && errno == EMSGSIZE)
 				fp_die(FP_EXIT_DATA, "'%s' [%" PRId32 "] offset %" PRId64 ": the message "
 				       "is larger than the maximum frame size %zu (FP_MAX_FRAME)",
 				       rd_kafka_topic_name(m->rkt), m->partition, m->offset, c.fw.max_frame);

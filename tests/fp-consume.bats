@@ -208,3 +208,33 @@ seqp() {
 	fp-consume -b "$BROKER" -t views -e | fp-cat > "$T/out"
 	[ "$(tail -1 "$T/out")" = '{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,0],["views",1,3]]}' ]
 }
+
+@test "a reader that goes away is a quiet stop; a message over FP_MAX_FRAME is exit 1" {
+	start_broker --topic q:1
+	seq 1 1000 | fp-produce -q --lines -t q
+	run bash -c 'set -o pipefail; fp-consume -q -t q | head -c 100 > /dev/null'
+	[ "$status" -eq 0 ] && [ "$output" = "" ]
+	head -c 300 /dev/zero | tr '\0' x | fp-produce -q --lines -t q
+	run env FP_MAX_FRAME=200 fp-consume -q -t q -o 1000 -e -c 1
+	[ "$status" -eq 1 ] && [[ $output == *"'q' [0] offset 1000: the message is larger than the maximum frame size 200"* ]]
+}
+
+@test "a stalled reader stops the fetching: memory stays bounded, nothing is lost" {
+	start_broker --topic bp:8
+	python3 -c "
+import sys
+for i in range(12000): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
+	for p in $(seq 0 7); do fp-produce -q --lines -t bp -p $p < "$T/data"; done
+	mkfifo "$T/pipe"
+	# 8 x 12000 messages (~19 MB of values) behind a reader that waits 3 s
+	fp-consume -q -t bp -e -X queued.max.messages.kbytes=1024 -f '%s\n' > "$T/pipe" &
+	C=$!
+	FP_PIDS+=("$C")
+	exec 5< "$T/pipe"
+	sleep 3
+	rss=$(ps -o rss= -p "$C")
+	[ "$rss" -lt 40000 ] || { echo "rss $rss KiB"; return 1; }
+	[ "$(wc -l <&5)" -eq 96000 ]
+	exec 5<&-
+	wait "$C"
+}
