@@ -476,7 +476,7 @@ fk_msg_format(const rd_kafka_message_t *m, const char *fmt, fp_buf *out)
 				if (h)
 					rc |= fp_buf_addc(out, ',');
 				rc |= fp_buf_adds(out, name) | fp_buf_addc(out, '=');
-				rc |= fp_buf_add(out, val, val ? vlen : 0);
+				rc |= val ? fp_buf_add(out, val, vlen) : fp_buf_adds(out, "NULL"); /* as kcat */
 			}
 			break;
 		}
