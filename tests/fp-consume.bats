@@ -116,11 +116,13 @@ seqp() {
 
 @test "-f and -J print kcat's formats" {
 	start_broker --topic f:1
-	printf 'k:v\n' | kcat -P -b "$BROKER" -t f -K : -H h=1
+	printf 'k:v\n' | kcat -P -b "$BROKER" -t f -K : -H h=1 -H z
 	run fp-consume -q -t f -e -f 'Topic %t [%p] at offset %o: key %k (%K): %s (%S) %h\n'
-	[ "$status" -eq 0 ] && [ "$output" = "Topic f [0] at offset 0: key k (1): v (1) h=1" ]
+	[ "$status" -eq 0 ] && [ "$output" = "Topic f [0] at offset 0: key k (1): v (1) h=1,z=NULL" ]
+	# the same as kcat
+	[ "$(fp-consume -q -t f -e -J)" = "$(kcat -C -b "$BROKER" -t f -e -q -J)" ]
 	fp-consume -q -t f -e -J | jq -c 'del(.ts)' > "$T/got"
-	echo '{"topic":"f","partition":0,"offset":0,"tstype":"create","broker":1,"headers":["h","1"],"key":"k","payload":"v"}' > "$T/want"
+	echo '{"topic":"f","partition":0,"offset":0,"tstype":"create","broker":1,"headers":["h","1","z",null],"key":"k","payload":"v"}' > "$T/want"
 	diff -u "$T/want" "$T/got"
 }
 
