@@ -26,7 +26,7 @@ static const char USAGE[] =
 static struct {
 	const char *brokers, *group, *format;
 	const char **topics;
-	int ntopics, exit_eof, quiet, json, debug;
+	int ntopics, exit_eof, quiet, json;
 	uint64_t count;          /* 0: no limit */
 	fk_offset start;
 	int64_t stop_ms;         /* -1: none */
@@ -58,8 +58,8 @@ static volatile sig_atomic_t stop;
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
-		fp_warn("%s: %s", fac, msg);
+	(void)level;
+	fp_warn("%s: %s", fac, msg);
 }
 
 static void
@@ -441,8 +441,7 @@ configure(fk_conf *kc, int argc, char **argv)
 			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
 	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	opt.debug = fk_conf_user(kc, "debug");
-	fk_set_log(kc->rk, log_line);
+	fk_set_log(kc->rk, fk_conf_user(kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
 	if (opt.group)
 		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);
 }

@@ -28,7 +28,7 @@ static struct {
 	const char *brokers, *topic, *key_field, *value_field;
 	enum value_mode value;
 	int32_t partition;
-	int lines, quiet, debug;
+	int lines, quiet;
 } opt = {.partition = RD_KAFKA_PARTITION_UA};
 
 static struct {
@@ -43,8 +43,8 @@ static volatile sig_atomic_t stop;
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
-		fp_warn("%s: %s", fac, msg);
+	(void)level;
+	fp_warn("%s: %s", fac, msg);
 }
 
 static void
@@ -393,8 +393,7 @@ main(int argc, char **argv)
 	if (fk_conf_default(&kc, "bootstrap.servers", opt.brokers, err, sizeof err) < 0 ||
 	    fk_conf_default(&kc, "enable.idempotence", "true", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	opt.debug = fk_conf_user(&kc, "debug");
-	fk_set_log(kc.rk, log_line);
+	fk_set_log(kc.rk, fk_conf_user(&kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
 	rd_kafka_conf_set_dr_msg_cb(kc.rk, delivered);
 	if (!(p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc.rk, err, sizeof err)))
 		fp_die(FP_EXIT_USAGE, "unable to create the producer: %s", err);

@@ -15,12 +15,13 @@
 #include "num.h"
 
 static fk_log_fn *log_fn;
+static int log_max;
 
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
 {
 	(void)rk;
-	if (log_fn)
+	if (log_fn && level <= log_max)
 		log_fn(level, fac, msg);
 }
 
@@ -29,16 +30,16 @@ static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk, (void)opaque;
-	if (log_fn && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		log_fn(4, "error", reason);
-	else if (log_fn)
-		log_fn(4, "error", "all brokers are down");
+	if (!log_fn || log_max < 4)
+		return;
+	log_fn(4, "error", err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "all brokers are down" : reason);
 }
 
 void
-fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
+fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn)
 {
 	log_fn = fn;
+	log_max = max_level;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 }

@@ -20,9 +20,10 @@
 
 /* Where librdkafka's log lines go (level is syslog's); set by the command. */
 typedef void fk_log_fn(int level, const char *fac, const char *msg);
-/* Install fn as conf's log callback, and for client errors (reported at
- * level 4: they are transient; fatal errors are checked by the caller). */
-void fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn);
+/* Send conf's log lines of level <= max_level (syslog levels: 3 errors,
+ * 4 warnings, 7 debug) to fn, and client errors too, as warnings (they are
+ * transient; fatal errors are checked by the caller). */
+void fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn);
 
 /* A librdkafka configuration being built, and the properties the user set
  * (so that tool defaults never override them). */
