@@ -28,13 +28,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int64_t
-fdiv(int64_t t, int64_t w)
-{
-	int64_t q = t / w;
-	return t % w < 0 ? q - 1 : q;
-}
-
 /* Age in buckets of bucket bid relative to now's bucket; valid when the
  * true age is below 2^32 (guaranteed for stored buckets, see advance()). */
 static uint32_t
@@ -349,8 +342,7 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		uint8_t *p = FPTR(st, f);
 		size_t off = 0;
 		int64_t cnt = 0;
-		int64_t cb64 = fdiv(now, d->bucket_ms);
-		while (off < f->len && cb64 - fdiv(rd64(p + off), d->bucket_ms) < nb) {
+		while (off < f->len && feat_bucket_age(now, rd64(p + off), d->bucket_ms) < nb) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}
@@ -402,10 +394,10 @@ advance(const feat_spec *s, feat_state *st, int64_t old)
 		const feat_def *d = &s->f[i];
 		if (!d->nbuckets || !st->f[i].len)
 			continue;
-		int64_t ob = fdiv(old, d->bucket_ms), nbk = fdiv(st->now, d->bucket_ms);
-		if (ob == nbk)
+		int64_t moved = feat_bucket_age(st->now, old, d->bucket_ms);
+		if (moved == 0)
 			continue;
-		if (nbk - ob >= d->nbuckets) { /* everything left the window */
+		if (moved >= d->nbuckets) { /* everything left the window */
 			fst_clear(&st->f[i]);
 			continue;
 		}
@@ -819,13 +811,12 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		}
 		uint32_t bid = 0, cb = 0;
 		if (d->nbuckets) {
-			int64_t b64 = fdiv(t, d->bucket_ms), c64 = fdiv(st->now, d->bucket_ms);
-			if (c64 - b64 >= d->nbuckets) {
+			if (feat_bucket_age(st->now, t, d->bucket_ms) >= d->nbuckets) {
 				stats->late++;
 				continue;
 			}
-			bid = (uint32_t)b64;
-			cb = (uint32_t)c64;
+			bid = feat_bucket(t, d->bucket_ms);
+			cb = feat_bucket(st->now, d->bucket_ms);
 		}
 		const uint8_t *v = NULL;
 		size_t vl = 0;
@@ -998,16 +989,16 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 		return o + 1;
 	}
 	const uint8_t *p = FPTR(st, f);
-	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
+
 	switch (d->agg) {
 	case FEAT_FIRST: case FEAT_LATEST:
-		if (f->len && (!d->nbuckets || c64 - fdiv(rd64(p), d->bucket_ms) < d->nbuckets))
+		if (f->len && (!d->nbuckets || feat_bucket_age(now, rd64(p), d->bucket_ms) < d->nbuckets))
 			return feat_put_bytes(o, p + 10, rd16(p + 8));
 		break;
 	case FEAT_LAST: {
 		size_t off = 0, cnt = 0;
 		while (off < f->len && (!d->nbuckets ||
-		                        c64 - fdiv(rd64(p + off), d->bucket_ms) < d->nbuckets)) {
+		                        feat_bucket_age(now, rd64(p + off), d->bucket_ms) < d->nbuckets)) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}

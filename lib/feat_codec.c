@@ -296,8 +296,7 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 					return -1; /* not in order */
 			}
 			if (d->nbuckets && (now == INT64_MIN ||
-			                    (uint64_t)(now / d->bucket_ms - t / d->bucket_ms) >
-			                    (uint64_t)d->nbuckets + 1))
+			                    t > now || feat_bucket_age(now, t, d->bucket_ms) >= d->nbuckets))
 				return -1;
 			uint16_t l16 = (uint16_t)vl;
 			if (fst_add(st, f, &t, 8) < 0 || fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0)

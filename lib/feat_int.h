@@ -58,6 +58,15 @@ uint64_t feat_hash(const void *p, size_t n);
  * their msgpack bytes, then the whole encoding. */
 int feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 
+/* How many buckets of width w the bucket of t lies before the bucket of
+ * now (t <= now); INT64_MAX when that does not fit. */
+static inline int64_t
+feat_bucket_age(int64_t now, int64_t t, int64_t w)
+{
+	int64_t a = now / w - (now % w < 0), b = t / w - (t % w < 0), r;
+	return __builtin_sub_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* Bucket id of time t for bucket width w: floor(t / w), modulo 2^32. */
 static inline uint32_t
 feat_bucket(int64_t t, int64_t w)

@@ -291,6 +291,15 @@ test_windows(void)
 	apply(s, st, "{\"@ts\":-10001,\"x\":1}", NULL);
 	ok(!strncmp(values(s, st), "{\"c\":2,", 6), "windows: negative times bucket by floor");
 	feat_state_free(st);
+
+	st = feat_state_new(s);
+	apply(s, st, "{\"@ts\":-9223372036854775808,\"x\":1}", NULL);
+	apply(s, st, "{\"@ts\":9223372036854775807,\"x\":2}", NULL);
+	apply(s, st, "{\"@ts\":-9223372036854775808,\"x\":3}", NULL);
+	apply(s, st, "{\"@ts\":9223372036854775806,\"x\":4}", NULL);
+	is_str(values(s, st), "{\"c\":2,\"s\":6,\"a\":3.0,\"mx\":4,\"mn\":2,\"d\":2,"
+	       "\"t\":[[2,1],[4,1]],\"l\":[2,4],\"z\":2}", "windows: extreme times");
+	feat_state_free(st);
 	feat_spec_free(s);
 }
 
