@@ -21,10 +21,14 @@
  *
  * Values (fp-merge update frame): count, sum of integers, min/max of
  * integers: int; avg, and sums/min/max involving a float: float; first,
- * latest: the value as it appeared in the record (string, number, boolean,
- * binary); last: array newest first; topk: array of [value, count] pairs,
- * count descending (ties: value bytes ascending); distinct: int.  A feature
- * with no value yet is nil (count and distinct are 0, never nil).
+ * latest: the record's value (string, binary, number, boolean; integers in
+ * their smallest encoding, float32 widened to float64); last: array newest
+ * first; topk: array of [value, count] pairs, count descending (ties: value
+ * bytes ascending); distinct: int.  A feature with no value yet is nil,
+ * except count, sum and distinct (0) and last and topk ([]).
+ *
+ * Thread safety: a spec may be used by several threads at once; a state by
+ * one at a time.
  *
  * lib/ rule: nothing here prints or exits; failures return -1 (or NULL) and
  * fill err[0..errlen) when an err buffer is given.
