@@ -236,6 +236,36 @@ test_aggregates(void)
 	feat_spec_free(s);
 }
 
+static void
+test_topk_capacity(void)
+{
+	/* topk(x, 1) tracks max(4K, K+8) = 9 values exactly */
+	feat_spec *s = spec("key u\nt = topk(x, 1)\n");
+	if (!s) {
+		ok(0, "topk capacity: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	feat_stats stats = {0};
+	char j[64];
+	for (int i = 0; i < 5; i++)
+		apply(s, st, "{\"@ts\":1,\"x\":\"a\"}", &stats);
+	for (char c = 'b'; c <= 'i'; c++) {
+		snprintf(j, sizeof j, "{\"@ts\":1,\"x\":\"%c\"}", c);
+		apply(s, st, j, &stats);
+	}
+	ok(stats.approx == 0, "topk capacity: 9 values tracked exactly");
+	apply(s, st, "{\"@ts\":1,\"x\":\"j\"}", &stats);
+	is_str(values(s, st), "{\"t\":[[\"a\",5]]}", "topk capacity: a 10th value replaces one");
+	ok(stats.approx == 1, "topk capacity: the replacement is counted approximate");
+	for (int i = 0; i < 4; i++)
+		apply(s, st, "{\"@ts\":1,\"x\":\"j\"}", &stats);
+	is_str(values(s, st), "{\"t\":[[\"j\",6]]}",
+	       "topk capacity: Space-Saving inherits the evicted count plus one (5 seen, 6 shown)");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 /* ---- windows ------------------------------------------------------------- */
 
 static void
@@ -928,6 +958,7 @@ main(void)
 	test_parse();
 	test_aggregates();
 	test_windows();
+	test_topk_capacity();
 	test_state();
 	test_property();
 	test_mutations();
