@@ -781,6 +781,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 	if (!stats)
 		stats = &dummy;
 	stats->records++;
+	feat_state_prefetch(st); /* overlap the state's cache misses with the scan */
 	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
 	size_t fl[FEAT_MAX_FEATURES + 1];
 	signed char wr[FEAT_MAX_FEATURES];
