@@ -79,12 +79,11 @@ grow(feat_state *st, fst *f, size_t need, size_t elem)
 static void
 fst_clear(fst *f)
 {
-	uint8_t mode = f->mode;
 	f->len = 0;
 	f->n = 0;
 	f->v.i = 0;
 	f->isf = 0;
-	f->mode = mode;
+	f->mode = 0;
 }
 
 static inline uint16_t
@@ -376,6 +375,8 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		}
 		f->len = (uint32_t)out;
 		f->n = cnt;
+	} else if (d->agg == FEAT_DISTINCT && f->mode == 3) {
+		feat_slide_expire(FPTR(st, f), cb, nb);
 	} else if (d->agg == FEAT_DISTINCT && f->mode == 2) {
 		dh *h = FPTR(st, f);
 		uint32_t out = 0;
@@ -617,13 +618,6 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 	return 0;
 }
 
-static inline uint8_t
-hll_rank(uint64_t h)
-{
-	uint64_t w = h >> FEAT_HLL_BITS;
-	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
-}
-
 static int
 to_hll(feat_state *st, fst *f)
 {
@@ -635,7 +629,7 @@ to_hll(feat_state *st, fst *f)
 	uint8_t *r = FPTR(st, f);
 	memset(r, 0, HLL_M);
 	for (uint32_t k = 0; k < n; k++) {
-		uint8_t x = hll_rank(h[k]);
+		uint8_t x = feat_hll_rank(h[k]);
 		uint32_t j = (uint32_t)(h[k] & (HLL_M - 1));
 		if (x > r[j])
 			r[j] = x;
@@ -646,13 +640,30 @@ to_hll(feat_state *st, fst *f)
 	return 0;
 }
 
-void
-feat_hll_histogram(uint8_t *r)
+/* The exact windowed set has reached its cap: replay it into a sliding
+ * HyperLogLog. */
+static int
+to_slide(feat_state *st, fst *f, uint32_t cb, uint32_t nb)
 {
-	uint16_t c[HLL_Q + 2] = {0};
-	for (uint32_t j = 0; j < HLL_M; j++)
-		c[r[j]]++; /* at most 2^14 per rank: fits */
-	memcpy(r + HLL_M, c, sizeof c);
+	size_t n = f->len;
+	dh *tmp = malloc(n * sizeof *tmp + 1);
+	if (!tmp)
+		return -1;
+	memcpy(tmp, FPTR(st, f), n * sizeof *tmp);
+	if (feat_grow(st, f, SLIDE_BYTES) < 0) {
+		free(tmp);
+		return -1;
+	}
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, SLIDE_BYTES);
+	uint16_t all = HLL_M;
+	memcpy(r + FEAT_SLIDE_REGS, &all, 2);
+	for (size_t k = 0; k < n; k++)
+		feat_slide_add(r, tmp[k].h, tmp[k].bid, cb, nb);
+	free(tmp);
+	f->len = SLIDE_BYTES;
+	f->mode = 3;
+	return 0;
 }
 
 static int
@@ -660,19 +671,11 @@ distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size
                uint32_t cb, feat_stats *stats)
 {
 	uint64_t h = feat_hash(v, vl);
-	if (f->mode == 1) {
-		uint8_t *r = FPTR(st, f), x = hll_rank(h);
-		uint32_t j = (uint32_t)(h & (HLL_M - 1));
-		if (x > r[j]) {
-			uint16_t c[2];
-			memcpy(&c[0], r + HLL_M + 2 * r[j], 2);
-			memcpy(&c[1], r + HLL_M + 2 * x, 2);
-			c[0]--;
-			c[1]++;
-			memcpy(r + HLL_M + 2 * r[j], &c[0], 2);
-			memcpy(r + HLL_M + 2 * x, &c[1], 2);
-			r[j] = x;
-		}
+	if (f->mode == 1 || f->mode == 3) {
+		if (f->mode == 1)
+			feat_hll_add(FPTR(st, f), h);
+		else
+			feat_slide_add(FPTR(st, f), h, bid, cb, d->nbuckets);
 		if (stats)
 			stats->approx++;
 		return 0;
@@ -694,9 +697,9 @@ distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size
 			return 0;
 		}
 		if (f->len >= FEAT_DISTINCT_WINDOW) {
-			if (stats)
-				stats->approx++;
-			return 0;
+			if (to_slide(st, f, cb, d->nbuckets) < 0)
+				return -1;
+			return distinct_apply(d, st, f, v, vl, bid, cb, stats);
 		}
 		if (grow(st, f, (size_t)f->len + 1, sizeof(dh)) < 0)
 			return -1;
@@ -862,50 +865,6 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 
 /* ---- values ------------------------------------------------------------- */
 
-/* Ertl's improved raw estimator (arXiv:1702.01284), no bias tables. */
-static double
-hll_sigma(double x)
-{
-	if (x == 1.0)
-		return INFINITY;
-	double y = 1, z = x, zp;
-	do {
-		x *= x;
-		zp = z;
-		z += x * y;
-		y += y;
-	} while (z != zp);
-	return z;
-}
-
-static double
-hll_tau(double x)
-{
-	if (x == 0.0 || x == 1.0)
-		return 0;
-	double y = 1, z = 1 - x, zp;
-	do {
-		x = sqrt(x);
-		zp = z;
-		y *= 0.5;
-		z -= (1 - x) * (1 - x) * y;
-	} while (z != zp);
-	return z / 3;
-}
-
-static int64_t
-hll_estimate(const uint8_t *r)
-{
-	uint16_t c[HLL_Q + 2]; /* the histogram after the registers */
-	memcpy(c, r + HLL_M, sizeof c);
-	double m = HLL_M;
-	double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
-	for (int k = HLL_Q; k >= 1; k--)
-		z = 0.5 * (z + c[k]);
-	z += m * hll_sigma(c[0] / m);
-	return llround(m * m / (2 * log(2)) / z);
-}
-
 typedef struct tkv {
 	const uint8_t *v;
 	size_t vl;
@@ -1042,7 +1001,9 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 	}
 	case FEAT_DISTINCT: {
 		if (f->mode == 1)
-			return feat_put_int(o, hll_estimate(p));
+			return feat_put_int(o, feat_hll_estimate(p + HLL_M));
+		if (f->mode == 3)
+			return feat_put_int(o, feat_hll_estimate(p + FEAT_SLIDE_REGS));
 		if (f->mode == 2) {
 			const dh *h = FPTR(st, f);
 			int64_t n = 0;

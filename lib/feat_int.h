@@ -181,6 +181,28 @@ feat_put_str(uint8_t *o, const char *p, size_t n)
 /* HLL region: HLL_M registers, then the count of registers holding each
  * value 0..HLL_Q+1 (uint16), kept up to date so estimates cost O(HLL_Q). */
 #define HLL_BYTES (HLL_M + 2 * (HLL_Q + 2))
+/* Sliding HLL (distinct over a window, past FEAT_DISTINCT_WINDOW values):
+ * HLL_M registers of FEAT_SLIDE_SLOTS (bucket16, rank) pairs, then the
+ * histogram of the registers' values in the window. */
+#define FEAT_SLIDE_SLOTS 4
+#define FEAT_SLIDE_REGS ((size_t)HLL_M * FEAT_SLIDE_SLOTS * 3)
+#define SLIDE_BYTES (FEAT_SLIDE_REGS + 2 * (HLL_Q + 2))
+
+static inline uint8_t
+feat_hll_rank(uint64_t h)
+{
+	uint64_t w = h >> FEAT_HLL_BITS;
+	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
+}
+
+/* feat_sketch.c */
+int64_t feat_hll_estimate(const uint8_t *hist);
+void feat_hll_add(uint8_t *r, uint64_t h);
+void feat_slide_add(uint8_t *r, uint64_t h, uint32_t bid, uint32_t cb, uint32_t nb);
+/* Drop pairs out of the window ending at bucket cb; rebuild the histogram. */
+void feat_slide_expire(uint8_t *r, uint32_t cb, uint32_t nb);
+/* 0 when every rank of the pairs is possible. */
+int feat_slide_check(const uint8_t *r);
 #define NF_FLOAT 0x80000000u
 #define NF_COUNT 0x7fffffffu
 

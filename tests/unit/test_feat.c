@@ -860,6 +860,79 @@ test_distinct(void)
 	feat_spec_free(s);
 }
 
+static void
+test_distinct_window(void)
+{
+	feat_spec *s = spec("key u\nd = distinct(x) over 100s by 1s\n");
+	if (!s) {
+		ok(0, "distinct window: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	static const long spans[] = {50000, 120000, 300000, 600000};
+	int64_t tmax = 0;
+	long done = 0;
+	double worst = 0;
+	int bad_state = 0;
+	fp_buf b = FP_BUF_INIT;
+	static uint8_t seen[600000];
+	for (size_t k = 0; k < sizeof spans / sizeof spans[0]; k++) {
+		/* events done..spans[k]-1: event i at k * 1000s + (i * 7919) % 400s,
+		 * in scattered order, value i % 200000; each step moves past the
+		 * window, so the exact set restarts and turns into a sketch again */
+		for (long i = done; i < spans[k]; i++) {
+			int64_t t = (int64_t)k * 1000000 + (i * 7919) % 400000;
+			int64_t x = i % 200000;
+			b.len = 0;
+			mpw_map(&b, 2);
+			mpw_str(&b, "@ts", 3);
+			mpw_int(&b, t);
+			mpw_str(&b, "x", 1);
+			mpw_int(&b, x);
+			feat_apply(s, st, b.p, b.len, NULL);
+			if (t > tmax)
+				tmax = t;
+		}
+		done = spans[k];
+		/* brute force: distinct x of the events in the last 100 buckets */
+		memset(seen, 0, sizeof seen);
+		long want = 0;
+		for (long i = 0; i < done; i++) {
+			size_t kk = 0;
+			while (i >= spans[kk])
+				kk++;
+			int64_t t = (int64_t)kk * 1000000 + (i * 7919) % 400000;
+			if (tmax / 1000 - t / 1000 < 100 && !seen[i % 200000]++)
+				want++;
+		}
+		const char *v = values(s, st);
+		long got = strtol(v + 5, NULL, 10);
+		double err = want ? fabs((double)got - want) / want : (got != 0);
+		if (err > worst)
+			worst = err;
+		printf("# distinct over 100s: %ld values in the window, estimate %ld (%.2f%%)\n", want, got,
+		       err * 100);
+		/* the state survives a round trip */
+		fp_buf enc = FP_BUF_INIT;
+		feat_state *o = NULL;
+		char err2[256];
+		char before[64];
+		snprintf(before, sizeof before, "%s", v);
+		if (feat_state_encode(s, st, &enc) < 0 ||
+		    feat_state_decode(s, enc.p, enc.len, &o, NULL, err2, sizeof err2) < 0 ||
+		    strcmp(values(s, o), before))
+			bad_state++;
+		feat_state_free(o);
+		fp_buf_release(&enc);
+	}
+	ok(worst <= 0.02, "distinct over a window: exact, then a sliding sketch within 2%% "
+	   "(worst %.2f%%)", worst * 100);
+	ok(!bad_state, "distinct over a window: the sketch survives encode/decode");
+	fp_buf_release(&b);
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 /* ---- memory ---------------------------------------------------------------------- */
 
 static void
@@ -963,6 +1036,7 @@ main(void)
 	test_property();
 	test_mutations();
 	test_distinct();
+	test_distinct_window();
 	test_memory();
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
