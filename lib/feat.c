@@ -389,13 +389,16 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 
 /* now moved from old to st->now: prune the windows whose bucket changed. */
 static void
-advance(const feat_spec *s, feat_state *st, int64_t old)
+advance(const feat_spec *s, feat_state *st, int64_t old, const int64_t *bn)
 {
+	int64_t bo[FEAT_MAX_FEATURES];
+	for (size_t k = 0; k < s->nwidths; k++)
+		bo[k] = feat_floor(old, s->widths[k]);
 	for (size_t i = 0; i < s->n; i++) {
 		const feat_def *d = &s->f[i];
 		if (!d->nbuckets || !st->f[i].len)
 			continue;
-		int64_t moved = feat_bucket_age(st->now, old, d->bucket_ms);
+		int64_t moved = feat_age64(bn[d->bidx], bo[d->bidx]);
 		if (moved == 0)
 			continue;
 		if (moved >= d->nbuckets) { /* everything left the window */
@@ -557,13 +560,17 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 		size_t el = rd16(p + off);
 		if (el == vl && !memcmp(p + off + 2, v, vl))
 			break;
-		uint64_t tot = tk_total(d, p + off, cb);
-		if (tot < vmin || (tot == vmin && victim != SIZE_MAX &&
-		                   feat_val_cmp(p + off + 2, el, p + victim + 2, rd16(p + victim)) > 0)) {
-			vmin = tot;
-			victim = off;
-		}
 		off += feat_tk_size(p + off);
+	}
+	if (off >= f->len && f->n >= d->capacity) { /* the least frequent gives way */
+		for (size_t o = 0; o < f->len; o += feat_tk_size(p + o)) {
+			uint64_t tot = tk_total(d, p + o, cb);
+			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + 2, rd16(p + o), p + victim + 2,
+			                                               rd16(p + victim)) > 0)) {
+				vmin = tot;
+				victim = o;
+			}
+		}
 	}
 	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
 	if (off < f->len) { /* known value: add to its bucket */
@@ -795,11 +802,18 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		stats->no_time++;
 		return 1;
 	}
+	/* bucket numbers of t and now, once per distinct bucket width */
+	int64_t bt[FEAT_MAX_FEATURES], bn[FEAT_MAX_FEATURES];
+	int newest = t >= st->now;
+	for (size_t k = 0; k < s->nwidths; k++) {
+		bt[k] = feat_floor(t, s->widths[k]);
+		bn[k] = newest ? bt[k] : feat_floor(st->now, s->widths[k]);
+	}
 	if (t > st->now) {
 		int64_t old = st->now;
 		st->now = t;
 		if (old != INT64_MIN)
-			advance(s, st, old);
+			advance(s, st, old, bn);
 	}
 	int rc = 0;
 	for (size_t i = 0; i < s->n; i++) {
@@ -815,12 +829,12 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		}
 		uint32_t bid = 0, cb = 0;
 		if (d->nbuckets) {
-			if (feat_bucket_age(st->now, t, d->bucket_ms) >= d->nbuckets) {
+			if (feat_age64(bn[d->bidx], bt[d->bidx]) >= d->nbuckets) {
 				stats->late++;
 				continue;
 			}
-			bid = feat_bucket(t, d->bucket_ms);
-			cb = feat_bucket(st->now, d->bucket_ms);
+			bid = (uint32_t)bt[d->bidx];
+			cb = (uint32_t)bn[d->bidx];
 		}
 		const uint8_t *v = NULL;
 		size_t vl = 0;

@@ -22,6 +22,7 @@ typedef struct feat_def {
 	uint64_t fingerprint;
 	int fidx;           /* index of field in spec->fields; -1 for count() */
 	int widx;           /* index of where in spec->wheres; -1 when none */
+	int bidx;           /* index of bucket_ms in spec->widths; -1: no window */
 } feat_def;
 
 /* A field read by feat_apply(): each distinct path once per record; a
@@ -45,6 +46,8 @@ struct feat_spec {
 	size_t nfields;
 	const expr **wheres; /* distinct where expressions (borrowed) */
 	size_t nwheres;
+	int64_t *widths;     /* distinct bucket widths of the windows */
+	size_t nwidths;
 };
 
 /* Canonical msgpack form of a stored value (smallest int/str/bin headers,
@@ -57,6 +60,21 @@ uint64_t feat_hash(const void *p, size_t n);
 /* Tie-break order of canonical values: str/bin by their bytes, others by
  * their msgpack bytes, then the whole encoding. */
 int feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+
+/* floor(t / w) */
+static inline int64_t
+feat_floor(int64_t t, int64_t w)
+{
+	return t / w - (t % w < 0);
+}
+
+/* b - a for bucket numbers a <= b; INT64_MAX when that does not fit. */
+static inline int64_t
+feat_age64(int64_t b, int64_t a)
+{
+	int64_t r;
+	return __builtin_sub_overflow(b, a, &r) ? INT64_MAX : r;
+}
 
 /* How many buckets of width w the bucket of t lies before the bucket of
  * now (t <= now); INT64_MAX when that does not fit. */
