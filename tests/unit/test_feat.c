@@ -266,6 +266,52 @@ test_topk_capacity(void)
 	feat_spec_free(s);
 }
 
+static void
+test_fields_and_keys(void)
+{
+	feat_spec *s = spec("key user.id\nprefix \"u:\"\ntime ev.ts\n"
+	                    "spent = sum(order.items[1].price) where order.ok\n"
+	                    "names = last(\"full name\", 2)\n");
+	if (!s) {
+		ok(0, "fields: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	feat_stats stats = {0};
+	apply(s, st, "{\"user\":{\"id\":7},\"ev\":{\"ts\":5},\"full name\":\"Ann B\","
+	      "\"order\":{\"ok\":true,\"items\":[{\"price\":1},{\"price\":20}]}}", &stats);
+	apply(s, st, "{\"ev\":{\"ts\":6},\"full name\":\"Bo\","
+	      "\"order\":{\"ok\":false,\"items\":[{\"price\":1},{\"price\":300}]}}", &stats);
+	apply(s, st, "{\"ev\":{\"ts\":\"7\"},\"full name\":\"Cy\"}", &stats);
+	apply(s, st, "{\"@ts\":8,\"full name\":\"Di\"}", &stats);
+	is_str(values(s, st), "{\"spent\":20,\"names\":[\"Bo\",\"Ann B\"]}",
+	       "fields: nested and quoted paths, a custom time field");
+	ok(stats.no_time == 2 && stats.filtered == 1, "fields: a time that is not an integer or "
+	   "missing ignores the record");
+	fp_buf k = FP_BUF_INIT;
+	fp_buf r = FP_BUF_INIT;
+	int utf8 = -1;
+	rec(&r, "{\"user\":{\"id\":-42}}");
+	int a = feat_record_key(s, r.p, r.len, &k, &utf8);
+	ok(a == 0 && k.len == 5 && !memcmp(k.p, "u:-42", 5) && utf8 == 1, "key: an integer in decimal");
+	k.len = 0;
+	rec(&r, "{\"user\":{\"id\":{\"@b64\":\"/w==\"}}}");
+	a = feat_record_key(s, r.p, r.len, &k, &utf8);
+	ok(a == 0 && k.len == 3 && k.p[2] == 0xff && utf8 == 0, "key: binary bytes, not UTF-8");
+	k.len = 0;
+	rec(&r, "{\"user\":{\"id\":1.5}}");
+	ok(feat_record_key(s, r.p, r.len, &k, NULL) < 0 && k.len == 0, "key: a float is refused");
+	rec(&r, "{\"user\":{}}");
+	ok(feat_record_key(s, r.p, r.len, &k, NULL) < 0 && k.len == 0, "key: a missing key is refused");
+	int64_t t = 0;
+	rec(&r, "{\"ev\":{\"ts\":99}}");
+	ok(feat_record_time(s, r.p, r.len, &t) == 0 && t == 99, "time: read from the time field");
+	fp_buf_release(&k);
+	fp_buf_release(&r);
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 /* ---- windows ------------------------------------------------------------- */
 
 static void
@@ -1032,6 +1078,7 @@ main(void)
 	test_aggregates();
 	test_windows();
 	test_topk_capacity();
+	test_fields_and_keys();
 	test_state();
 	test_property();
 	test_mutations();
