@@ -70,9 +70,9 @@ test_quantiles(void)
 		stats_observe(&h, v);
 	double p50 = stats_hist_quantile(&h, 0.5), p99 = stats_hist_quantile(&h, 0.99),
 	       p999 = stats_hist_quantile(&h, 0.999);
-	ok(fabs(p50 - 50000) / 50000 <= 0.0625, "p50 of 1..100000 within 6.25%");
-	ok(fabs(p99 - 99000) / 99000 <= 0.0625, "p99 within 6.25%");
-	ok(fabs(p999 - 99900) / 99900 <= 0.0625, "p999 within 6.25%");
+	ok(fabs(p50 - 50000) / 50000 <= 0.0625, "p50 of 1..100000 within 6.25%%");
+	ok(fabs(p99 - 99000) / 99000 <= 0.0625, "p99 within 6.25%%");
+	ok(fabs(p999 - 99900) / 99900 <= 0.0625, "p999 within 6.25%%");
 	ok(h.count == 100000 && h.sum == 5000050000ull, "count and sum are exact");
 	memset(&h, 0, sizeof h);
 	stats_observe(&h, 7);
