@@ -733,8 +733,9 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
 	int64_t ttl;
-	if (f.ttl && !is_nil(f.ttl, f.ttll) && (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0))
-		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds", fn,
+	if (f.ttl && !is_nil(f.ttl, f.ttll) &&
+	    (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0 || ttl > ((int64_t)1 << 40)))
+		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds (0 to 2^40)", fn,
 		            shown(key, klen, sh, sizeof sh));
 	const uint8_t *b;
 	size_t bl;
