@@ -106,6 +106,7 @@ struct kvw {
 	char sha[48];
 	int use_eval, started, ambiguous, landed;
 	int warned_config, warned_persist;
+	int epipe;              /* the dry-run reader went away */
 	int64_t out_start, out_warned, backoff;
 	unsigned out_attempts;
 
@@ -445,6 +446,12 @@ const char *
 kvw_errstr(const kvw *w)
 {
 	return w->errstr;
+}
+
+int
+kvw_output_closed(const kvw *w)
+{
+	return w->epipe;
 }
 
 fp_buf *
@@ -1381,8 +1388,10 @@ kvw_commit(kvw *w)
 		if (render_epoch(w) < 0)
 			return fail(w, KVW_IO, "out of memory");
 		if (w->o.dry_fd >= 0) {
-			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0)
+			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0) {
+				w->epipe = errno == EPIPE;
 				return fail(w, KVW_IO, "error writing standard output: %s", strerror(errno));
+			}
 			w->dry.len = 0;
 		}
 		epoch_done(w);

@@ -390,3 +390,10 @@ cut_commit() {
 	grep -q 'the commit whose reply was lost had not been applied; sending it again' "$T/kv.err"
 	rcli info commandstats | grep -q '^cmdstat_evalsha:calls=2,'    # the lost one never arrived
 }
+
+@test "--dry-run into a reader that goes away: a quiet stop" {
+	gen 5000 100 | frames_of >"$T/in"
+	fp-kvwrite --dry-run --max-batch 1 "$T/in" 2>"$T/err" | head -1 >"$T/out"
+	[ "${PIPESTATUS[0]}" -eq 0 ]
+	[ "$(cat "$T/out")" = MULTI ] && [ ! -s "$T/err" ]
+}
