@@ -28,13 +28,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int64_t
-fdiv(int64_t t, int64_t w)
-{
-	int64_t q = t / w;
-	return t % w < 0 ? q - 1 : q;
-}
-
 /* Age in buckets of bucket bid relative to now's bucket; valid when the
  * true age is below 2^32 (guaranteed for stored buckets, see advance()). */
 static uint32_t
@@ -43,29 +36,54 @@ age_of(uint32_t cb, uint32_t bid)
 	return cb - bid;
 }
 
-static int
-grow(fst *f, size_t need, size_t elem)
+int
+feat_grow(feat_state *st, fst *f, size_t need)
 {
 	if (need <= f->cap)
 		return 0;
-	size_t cap = f->cap ? f->cap : (elem == 1 ? 32 : 2);
-	while (cap < need)
-		cap += cap / 2 + 1;
-	if (cap > UINT32_MAX)
+	size_t cap = f->cap + f->cap / 2;
+	if (cap < need)
+		cap = need;
+	if (cap < 16)
+		cap = 16;
+	cap = (cap + 7) & ~(size_t)7;
+	size_t delta = cap - f->cap;
+	if ((size_t)st->used + delta > UINT32_MAX)
 		return -1;
-	void *p = realloc(f->p, cap * elem);
-	if (!p)
-		return -1;
-	f->p = p;
+	if (st->used + delta > st->size) {
+		size_t size = st->size + st->size / 4;
+		if (size < st->used + delta)
+			size = st->used + delta;
+		size = (size + 63) & ~(size_t)63;
+		uint8_t *m = realloc(st->mem, size);
+		if (!m)
+			return -1;
+		st->mem = m;
+		st->size = (uint32_t)size;
+	}
+	uint32_t end = f->off + f->cap;
+	memmove(st->mem + end + delta, st->mem + end, st->used - end);
+	for (fst *g = f + 1; g < st->f + st->nf; g++)
+		g->off += (uint32_t)delta;
 	f->cap = (uint32_t)cap;
+	st->used += (uint32_t)delta;
 	return 0;
+}
+
+static int
+grow(feat_state *st, fst *f, size_t need, size_t elem)
+{
+	return feat_grow(st, f, need * elem);
 }
 
 static void
 fst_clear(fst *f)
 {
-	free(f->p);
-	memset(f, 0, sizeof *f);
+	f->len = 0;
+	f->n = 0;
+	f->v.i = 0;
+	f->isf = 0;
+	f->mode = 0;
 }
 
 static inline uint16_t
@@ -125,52 +143,6 @@ feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 
 /* ---- canonical values --------------------------------------------------- */
 
-static size_t
-enc_int(uint8_t *o, int64_t v)
-{
-	if (v >= 0) {
-		uint64_t u = (uint64_t)v;
-		if (u <= 0x7f) { o[0] = (uint8_t)u; return 1; }
-		if (u <= 0xff) { o[0] = 0xcc; o[1] = (uint8_t)u; return 2; }
-		if (u <= 0xffff) { o[0] = 0xcd; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-		if (u <= 0xffffffff) {
-			o[0] = 0xce;
-			for (int k = 0; k < 4; k++)
-				o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-			return 5;
-		}
-		o[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
-		return 9;
-	}
-	if (v >= -32) { o[0] = (uint8_t)(int8_t)v; return 1; }
-	uint64_t u = (uint64_t)v;
-	if (v >= INT8_MIN) { o[0] = 0xd0; o[1] = (uint8_t)u; return 2; }
-	if (v >= INT16_MIN) { o[0] = 0xd1; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-	if (v >= INT32_MIN) {
-		o[0] = 0xd2;
-		for (int k = 0; k < 4; k++)
-			o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-		return 5;
-	}
-	o[0] = 0xd3;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
-	return 9;
-}
-
-static size_t
-enc_hdr(uint8_t *o, int bin, size_t n)
-{
-	if (!bin && n <= 31) { o[0] = (uint8_t)(0xa0 | n); return 1; }
-	if (n <= 0xff) { o[0] = bin ? 0xc4 : 0xd9; o[1] = (uint8_t)n; return 2; }
-	o[0] = bin ? 0xc5 : 0xda;
-	o[1] = (uint8_t)(n >> 8);
-	o[2] = (uint8_t)n;
-	return 3;
-}
-
 int
 feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 {
@@ -200,7 +172,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 		return 0;
 	}
 	if (mp_read_int(p, n, &i) == 0) {
-		*olen = enc_int(out, i);
+		*olen = feat_enc_int(out, i);
 		return 0;
 	}
 	if (mp_read_uint(p, n, &u) == 0) { /* beyond INT64_MAX */
@@ -220,7 +192,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	}
 	if (sl + 3 > FEAT_MAX_VALUE)
 		return -1;
-	size_t h = enc_hdr(out, bin, sl);
+	size_t h = feat_enc_hdr(out, bin, sl);
 	if (h + sl > FEAT_MAX_VALUE)
 		return -1;
 	memcpy(out + h, b, sl);
@@ -301,8 +273,7 @@ feat_state_free(feat_state *st)
 {
 	if (!st)
 		return;
-	for (size_t i = 0; i < st->nf; i++)
-		free(st->f[i].p);
+	free(st->mem);
 	free(st);
 }
 
@@ -315,26 +286,20 @@ feat_state_now(const feat_state *st)
 size_t
 feat_state_memory(const feat_state *st)
 {
-	size_t m = sizeof *st + st->nf * sizeof(fst) + ALLOC_OVERHEAD;
-	for (size_t i = 0; i < st->nf; i++) {
-		const fst *f = &st->f[i];
-		if (!f->p)
-			continue;
-		const feat_def *d = &st->spec->f[i];
-		size_t elem = 1;
-		switch (d->agg) {
-		case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
-			elem = sizeof(wbk);
-			break;
-		case FEAT_DISTINCT:
-			elem = f->mode == 0 ? sizeof(uint64_t) : f->mode == 2 ? sizeof(dh) : 1;
-			break;
-		default:
-			break;
-		}
-		m += (size_t)f->cap * elem + ALLOC_OVERHEAD;
-	}
-	return m;
+	return sizeof *st + st->nf * sizeof(fst) + ALLOC_OVERHEAD +
+	       (st->size ? st->size + ALLOC_OVERHEAD : 0);
+}
+
+void
+feat_state_prefetch(const feat_state *st)
+{
+	const char *p = (const char *)st, *end = (const char *)(st->f + st->nf);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
+	p = (const char *)st->mem;
+	end = p + (st->used < 2048 ? st->used : 2048);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
 }
 
 /* ---- windows ------------------------------------------------------------ */
@@ -360,11 +325,11 @@ feat_item_size(const uint8_t *e)
 
 /* Drop what is no longer inside the window ending at bucket cb. */
 static void
-prune(const feat_def *d, fst *f, int64_t now)
+prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 {
 	uint32_t cb = feat_bucket(now, d->bucket_ms), nb = d->nbuckets;
 	if (is_num(d->agg)) {
-		wbk *b = f->p;
+		wbk *b = FPTR(st, f);
 		uint32_t k = 0;
 		while (k < f->len && age_of(cb, b[k].bid) >= nb)
 			k++;
@@ -373,18 +338,17 @@ prune(const feat_def *d, fst *f, int64_t now)
 			f->len -= k;
 		}
 	} else if (d->agg == FEAT_LATEST || d->agg == FEAT_LAST) {
-		uint8_t *p = f->p;
+		uint8_t *p = FPTR(st, f);
 		size_t off = 0;
 		int64_t cnt = 0;
-		int64_t cb64 = fdiv(now, d->bucket_ms);
-		while (off < f->len && cb64 - fdiv(rd64(p + off), d->bucket_ms) < nb) {
+		while (off < f->len && feat_bucket_age(now, rd64(p + off), d->bucket_ms) < nb) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}
 		f->len = (uint32_t)off;
 		f->n = cnt;
 	} else if (d->agg == FEAT_TOPK) {
-		uint8_t *p = f->p;
+		uint8_t *p = FPTR(st, f);
 		size_t in = 0, out = 0;
 		int64_t cnt = 0;
 		while (in < f->len) {
@@ -411,8 +375,10 @@ prune(const feat_def *d, fst *f, int64_t now)
 		}
 		f->len = (uint32_t)out;
 		f->n = cnt;
+	} else if (d->agg == FEAT_DISTINCT && f->mode == 3) {
+		feat_slide_expire(FPTR(st, f), cb, nb);
 	} else if (d->agg == FEAT_DISTINCT && f->mode == 2) {
-		dh *h = f->p;
+		dh *h = FPTR(st, f);
 		uint32_t out = 0;
 		for (uint32_t k = 0; k < f->len; k++)
 			if (age_of(cb, h[k].bid) < nb)
@@ -423,30 +389,30 @@ prune(const feat_def *d, fst *f, int64_t now)
 
 /* now moved from old to st->now: prune the windows whose bucket changed. */
 static void
-advance(const feat_spec *s, feat_state *st, int64_t old)
+advance(const feat_spec *s, feat_state *st, int64_t old, const int64_t *bn)
 {
+	int64_t bo[FEAT_MAX_FEATURES];
+	for (size_t k = 0; k < s->nwidths; k++)
+		bo[k] = feat_floor(old, s->widths[k]);
 	for (size_t i = 0; i < s->n; i++) {
 		const feat_def *d = &s->f[i];
-		if (!d->nbuckets || !st->f[i].p)
+		if (!d->nbuckets || !st->f[i].len)
 			continue;
-		int64_t ob = fdiv(old, d->bucket_ms), nbk = fdiv(st->now, d->bucket_ms);
-		if (ob == nbk)
+		int64_t moved = feat_age64(bn[d->bidx], bo[d->bidx]);
+		if (moved == 0)
 			continue;
-		if (nbk - ob >= d->nbuckets) { /* everything left the window */
-			fst *f = &st->f[i];
-			uint8_t mode = f->mode;
-			fst_clear(f);
-			f->mode = mode;
+		if (moved >= d->nbuckets) { /* everything left the window */
+			fst_clear(&st->f[i]);
 			continue;
 		}
-		prune(d, &st->f[i], st->now);
+		prune(d, st, &st->f[i], st->now);
 	}
 }
 
 /* ---- aggregation -------------------------------------------------------- */
 
 static int
-num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t cb)
+num_apply(const feat_def *d, feat_state *st, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t cb)
 {
 	if (!d->nbuckets) {
 		int first = f->n == 0;
@@ -468,7 +434,7 @@ num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t 
 		}
 		return 0;
 	}
-	wbk *b = f->p;
+	wbk *b = FPTR(st, f);
 	uint32_t age = age_of(cb, bid), k = f->len;
 	while (k > 0 && age_of(cb, b[k - 1].bid) < age)
 		k--;
@@ -495,9 +461,9 @@ num_apply(const feat_def *d, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t 
 		e->nf = (e->nf & NF_COUNT) | (ef ? NF_FLOAT : 0);
 		return 0;
 	}
-	if (grow(f, (size_t)f->len + 1, sizeof(wbk)) < 0)
+	if (grow(st, f, (size_t)f->len + 1, sizeof(wbk)) < 0)
 		return -1;
-	b = f->p;
+	b = FPTR(st, f);
 	memmove(b + k + 1, b + k, (f->len - k) * sizeof *b);
 	b[k].bid = bid;
 	b[k].nf = 1 | (xf ? NF_FLOAT : 0);
@@ -518,10 +484,10 @@ item_cmp(int64_t t, const uint8_t *v, size_t vl, const uint8_t *item)
 }
 
 static int
-list_apply(const feat_def *d, fst *f, int64_t t, const uint8_t *v, size_t vl)
+list_apply(const feat_def *d, feat_state *st, fst *f, int64_t t, const uint8_t *v, size_t vl)
 {
 	int want = d->agg == FEAT_FIRST ? -1 : 1;
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	size_t off = 0;
 	int64_t idx = 0;
 	while (off < f->len) {
@@ -534,9 +500,9 @@ list_apply(const feat_def *d, fst *f, int64_t t, const uint8_t *v, size_t vl)
 	if (idx >= d->param)
 		return 0;
 	size_t sz = 10 + vl;
-	if (grow(f, (size_t)f->len + sz, 1) < 0)
+	if (grow(st, f, (size_t)f->len + sz, 1) < 0)
 		return -1;
-	p = f->p;
+	p = FPTR(st, f);
 	memmove(p + off + sz, p + off, f->len - off);
 	memcpy(p + off, &t, 8);
 	wr16(p + off + 8, (uint16_t)vl);
@@ -571,11 +537,11 @@ tk_total(const feat_def *d, const uint8_t *e, uint32_t cb)
 
 /* Replace p[off..off+oldsz) by new[0..newsz) in the blob of f. */
 static int
-splice(fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
+splice(feat_state *st, fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
 {
-	if (newsz > oldsz && grow(f, (size_t)f->len + newsz - oldsz, 1) < 0)
+	if (newsz > oldsz && grow(st, f, (size_t)f->len + newsz - oldsz, 1) < 0)
 		return -1;
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	memmove(p + off + newsz, p + off + oldsz, f->len - off - oldsz);
 	if (newsz)
 		memcpy(p + off, nw, newsz);
@@ -584,23 +550,27 @@ splice(fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
 }
 
 static int
-topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
            uint32_t cb, feat_stats *stats)
 {
-	uint8_t *p = f->p;
+	uint8_t *p = FPTR(st, f);
 	size_t off = 0, victim = SIZE_MAX;
 	uint64_t vmin = UINT64_MAX;
 	while (off < f->len) {
 		size_t el = rd16(p + off);
 		if (el == vl && !memcmp(p + off + 2, v, vl))
 			break;
-		uint64_t tot = tk_total(d, p + off, cb);
-		if (tot < vmin || (tot == vmin && victim != SIZE_MAX &&
-		                   feat_val_cmp(p + off + 2, el, p + victim + 2, rd16(p + victim)) > 0)) {
-			vmin = tot;
-			victim = off;
-		}
 		off += feat_tk_size(p + off);
+	}
+	if (off >= f->len && f->n >= d->capacity) { /* the least frequent gives way */
+		for (size_t o = 0; o < f->len; o += feat_tk_size(p + o)) {
+			uint64_t tot = tk_total(d, p + o, cb);
+			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + 2, rd16(p + o), p + victim + 2,
+			                                               rd16(p + victim)) > 0)) {
+				vmin = tot;
+				victim = o;
+			}
+		}
 	}
 	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
 	if (off < f->len) { /* known value: add to its bucket */
@@ -629,16 +599,16 @@ topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
 			return 0;
 		b[0] = bid;
 		b[1] = 1;
-		if (splice(f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
+		if (splice(st, f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
 			return -1;
-		wr16((uint8_t *)f->p + off + 2 + vl, (uint16_t)(k + 1));
+		wr16((uint8_t *)FPTR(st, f) + off + 2 + vl, (uint16_t)(k + 1));
 		return 0;
 	}
 	uint32_t start = 1;
 	if (f->n >= d->capacity && victim != SIZE_MAX) { /* Space-Saving */
 		if (!d->nbuckets)
 			start = vmin >= UINT32_MAX ? UINT32_MAX : (uint32_t)vmin + 1;
-		if (splice(f, victim, feat_tk_size(p + victim), NULL, 0) < 0)
+		if (splice(st, f, victim, feat_tk_size(p + victim), NULL, 0) < 0)
 			return -1;
 		f->n--;
 		if (stats)
@@ -649,56 +619,77 @@ topk_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
 	wr16(tmp + 2 + vl, 1);
 	uint32_t b[2] = {d->nbuckets ? bid : 0, start};
 	memcpy(tmp + 2 + vl + 2, b, 8);
-	if (splice(f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
+	if (splice(st, f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
 		return -1;
 	f->n++;
 	return 0;
 }
 
-static inline uint8_t
-hll_rank(uint64_t h)
-{
-	uint64_t w = h >> FEAT_HLL_BITS;
-	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
-}
-
 static int
-to_hll(fst *f)
+to_hll(feat_state *st, fst *f)
 {
-	uint8_t *r = calloc(HLL_M, 1);
-	if (!r)
+	uint64_t h[FEAT_DISTINCT_EXACT];
+	uint32_t n = f->len;
+	memcpy(h, FPTR(st, f), n * sizeof h[0]);
+	if (feat_grow(st, f, HLL_BYTES) < 0)
 		return -1;
-	const uint64_t *h = f->p;
-	for (uint32_t k = 0; k < f->len; k++) {
-		uint8_t x = hll_rank(h[k]);
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, HLL_M);
+	for (uint32_t k = 0; k < n; k++) {
+		uint8_t x = feat_hll_rank(h[k]);
 		uint32_t j = (uint32_t)(h[k] & (HLL_M - 1));
 		if (x > r[j])
 			r[j] = x;
 	}
-	free(f->p);
-	f->p = r;
-	f->len = f->cap = HLL_M;
+	feat_hll_histogram(r);
+	f->len = HLL_BYTES;
 	f->mode = 1;
 	return 0;
 }
 
+/* The exact windowed set has reached its cap: replay it into a sliding
+ * HyperLogLog. */
 static int
-distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+to_slide(feat_state *st, fst *f, uint32_t cb, uint32_t nb)
+{
+	size_t n = f->len;
+	dh *tmp = malloc(n * sizeof *tmp + 1);
+	if (!tmp)
+		return -1;
+	memcpy(tmp, FPTR(st, f), n * sizeof *tmp);
+	if (feat_grow(st, f, SLIDE_BYTES) < 0) {
+		free(tmp);
+		return -1;
+	}
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, SLIDE_BYTES);
+	uint16_t all = HLL_M;
+	memcpy(r + FEAT_SLIDE_REGS, &all, 2);
+	for (size_t k = 0; k < n; k++)
+		feat_slide_add(r, tmp[k].h, tmp[k].bid, cb, nb);
+	free(tmp);
+	f->len = SLIDE_BYTES;
+	f->mode = 3;
+	return 0;
+}
+
+static int
+distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
                uint32_t cb, feat_stats *stats)
 {
 	uint64_t h = feat_hash(v, vl);
-	if (f->mode == 1) {
-		uint8_t *r = f->p, x = hll_rank(h);
-		uint32_t j = (uint32_t)(h & (HLL_M - 1));
-		if (x > r[j])
-			r[j] = x;
+	if (f->mode == 1 || f->mode == 3) {
+		if (f->mode == 1)
+			feat_hll_add(FPTR(st, f), h);
+		else
+			feat_slide_add(FPTR(st, f), h, bid, cb, d->nbuckets);
 		if (stats)
 			stats->approx++;
 		return 0;
 	}
 	if (d->nbuckets) {
 		f->mode = 2;
-		dh *a = f->p;
+		dh *a = FPTR(st, f);
 		uint32_t lo = 0, hi = f->len;
 		while (lo < hi) {
 			uint32_t mid = (lo + hi) / 2;
@@ -712,15 +703,20 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 				a[lo].bid = bid;
 			return 0;
 		}
-		if (grow(f, (size_t)f->len + 1, sizeof(dh)) < 0)
+		if (f->len >= FEAT_DISTINCT_WINDOW) {
+			if (to_slide(st, f, cb, d->nbuckets) < 0)
+				return -1;
+			return distinct_apply(d, st, f, v, vl, bid, cb, stats);
+		}
+		if (grow(st, f, (size_t)f->len + 1, sizeof(dh)) < 0)
 			return -1;
-		a = f->p;
+		a = FPTR(st, f);
 		memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
 		a[lo] = (dh){h, bid, 0};
 		f->len++;
 		return 0;
 	}
-	uint64_t *a = f->p;
+	uint64_t *a = FPTR(st, f);
 	uint32_t lo = 0, hi = f->len;
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
@@ -732,13 +728,13 @@ distinct_apply(const feat_def *d, fst *f, const uint8_t *v, size_t vl, uint32_t 
 	if (lo < f->len && a[lo] == h)
 		return 0;
 	if (f->len >= FEAT_DISTINCT_EXACT) {
-		if (to_hll(f) < 0)
+		if (to_hll(st, f) < 0)
 			return -1;
-		return distinct_apply(d, f, v, vl, bid, cb, stats);
+		return distinct_apply(d, st, f, v, vl, bid, cb, stats);
 	}
-	if (grow(f, (size_t)f->len + 1, sizeof(uint64_t)) < 0)
+	if (grow(st, f, (size_t)f->len + 1, sizeof(uint64_t)) < 0)
 		return -1;
-	a = f->p;
+	a = FPTR(st, f);
 	memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
 	a[lo] = h;
 	f->len++;
@@ -795,6 +791,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 	if (!stats)
 		stats = &dummy;
 	stats->records++;
+	feat_state_prefetch(st); /* overlap the state's cache misses with the scan */
 	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
 	size_t fl[FEAT_MAX_FEATURES + 1];
 	signed char wr[FEAT_MAX_FEATURES];
@@ -805,11 +802,18 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		stats->no_time++;
 		return 1;
 	}
+	/* bucket numbers of t and now, once per distinct bucket width */
+	int64_t bt[FEAT_MAX_FEATURES], bn[FEAT_MAX_FEATURES];
+	int newest = t >= st->now;
+	for (size_t k = 0; k < s->nwidths; k++) {
+		bt[k] = feat_floor(t, s->widths[k]);
+		bn[k] = newest ? bt[k] : feat_floor(st->now, s->widths[k]);
+	}
 	if (t > st->now) {
 		int64_t old = st->now;
 		st->now = t;
 		if (old != INT64_MIN)
-			advance(s, st, old);
+			advance(s, st, old, bn);
 	}
 	int rc = 0;
 	for (size_t i = 0; i < s->n; i++) {
@@ -825,13 +829,12 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		}
 		uint32_t bid = 0, cb = 0;
 		if (d->nbuckets) {
-			int64_t b64 = fdiv(t, d->bucket_ms), c64 = fdiv(st->now, d->bucket_ms);
-			if (c64 - b64 >= d->nbuckets) {
+			if (feat_age64(bn[d->bidx], bt[d->bidx]) >= d->nbuckets) {
 				stats->late++;
 				continue;
 			}
-			bid = (uint32_t)b64;
-			cb = (uint32_t)c64;
+			bid = (uint32_t)bt[d->bidx];
+			cb = (uint32_t)bn[d->bidx];
 		}
 		const uint8_t *v = NULL;
 		size_t vl = 0;
@@ -851,7 +854,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 				stats->bad_field++;
 				continue;
 			}
-			r = num_apply(d, f, x, xf, bid, cb);
+			r = num_apply(d, st, f, x, xf, bid, cb);
 		} else {
 			uint8_t cv[FEAT_MAX_VALUE];
 			size_t cl;
@@ -860,11 +863,11 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 				continue;
 			}
 			if (d->agg == FEAT_TOPK)
-				r = topk_apply(d, f, cv, cl, bid, cb, stats);
+				r = topk_apply(d, st, f, cv, cl, bid, cb, stats);
 			else if (d->agg == FEAT_DISTINCT)
-				r = distinct_apply(d, f, cv, cl, bid, cb, stats);
+				r = distinct_apply(d, st, f, cv, cl, bid, cb, stats);
 			else
-				r = list_apply(d, f, t, cv, cl);
+				r = list_apply(d, st, f, t, cv, cl);
 		}
 		if (r < 0)
 			rc = -1;
@@ -875,51 +878,6 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 }
 
 /* ---- values ------------------------------------------------------------- */
-
-/* Ertl's improved raw estimator (arXiv:1702.01284), no bias tables. */
-static double
-hll_sigma(double x)
-{
-	if (x == 1.0)
-		return INFINITY;
-	double y = 1, z = x, zp;
-	do {
-		x *= x;
-		zp = z;
-		z += x * y;
-		y += y;
-	} while (z != zp);
-	return z;
-}
-
-static double
-hll_tau(double x)
-{
-	if (x == 0.0 || x == 1.0)
-		return 0;
-	double y = 1, z = 1 - x, zp;
-	do {
-		x = sqrt(x);
-		zp = z;
-		y *= 0.5;
-		z -= (1 - x) * (1 - x) * y;
-	} while (z != zp);
-	return z / 3;
-}
-
-static int64_t
-hll_estimate(const uint8_t *r)
-{
-	uint32_t c[HLL_Q + 2] = {0};
-	for (uint32_t j = 0; j < HLL_M; j++)
-		c[r[j]]++;
-	double m = HLL_M;
-	double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
-	for (int k = HLL_Q; k >= 1; k--)
-		z = 0.5 * (z + c[k]);
-	z += m * hll_sigma(c[0] / m);
-	return llround(m * m / (2 * log(2)) / z);
-}
 
 typedef struct tkv {
 	const uint8_t *v;
@@ -936,20 +894,32 @@ tkv_cmp(const void *a, const void *b)
 	return feat_val_cmp(x->v, x->vl, y->v, y->vl);
 }
 
-static int
-raw(msgpack_packer *pk, const uint8_t *p, size_t n)
+static uint8_t *
+put_num(uint8_t *o, fnum v, int isf)
 {
-	return pk->callback(pk->data, (const char *)p, n);
+	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
-static int
-pack_num(msgpack_packer *pk, fnum v, int isf)
+/* An upper bound of the bytes emit_one() writes. */
+static size_t
+emit_bound(const feat_def *d, const fst *f)
 {
-	return isf ? msgpack_pack_double(pk, v.d) : msgpack_pack_int64(pk, v.i);
+	switch (d->agg) {
+	case FEAT_FIRST: case FEAT_LATEST:
+		return FEAT_MAX_VALUE + 9;
+	case FEAT_LAST:
+		return 5 + (size_t)f->len;
+	case FEAT_TOPK:
+		return 5 + (size_t)f->len + 10 * (size_t)f->n;
+	default:
+		return 9;
+	}
 }
 
-static int
-emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
+/* Write feature f's value at o (room for emit_bound()); the end, or NULL
+ * when out of memory. */
+static uint8_t *
+emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uint8_t *o)
 {
 	uint32_t cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
 	if (is_num(d->agg)) {
@@ -961,7 +931,7 @@ emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
 			v = f->v;
 			isf = f->isf;
 		} else {
-			const wbk *b = f->p;
+			const wbk *b = FPTR(st, f);
 			for (uint32_t k = 0; k < f->len; k++) {
 				if (age_of(cb, b[k].bid) >= d->nbuckets)
 					continue;
@@ -977,82 +947,111 @@ emit_one(const feat_def *d, const fst *f, int64_t now, msgpack_packer *pk)
 		}
 		switch (d->agg) {
 		case FEAT_COUNT:
-			return msgpack_pack_int64(pk, n);
+			return feat_put_int(o, n);
 		case FEAT_SUM:
-			return pack_num(pk, v, isf);
+			return put_num(o, v, isf);
 		case FEAT_AVG:
-			return n ? msgpack_pack_double(pk, as_d(v, isf) / (double)n) : msgpack_pack_nil(pk);
+			if (!n)
+				break;
+			return feat_put_double(o, as_d(v, isf) / (double)n);
 		default:
-			return n ? pack_num(pk, v, isf) : msgpack_pack_nil(pk);
+			if (!n)
+				break;
+			return put_num(o, v, isf);
 		}
+		*o = 0xc0;
+		return o + 1;
 	}
-	const uint8_t *p = f->p;
-	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
+	const uint8_t *p = FPTR(st, f);
+
 	switch (d->agg) {
 	case FEAT_FIRST: case FEAT_LATEST:
-		if (f->len && (!d->nbuckets || c64 - fdiv(rd64(p), d->bucket_ms) < d->nbuckets))
-			return raw(pk, p + 10, rd16(p + 8));
-		return msgpack_pack_nil(pk);
+		if (f->len && (!d->nbuckets || feat_bucket_age(now, rd64(p), d->bucket_ms) < d->nbuckets))
+			return feat_put_bytes(o, p + 10, rd16(p + 8));
+		break;
 	case FEAT_LAST: {
 		size_t off = 0, cnt = 0;
 		while (off < f->len && (!d->nbuckets ||
-		                        c64 - fdiv(rd64(p + off), d->bucket_ms) < d->nbuckets)) {
+		                        feat_bucket_age(now, rd64(p + off), d->bucket_ms) < d->nbuckets)) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}
-		if (msgpack_pack_array(pk, cnt) < 0)
-			return -1;
-		for (size_t o = 0; o < off; o += feat_item_size(p + o))
-			if (raw(pk, p + o + 10, rd16(p + o + 8)) < 0)
-				return -1;
-		return 0;
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t at = 0; at < off; at += feat_item_size(p + at))
+			o = feat_put_bytes(o, p + at + 10, rd16(p + at + 8));
+		return o;
 	}
 	case FEAT_TOPK: {
-		tkv *a = f->n ? malloc((size_t)f->n * sizeof *a) : NULL;
+		tkv small[32], *a = small;
 		size_t cnt = 0;
-		if (f->n && !a)
-			return -1;
+		if (f->n > 32 && !(a = malloc((size_t)f->n * sizeof *a)))
+			return NULL;
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint64_t tot = tk_total(d, p + off, cb);
 			if (tot && cnt < (size_t)f->n)
 				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
 		}
-		if (cnt)
+		if (cnt > 32) {
 			qsort(a, cnt, sizeof *a, tkv_cmp);
+		} else {
+			for (size_t x = 1; x < cnt; x++) /* insertion sort */
+				for (size_t y = x; y > 0 && tkv_cmp(&a[y - 1], &a[y]) > 0; y--) {
+					tkv tmp = a[y];
+					a[y] = a[y - 1];
+					a[y - 1] = tmp;
+				}
+		}
 		if (cnt > (size_t)d->param)
 			cnt = (size_t)d->param;
-		int r = msgpack_pack_array(pk, cnt);
-		for (size_t k = 0; k < cnt && r == 0; k++)
-			r = msgpack_pack_array(pk, 2) | raw(pk, a[k].v, a[k].vl) |
-			    msgpack_pack_uint64(pk, a[k].n);
-		free(a);
-		return r ? -1 : 0;
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t k = 0; k < cnt; k++) {
+			*o++ = 0x92;
+			o = feat_put_bytes(o, a[k].v, a[k].vl);
+			o = feat_put_int(o, a[k].n > INT64_MAX ? INT64_MAX : (int64_t)a[k].n);
+		}
+		if (a != small)
+			free(a);
+		return o;
 	}
 	case FEAT_DISTINCT: {
 		if (f->mode == 1)
-			return msgpack_pack_int64(pk, hll_estimate(p));
+			return feat_put_int(o, feat_hll_estimate(p + HLL_M));
+		if (f->mode == 3)
+			return feat_put_int(o, feat_hll_estimate(p + FEAT_SLIDE_REGS));
 		if (f->mode == 2) {
-			const dh *h = f->p;
+			const dh *h = FPTR(st, f);
 			int64_t n = 0;
 			for (uint32_t k = 0; k < f->len; k++)
 				n += age_of(cb, h[k].bid) < d->nbuckets;
-			return msgpack_pack_int64(pk, n);
+			return feat_put_int(o, n);
 		}
-		return msgpack_pack_int64(pk, f->len);
+		return feat_put_int(o, f->len);
 	}
 	default:
-		return msgpack_pack_nil(pk);
+		break;
 	}
+	*o = 0xc0;
+	return o + 1;
 }
 
 int
 feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		size_t nl = strlen(s->f[i].name);
-		if (msgpack_pack_str(pk, nl) < 0 || msgpack_pack_str_body(pk, s->f[i].name, nl) < 0 ||
-		    emit_one(&s->f[i], &st->f[i], st->now, pk) < 0)
-			return -1;
+	size_t bound = 0;
+	for (size_t i = 0; i < s->n; i++)
+		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
+	uint8_t small[4096], *buf = small;
+	if (bound > sizeof small && !(buf = malloc(bound)))
+		return -1;
+	uint8_t *o = buf;
+	for (size_t i = 0; i < s->n && o; i++) {
+		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
+		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
-	return 0;
+	int r = -1;
+	if (o && o > buf)
+		r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
+	if (buf != small)
+		free(buf);
+	return r < 0 ? -1 : 0;
 }

@@ -22,10 +22,10 @@
 #include "json.h"
 #include "mpraw.h"
 
-static int
-put_num(fp_buf *b, fnum v, int isf)
+static uint8_t *
+put_num(uint8_t *o, fnum v, int isf)
 {
-	return isf ? mpw_double(b, v.d) : mpw_int(b, v.i);
+	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
 static void
@@ -44,88 +44,121 @@ be_get(const uint8_t *p, int n)
 	return v;
 }
 
-static int
-enc_feature(const feat_def *d, const fst *f, fp_buf *b)
+/* An upper bound of the bytes enc_feature() writes. */
+static size_t
+enc_bound(const feat_def *d, const fst *f)
 {
-	int r = 0;
-	const uint8_t *p = f->p;
 	switch (d->agg) {
 	case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
-		if (!d->nbuckets)
-			return mpw_array(b, 2) | mpw_int(b, f->n) | put_num(b, f->v, f->isf);
-		r = mpw_array(b, f->len * 3);
-		for (uint32_t k = 0; k < f->len; k++) {
-			const wbk *w = &((const wbk *)f->p)[k];
-			r |= mpw_uint(b, w->bid) | mpw_uint(b, w->nf & NF_COUNT) |
-			     put_num(b, w->v, (w->nf & NF_FLOAT) != 0);
-		}
-		return r;
+		return 5 + (d->nbuckets ? (size_t)f->len * 19 : 18);
 	case FEAT_FIRST: case FEAT_LATEST: case FEAT_LAST:
-		r = mpw_array(b, (uint32_t)f->n * 2);
+		return 5 + (size_t)f->n * 9 + f->len;
+	case FEAT_TOPK:
+		return 5 + 2 * (size_t)f->len + 16 * (size_t)f->n;
+	case FEAT_DISTINCT:
+		return 16 + (f->mode == 1 ? HLL_M : f->mode == 3 ? FEAT_SLIDE_REGS : (size_t)f->len * 12);
+	}
+	return 0;
+}
+
+static uint8_t *
+enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
+{
+	const uint8_t *p = FPTR(st, f);
+	switch (d->agg) {
+	case FEAT_COUNT: case FEAT_SUM: case FEAT_AVG: case FEAT_MIN: case FEAT_MAX:
+		if (!d->nbuckets) {
+			*o++ = 0x92;
+			o = feat_put_int(o, f->n);
+			return put_num(o, f->v, f->isf);
+		}
+		o = feat_put_array(o, f->len * 3);
+		for (uint32_t k = 0; k < f->len; k++) {
+			const wbk *w = &((const wbk *)p)[k];
+			o = feat_put_int(o, w->bid);
+			o = feat_put_int(o, w->nf & NF_COUNT);
+			o = put_num(o, w->v, (w->nf & NF_FLOAT) != 0);
+		}
+		return o;
+	case FEAT_FIRST: case FEAT_LATEST: case FEAT_LAST:
+		o = feat_put_array(o, (uint32_t)f->n * 2);
 		for (size_t off = 0; off < f->len; off += feat_item_size(p + off)) {
 			int64_t t;
 			uint16_t vl;
 			memcpy(&t, p + off, 8);
 			memcpy(&vl, p + off + 8, 2);
-			r |= mpw_int(b, t) | fp_buf_add(b, p + off + 10, vl);
+			o = feat_put_int(o, t);
+			o = feat_put_bytes(o, p + off + 10, vl);
 		}
-		return r;
+		return o;
 	case FEAT_TOPK:
-		r = mpw_array(b, (uint32_t)f->n * 2);
+		o = feat_put_array(o, (uint32_t)f->n * 2);
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint16_t vl, k;
 			memcpy(&vl, p + off, 2);
 			memcpy(&k, p + off + 2 + vl, 2);
-			r |= fp_buf_add(b, p + off + 2, vl) | mpw_array(b, (uint32_t)k * 2);
+			o = feat_put_bytes(o, p + off + 2, vl);
+			o = feat_put_array(o, (uint32_t)k * 2);
 			for (uint16_t j = 0; j < k; j++) {
 				uint32_t bk[2];
 				memcpy(bk, p + off + 2 + vl + 2 + (size_t)j * 8, 8);
-				r |= mpw_uint(b, bk[0]) | mpw_uint(b, bk[1]);
+				o = feat_put_int(o, bk[0]);
+				o = feat_put_int(o, bk[1]);
 			}
 		}
-		return r;
+		return o;
 	case FEAT_DISTINCT: {
-		int mode = d->nbuckets ? 2 : f->mode;
-		r = mpw_array(b, 2) | mpw_int(b, mode);
-		if (mode == 1)
-			return r | mpw_bin(b, f->p, HLL_M);
+		int mode = d->nbuckets && f->mode != 3 ? 2 : f->mode;
+		*o++ = 0x92;
+		o = feat_put_int(o, mode);
 		size_t w = mode == 0 ? 8 : 12;
-		uint8_t *tmp = malloc(f->len * w + 1);
-		if (!tmp)
-			return -1;
-		for (uint32_t k = 0; k < f->len; k++) {
+		size_t n = mode == 1 ? HLL_M : mode == 3 ? FEAT_SLIDE_REGS : f->len * w;
+		*o++ = 0xc6; /* bin 32 */
+		be_put(o, n, 4);
+		o += 4;
+		if (mode == 1 || mode == 3)
+			return feat_put_bytes(o, p, n);
+		for (uint32_t k = 0; k < f->len; k++, o += w) {
 			if (mode == 0) {
-				be_put(tmp + k * w, ((const uint64_t *)f->p)[k], 8);
+				be_put(o, ((const uint64_t *)p)[k], 8);
 			} else {
-				const dh *h = &((const dh *)f->p)[k];
-				be_put(tmp + k * w, h->h, 8);
-				be_put(tmp + k * w + 8, h->bid, 4);
+				const dh *h = &((const dh *)p)[k];
+				be_put(o, h->h, 8);
+				be_put(o + 8, h->bid, 4);
 			}
 		}
-		r |= mpw_bin(b, tmp, f->len * w);
-		free(tmp);
-		return r;
+		return o;
 	}
 	}
-	return -1;
+	return o;
 }
 
 int
 feat_state_encode(const feat_spec *s, const feat_state *st, fp_buf *out)
 {
-	size_t start = out->len;
-	int r = mpw_array(out, 3) | mpw_int(out, FEAT_STATE_VERSION) |
-	        (st->now == INT64_MIN ? mpw_nil(out) : mpw_int(out, st->now)) |
-	        mpw_array(out, (uint32_t)s->n);
-	for (size_t i = 0; i < s->n && !r; i++) {
-		const feat_def *d = &s->f[i];
-		r = mpw_array(out, 3) | mpw_str(out, d->name, strlen(d->name)) |
-		    mpw_uint(out, d->fingerprint) | enc_feature(d, &st->f[i], out);
-	}
-	if (r) {
-		out->len = start;
+	size_t bound = 32;
+	for (size_t i = 0; i < s->n; i++)
+		bound += 12 + FEAT_MAX_NAME + enc_bound(&s->f[i], &st->f[i]);
+	if (fp_buf_reserve(out, bound) < 0)
 		return -1;
+	uint8_t *o = out->p + out->len;
+	*o++ = 0x93;
+	o = feat_put_int(o, FEAT_STATE_VERSION);
+	if (st->now == INT64_MIN)
+		*o++ = 0xc0;
+	else
+		o = feat_put_int(o, st->now);
+	o = feat_put_array(o, (uint32_t)s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		const feat_def *d = &s->f[i];
+		*o++ = 0x93;
+		o = feat_put_str(o, d->name, d->nlen);
+		*o++ = 0xcf; /* uint 64 */
+		be_put(o, d->fingerprint, 8);
+		o += 8;
+		o = enc_feature(d, st, &st->f[i], o);
 	}
+	out->len = (size_t)(o - out->p);
 	return 0;
 }
 
@@ -205,25 +238,17 @@ c_value(cur *c, uint8_t *out, size_t *olen)
 }
 
 static int
-fst_add(fst *f, const void *p, size_t n)
+fst_add(feat_state *st, fst *f, const void *p, size_t n)
 {
-	if (f->len + n > f->cap) {
-		size_t cap = f->cap ? f->cap : 32;
-		while (cap < f->len + n)
-			cap += cap / 2 + 1;
-		void *q = realloc(f->p, cap);
-		if (!q)
-			return -1;
-		f->p = q;
-		f->cap = (uint32_t)cap;
-	}
-	memcpy((uint8_t *)f->p + f->len, p, n);
+	if (f->len + n > f->cap && feat_grow(st, f, f->len + n) < 0)
+		return -1;
+	memcpy((uint8_t *)FPTR(st, f) + f->len, p, n);
 	f->len += (uint32_t)n;
 	return 0;
 }
 
 static int
-dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
+dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 {
 	uint32_t cnt, cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
 	if (c_array(c, &cnt) < 0)
@@ -237,9 +262,8 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 		}
 		if (cnt % 3 || cnt / 3 > d->nbuckets || (cnt && now == INT64_MIN))
 			return -1;
-		if (cnt && !(f->p = malloc(cnt / 3 * sizeof(wbk))))
+		if (feat_grow(st, f, cnt / 3 * sizeof(wbk)) < 0)
 			return -1;
-		f->cap = cnt / 3;
 		for (uint32_t k = 0; k < cnt / 3; k++) {
 			uint64_t bid, n;
 			fnum v;
@@ -247,7 +271,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			if (c_uint(c, &bid, UINT32_MAX) < 0 || c_uint(c, &n, NF_COUNT) < 0 || n == 0 ||
 			    c_num(c, &v, &isf) < 0)
 				return -1;
-			wbk *b = f->p;
+			wbk *b = FPTR(st, f);
 			if (f->len && (cb - b[f->len - 1].bid) <= (cb - (uint32_t)bid))
 				return -1; /* not oldest first */
 			if (cb - (uint32_t)bid >= d->nbuckets)
@@ -273,11 +297,10 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 					return -1; /* not in order */
 			}
 			if (d->nbuckets && (now == INT64_MIN ||
-			                    (uint64_t)(now / d->bucket_ms - t / d->bucket_ms) >
-			                    (uint64_t)d->nbuckets + 1))
+			                    t > now || feat_bucket_age(now, t, d->bucket_ms) >= d->nbuckets))
 				return -1;
 			uint16_t l16 = (uint16_t)vl;
-			if (fst_add(f, &t, 8) < 0 || fst_add(f, &l16, 2) < 0 || fst_add(f, v, vl) < 0)
+			if (fst_add(st, f, &t, 8) < 0 || fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0)
 				return -1;
 			f->n++;
 			pt = t;
@@ -297,7 +320,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 			    nb / 2 > (d->nbuckets ? d->nbuckets : 1))
 				return -1;
 			uint16_t l16 = (uint16_t)vl, k16 = (uint16_t)(nb / 2);
-			if (fst_add(f, &l16, 2) < 0 || fst_add(f, v, vl) < 0 || fst_add(f, &k16, 2) < 0)
+			if (fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0 || fst_add(st, f, &k16, 2) < 0)
 				return -1;
 			uint32_t prev_age = UINT32_MAX;
 			for (uint32_t j = 0; j < nb / 2; j++) {
@@ -313,7 +336,7 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 				} else if (bid != 0) {
 					return -1;
 				}
-				if (fst_add(f, b, 8) < 0)
+				if (fst_add(st, f, b, 8) < 0)
 					return -1;
 			}
 			f->n++;
@@ -326,27 +349,39 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 		if (cnt != 2 || c_int(c, &mode) < 0 || c_take(c, &o, &ol) < 0 ||
 		    mp_read_bin(o, ol, &bin, &bl) < 0)
 			return -1;
-		if (mode != (d->nbuckets ? 2 : 0) && !(mode == 1 && !d->nbuckets))
+		if (d->nbuckets ? mode != 2 && mode != 3 : mode != 0 && mode != 1)
 			return -1;
+		if (mode == 3) {
+			if (bl != FEAT_SLIDE_REGS || now == INT64_MIN || feat_slide_check(bin) < 0 ||
+			    feat_grow(st, f, SLIDE_BYTES) < 0)
+				return -1;
+			memcpy(FPTR(st, f), bin, FEAT_SLIDE_REGS);
+			feat_slide_expire(FPTR(st, f), cb, d->nbuckets);
+			f->len = SLIDE_BYTES;
+			f->mode = 3;
+			return 0;
+		}
 		if (mode == 1) {
 			if (bl != HLL_M)
 				return -1;
 			for (size_t k = 0; k < bl; k++)
 				if (bin[k] > HLL_Q + 1)
 					return -1;
-			if (fst_add(f, bin, bl) < 0)
+			if (feat_grow(st, f, HLL_BYTES) < 0)
 				return -1;
+			memcpy(FPTR(st, f), bin, HLL_M);
+			feat_hll_histogram(FPTR(st, f));
+			f->len = HLL_BYTES;
 			f->mode = 1;
 			return 0;
 		}
 		size_t w = mode == 0 ? 8 : 12;
-		if (bl % w || (mode == 0 && bl / w > FEAT_DISTINCT_EXACT))
+		if (bl % w || bl / w > (mode == 0 ? FEAT_DISTINCT_EXACT : FEAT_DISTINCT_WINDOW))
 			return -1;
 		f->mode = (uint8_t)mode;
 		size_t n = bl / w, esz = mode == 0 ? sizeof(uint64_t) : sizeof(dh);
-		if (n && !(f->p = malloc(n * esz)))
+		if (feat_grow(st, f, n * esz) < 0)
 			return -1;
-		f->cap = (uint32_t)n;
 		uint64_t prev = 0;
 		for (size_t k = 0; k < n; k++) {
 			uint64_t h = be_get(bin + k * w, 8);
@@ -354,12 +389,12 @@ dec_feature(const feat_def *d, fst *f, cur *c, int64_t now)
 				return -1;
 			prev = h;
 			if (mode == 0) {
-				((uint64_t *)f->p)[f->len++] = h;
+				((uint64_t *)FPTR(st, f))[f->len++] = h;
 			} else {
 				uint32_t bid = (uint32_t)be_get(bin + k * w + 8, 4);
 				if (now == INT64_MIN || cb - bid >= d->nbuckets)
 					return -1;
-				((dh *)f->p)[f->len++] = (dh){h, bid, 0};
+				((dh *)FPTR(st, f))[f->len++] = (dh){h, bid, 0};
 			}
 		}
 		return 0;
@@ -434,7 +469,7 @@ feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n, feat_state **o
 			continue;
 		}
 		seen[i] = 1;
-		if (dec_feature(&s->f[i], &st->f[i], &c, now) < 0) {
+		if (dec_feature(&s->f[i], st, &st->f[i], &c, now) < 0) {
 			derr(err, errlen, "@state: bad data of feature '%s'", s->f[i].name);
 			goto fail;
 		}

@@ -5,8 +5,11 @@
 #include "feat.h"
 #include "expr.h"
 
+#include <string.h>
+
 typedef struct feat_def {
 	char name[FEAT_MAX_NAME + 1];
+	size_t nlen;
 	feat_agg agg;
 	fp_path *field;     /* NULL for count() */
 	int64_t param;      /* N of last(), K of topk(); 1 for first/latest */
@@ -19,6 +22,7 @@ typedef struct feat_def {
 	uint64_t fingerprint;
 	int fidx;           /* index of field in spec->fields; -1 for count() */
 	int widx;           /* index of where in spec->wheres; -1 when none */
+	int bidx;           /* index of bucket_ms in spec->widths; -1: no window */
 } feat_def;
 
 /* A field read by feat_apply(): each distinct path once per record; a
@@ -42,6 +46,8 @@ struct feat_spec {
 	size_t nfields;
 	const expr **wheres; /* distinct where expressions (borrowed) */
 	size_t nwheres;
+	int64_t *widths;     /* distinct bucket widths of the windows */
+	size_t nwidths;
 };
 
 /* Canonical msgpack form of a stored value (smallest int/str/bin headers,
@@ -55,6 +61,30 @@ uint64_t feat_hash(const void *p, size_t n);
  * their msgpack bytes, then the whole encoding. */
 int feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 
+/* floor(t / w) */
+static inline int64_t
+feat_floor(int64_t t, int64_t w)
+{
+	return t / w - (t % w < 0);
+}
+
+/* b - a for bucket numbers a <= b; INT64_MAX when that does not fit. */
+static inline int64_t
+feat_age64(int64_t b, int64_t a)
+{
+	int64_t r;
+	return __builtin_sub_overflow(b, a, &r) ? INT64_MAX : r;
+}
+
+/* How many buckets of width w the bucket of t lies before the bucket of
+ * now (t <= now); INT64_MAX when that does not fit. */
+static inline int64_t
+feat_bucket_age(int64_t now, int64_t t, int64_t w)
+{
+	int64_t a = now / w - (now % w < 0), b = t / w - (t % w < 0), r;
+	return __builtin_sub_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 /* Bucket id of time t for bucket width w: floor(t / w), modulo 2^32. */
 static inline uint32_t
 feat_bucket(int64_t t, int64_t w)
@@ -65,9 +95,132 @@ feat_bucket(int64_t t, int64_t w)
 	return (uint32_t)q;
 }
 
+/* Fast msgpack writers into a buffer the caller has reserved (smallest
+ * encodings, like mpw_*); each returns the end of what it wrote. */
+static inline size_t
+feat_enc_int(uint8_t *o, int64_t v)
+{
+	if (v >= 0) {
+		uint64_t u = (uint64_t)v;
+		if (u <= 0x7f) { o[0] = (uint8_t)u; return 1; }
+		if (u <= 0xff) { o[0] = 0xcc; o[1] = (uint8_t)u; return 2; }
+		if (u <= 0xffff) { o[0] = 0xcd; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
+		if (u <= 0xffffffff) {
+			o[0] = 0xce;
+			for (int k = 0; k < 4; k++)
+				o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
+			return 5;
+		}
+		o[0] = 0xcf;
+		for (int k = 0; k < 8; k++)
+			o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		return 9;
+	}
+	if (v >= -32) { o[0] = (uint8_t)(int8_t)v; return 1; }
+	uint64_t u = (uint64_t)v;
+	if (v >= INT8_MIN) { o[0] = 0xd0; o[1] = (uint8_t)u; return 2; }
+	if (v >= INT16_MIN) { o[0] = 0xd1; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
+	if (v >= INT32_MIN) {
+		o[0] = 0xd2;
+		for (int k = 0; k < 4; k++)
+			o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
+		return 5;
+	}
+	o[0] = 0xd3;
+	for (int k = 0; k < 8; k++)
+		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+	return 9;
+}
+
+static inline size_t
+feat_enc_hdr(uint8_t *o, int bin, size_t n)
+{
+	if (!bin && n <= 31) { o[0] = (uint8_t)(0xa0 | n); return 1; }
+	if (n <= 0xff) { o[0] = bin ? 0xc4 : 0xd9; o[1] = (uint8_t)n; return 2; }
+	o[0] = bin ? 0xc5 : 0xda;
+	o[1] = (uint8_t)(n >> 8);
+	o[2] = (uint8_t)n;
+	return 3;
+}
+
+static inline uint8_t *
+feat_put_int(uint8_t *o, int64_t v)
+{
+	return o + feat_enc_int(o, v);
+}
+
+static inline uint8_t *
+feat_put_double(uint8_t *o, double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, 8);
+	o[0] = 0xcb;
+	for (int k = 0; k < 8; k++)
+		o[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+	return o + 9;
+}
+
+static inline uint8_t *
+feat_put_array(uint8_t *o, uint32_t n)
+{
+	if (n <= 15) {
+		*o = (uint8_t)(0x90 | n);
+		return o + 1;
+	}
+	if (n <= 0xffff) {
+		o[0] = 0xdc;
+		o[1] = (uint8_t)(n >> 8);
+		o[2] = (uint8_t)n;
+		return o + 3;
+	}
+	o[0] = 0xdd;
+	for (int k = 0; k < 4; k++)
+		o[1 + k] = (uint8_t)(n >> (24 - 8 * k));
+	return o + 5;
+}
+
+static inline uint8_t *
+feat_put_bytes(uint8_t *o, const void *p, size_t n)
+{
+	memcpy(o, p, n);
+	return o + n;
+}
+
+static inline uint8_t *
+feat_put_str(uint8_t *o, const char *p, size_t n)
+{
+	o += feat_enc_hdr(o, 0, n);
+	return feat_put_bytes(o, p, n);
+}
+
 #define ALLOC_OVERHEAD 16
 #define HLL_M (1u << FEAT_HLL_BITS)
 #define HLL_Q (64 - FEAT_HLL_BITS)
+/* HLL region: HLL_M registers, then the count of registers holding each
+ * value 0..HLL_Q+1 (uint16), kept up to date so estimates cost O(HLL_Q). */
+#define HLL_BYTES (HLL_M + 2 * (HLL_Q + 2))
+/* Sliding HLL (distinct over a window, past FEAT_DISTINCT_WINDOW values):
+ * HLL_M registers of FEAT_SLIDE_SLOTS (bucket16, rank) pairs, then the
+ * histogram of the registers' values in the window. */
+#define FEAT_SLIDE_SLOTS 4
+#define FEAT_SLIDE_REGS ((size_t)HLL_M * FEAT_SLIDE_SLOTS * 3)
+#define SLIDE_BYTES (FEAT_SLIDE_REGS + 2 * (HLL_Q + 2))
+
+static inline uint8_t
+feat_hll_rank(uint64_t h)
+{
+	uint64_t w = h >> FEAT_HLL_BITS;
+	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
+}
+
+/* feat_sketch.c */
+int64_t feat_hll_estimate(const uint8_t *hist);
+void feat_hll_add(uint8_t *r, uint64_t h);
+void feat_slide_add(uint8_t *r, uint64_t h, uint32_t bid, uint32_t cb, uint32_t nb);
+/* Drop pairs out of the window ending at bucket cb; rebuild the histogram. */
+void feat_slide_expire(uint8_t *r, uint32_t cb, uint32_t nb);
+/* 0 when every rank of the pairs is possible. */
+int feat_slide_check(const uint8_t *r);
 #define NF_FLOAT 0x80000000u
 #define NF_COUNT 0x7fffffffu
 
@@ -88,11 +241,15 @@ typedef struct dh {
 	uint32_t pad;
 } dh;
 
+/* One feature's state.  Its data lives in the key's arena st->mem at
+ * [off, off + cap); the features' regions follow each other in file order,
+ * so one key's state is one allocation, read front to back. */
 typedef struct fst {
-	void *p;
-	uint32_t len, cap;   /* elements, or bytes for blobs */
 	int64_t n;
 	fnum v;
+	uint32_t off;
+	uint32_t len;        /* elements, or bytes for blobs */
+	uint32_t cap;        /* bytes */
 	uint8_t isf;
 	uint8_t mode;
 } fst;
@@ -100,12 +257,22 @@ typedef struct fst {
 struct feat_state {
 	const feat_spec *spec;
 	int64_t now;
-	size_t nf;
+	uint8_t *mem;        /* arena: every feature's data */
+	uint32_t used, size; /* bytes of mem given to features / allocated */
+	uint32_t nf;
 	fst f[];
 };
+
+#define FPTR(st, f) ((void *)((st)->mem + (f)->off))
+
+/* Make feature f's region at least need bytes (moving the regions after
+ * it).  0, or -1 when out of memory (nothing changed).  Pointers into the
+ * arena are invalid afterwards. */
+int feat_grow(feat_state *st, fst *f, size_t need);
 
 /* Shared by feat.c and feat_codec.c. */
 size_t feat_item_size(const uint8_t *e);   /* first/latest/last item */
 size_t feat_tk_size(const uint8_t *e);     /* topk entry */
+void feat_hll_histogram(uint8_t *r);       /* recompute after registers */
 
 #endif

@@ -402,6 +402,43 @@ test_prefixes(void)
 	ok(good, "every prefix parses or fails in range%s%s", "", "");
 }
 
+/* Lookups past every kind of value and key encoding (the inline fast
+ * paths and their fallbacks). */
+static void
+test_encodings(void)
+{
+	char json[2000];
+	char long_s[400];
+	memset(long_s, 's', 300);
+	long_s[300] = '\0';
+	snprintf(json, sizeof json,
+	         "{\"k_str8_value\":\"%.40s\",\"k16\":\"%s\",\"bin\":{\"@b64\":\"AAEC\"},"
+	         "\"f\":1.5,\"i8\":-100,\"i16\":-1000,\"i32\":-100000,\"i64\":-10000000000,"
+	         "\"u8\":200,\"u16\":60000,\"u32\":4000000000,\"u64\":10000000000,"
+	         "\"nil\":null,\"t\":true,\"m\":{\"a\":[1,{\"b\":2}]},\"arr\":[1,2,3],"
+	         "\"ext\":{\"@ext\":[1,\"AAE=\"]},"
+	         "\"a_rather_long_field_name_of_forty_bytes_\":7,\"last\":\"here\"}",
+	         long_s, long_s);
+	fp_buf r = rec(json);
+	static const char *const conds[] = {
+		"last == \"here\"", "a_rather_long_field_name_of_forty_bytes_ == 7", "m.a[1].b == 2",
+		"u64 == 10000000000", "i64 == -10000000000", "u32 > i32", "i16 < i8", "u16 > u8",
+		"exists(ext)", "not exists(nope)", "arr[2] == 3", "nil == null", "t",
+	};
+	int good = 1;
+	for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++) {
+		expr_error err;
+		expr *e = expr_parse(conds[i], strlen(conds[i]), NULL, &err);
+		if (!e || !expr_match(e, r.p, r.len)) {
+			printf("# failed: %s\n", conds[i]);
+			good = 0;
+		}
+		expr_free(e);
+	}
+	ok(good, "lookups past every encoding of keys and values%s%s", "", "");
+	fp_buf_release(&r);
+}
+
 static void
 bench(void)
 {
@@ -432,6 +469,7 @@ main(void)
 	test_consumed();
 	test_paths();
 	test_prefixes();
+	test_encodings();
 	bench();
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
