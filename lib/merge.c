@@ -356,6 +356,26 @@ fill_input(merge *m)
 
 /* ---- one batch ------------------------------------------------------ */
 
+/* The size of the object at p in a checked frame: scalars inline, the rest
+ * through mp_skip(). */
+static inline size_t
+skip_value(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	if (c <= 0x7f || c >= 0xe0 || (c >= 0xc0 && c <= 0xc3))
+		return 1; /* fixint, nil, bool */
+	if ((c & 0xe0) == 0xa0)
+		return 1 + (size_t)(c & 0x1f); /* fixstr */
+	switch (c) {
+	case 0xcc: case 0xd0: return 2;
+	case 0xcd: case 0xd1: return 3;
+	case 0xca: case 0xce: case 0xd2: return 5;
+	case 0xcb: case 0xcf: case 0xd3: return 9;
+	case 0xd9: return n >= 2 ? 2 + (size_t)p[1] : 0; /* str8 */
+	}
+	return mp_skip(p, n);
+}
+
 /* @src, @ts and @in of a record, in one pass over its top-level map.
  * 1 when the frame is a control frame (has "@ctl"). */
 static int
@@ -383,8 +403,8 @@ find_reserved(mframe *f)
 				return 0;
 		}
 		off += ks;
-		size_t vs = mp_skip(p + off, n - off);
-		if (!vs)
+		size_t vs = skip_value(p + off, n - off);
+		if (!vs || vs > n - off)
 			return 0;
 		if (k && (kl == 3 || kl == 4) && k[0] == '@') {
 			if (kl == 3 && !memcmp(k, "@ts", 3))
