@@ -362,3 +362,14 @@ committed_is() {
 	[ "$status" -eq 4 ]
 	grep -q "fp-consume: store: " "$T/c.err"
 }
+
+@test "man page example: resume a two-shard pipeline from its store" {
+	start_broker --topic views:1
+	start_redis
+	seqp views 0 125
+	rcli hset fp:shop:offsets views/0/0/2 120 views/0/1/2 118:3 >/dev/null
+	FP_PIPELINE=shop fp-consume -t views -G features --store - -e -f '%p %o\n' > "$T/out" 2> "$T/err"
+	grep -qx "fp-consume: resuming 1 of 1 partition(s) at their stored positions (pipeline 'shop')" "$T/err"
+	[ "$(head -2 "$T/out" | tr '\n' ' ')" = "0 118 0 119 " ]
+	[ "$(wc -l < "$T/out")" -eq 7 ]
+}
