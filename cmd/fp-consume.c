@@ -134,6 +134,8 @@ static int
 resume_hook(void *ctx, rd_kafka_topic_partition_list_t *parts, char *errstr, size_t errlen)
 {
 	(void)ctx;
+	if (parts->cnt == 0)
+		return 0; /* a cooperative rebalance that brought nothing */
 	if (store_read(errstr, errlen) < 0)
 		return -1;
 	int n = 0;
