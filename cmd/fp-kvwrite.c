@@ -168,6 +168,8 @@ main(int argc, char **argv)
 	int r = kvw_start(w);
 	if (!r)
 		r = kvw_run(w, fd, name);
+	if (r == FP_EXIT_IO && kvw_output_closed(w))
+		r = 0; /* the reader of --dry-run went away: a quiet stop */
 	if (r)
 		fp_warn("%s", kvw_errstr(w));
 	if (verbose) {

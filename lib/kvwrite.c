@@ -106,6 +106,7 @@ struct kvw {
 	char sha[48];
 	int use_eval, started, ambiguous, landed;
 	int warned_config, warned_persist;
+	int epipe;              /* the dry-run reader went away */
 	int64_t out_start, out_warned, backoff;
 	unsigned out_attempts;
 
@@ -139,19 +140,17 @@ warn(kvw *w, const char *fmt, ...)
 }
 
 static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 static void
@@ -394,6 +393,12 @@ const char *
 kvw_errstr(const kvw *w)
 {
 	return w->errstr;
+}
+
+int
+kvw_output_closed(const kvw *w)
+{
+	return w->epipe;
 }
 
 fp_buf *
@@ -682,8 +687,9 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
 	int64_t ttl;
-	if (f.ttl && !is_nil(f.ttl, f.ttll) && (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0))
-		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds", fn,
+	if (f.ttl && !is_nil(f.ttl, f.ttll) &&
+	    (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0 || ttl > ((int64_t)1 << 40)))
+		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds (0 to 2^40)", fn,
 		            shown(key, klen, sh, sizeof sh));
 	const uint8_t *b;
 	size_t bl;
@@ -1329,8 +1335,10 @@ kvw_commit(kvw *w)
 		if (render_epoch(w) < 0)
 			return fail(w, KVW_IO, "out of memory");
 		if (w->o.dry_fd >= 0) {
-			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0)
+			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0) {
+				w->epipe = errno == EPIPE;
 				return fail(w, KVW_IO, "error writing standard output: %s", strerror(errno));
+			}
 			w->dry.len = 0;
 		}
 		epoch_done(w);

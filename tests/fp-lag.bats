@@ -152,6 +152,36 @@ EOF
 	p0 "$T/lag.out" lag_seconds | awk 'NR > 1 && $1 != 0 && $1 <= prev { exit 1 } $1 != 0 { prev = $1 }'
 }
 
+@test "status WARN: the group commits but the lag keeps growing" {
+	start_broker --topic t:1
+	# A slow consumer: 10 messages in, 2 committed, every 0.2 s, for 3 s.
+	cat >"$T/slow.py" <<'EOF'
+import sys, time
+from confluent_kafka import Producer, Consumer, TopicPartition
+p = Producer({'bootstrap.servers': sys.argv[1], 'linger.ms': 0})
+c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 'g', 'enable.auto.commit': False})
+off = 0
+for i in range(15):
+    for j in range(10):
+        p.produce('t', value=b'x', partition=0)
+    p.flush(5)
+    off += 2
+    c.commit(offsets=[TopicPartition('t', 0, off)], asynchronous=False)
+    if i == 0:
+        open(sys.argv[2], 'w').close()
+    time.sleep(0.2)
+c.close()
+EOF
+	bg_start slow "$PY" "$T/slow.py" "$BROKER" "$T/started"
+	slow=$BG_PID
+	wait_for test -e "$T/started"
+	bg_start lag fp-lag -b "$BROKER" -G g -i 300ms -w 3
+	wait "$slow"
+	stop_pid "$BG_PID"
+	[ "$(jq -c 'select(.event == "status") | [.previous, .status]' "$T/lag.out" | head -1)" = '["OK","WARN"]' ]
+	! grep -q '"status":"ST' "$T/lag.out"
+}
+
 @test "/metrics over HTTP, parsed; a broker that does not answer gives unknown, never stale" {
 	consumed_then_stopped
 	port=$(free_port)
