@@ -197,12 +197,15 @@ serverurl=unix://$T/supervisor.sock
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 EOF
-	GEN -n used_car -d "$REPO_DIR" -l "$T/logs" --startsecs 1 --stopwaitsecs 5 \
-		-e "PATH=$FP_BIN:$PATH" -e "FP_BROKERS=$BROKER" -e "FP_REDIS=$REDIS_URL" \
-		-e FP_PIPELINE=sv -- \
-		"fp-consume -q -t views -t favourites -t calls -t orders -o beginning --barrier-ms 200 |
-		 fp-import -d examples/used_car/dictionary.fpd |
-		 fp-keyby -k user_id -n 2 -- 'fp-merge -f examples/used_car/user.fp | fp-kvwrite --flush-ms 100'" \
+	# the example definition, with this test's services, directories and startsecs;
+	# fp-broker's group waits for a member that left for its session timeout
+	# (fp-broker(1)), so the restarted consumer would wait 45 s without a short one
+	sed 's/-G used_car /-G used_car -X session.timeout.ms=6000 /' \
+		"$REPO_DIR/examples/supervisord/used_car.pipeline" >"$T/used_car.pipeline"
+	grep -q 'session.timeout.ms=6000' "$T/used_car.pipeline"
+	GEN -f "$T/used_car.pipeline" -d "$REPO_DIR" -l "$T/logs" \
+		--startsecs 1 --stopwaitsecs 5 -e "PATH=$FP_BIN:$PATH" -e "FP_BROKERS=$BROKER" \
+		-e "FP_REDIS=$REDIS_URL" -e FP_PIPELINE=sv -e "FP_STATS_DIR=$T/stats" \
 		>>"$T/supervisord.conf"
 
 	produce_part 1 1500
