@@ -1,0 +1,93 @@
+#!/usr/bin/env bats
+# Stage metrics (lib/stats): every stage writes $FP_STATS_DIR/TOOL[-SHARD].prom
+# and dumps the same text to stderr on SIGUSR1; the figures agree with the
+# records pushed through.
+load helper
+
+# metric FILE NAME [LABEL=VALUE]: the value of the sample NAME (with that
+# label, if given) in the Prometheus text FILE; fails when absent.
+metric() {
+	awk -v name="$2" -v want="${3:-}" '
+		/^#/ || NF == 0 { next }
+		{
+			n = $1; sub(/\{.*/, "", n)
+			if (n != name) next
+			if (want != "") {
+				split(want, kv, "=")
+				if (index($0, kv[1] "=\"" kv[2] "\"") == 0) next
+			}
+			print $NF; found = 1; exit
+		}
+		END { exit !found }' "$1"
+}
+
+# prom_check FILE: every line is a comment or "name{labels} value", every
+# name has a TYPE, the labels tool/shard/pipeline are there.
+prom_check() {
+	awk '
+		/^# TYPE / { typed[$3] = 1; next }
+		/^# HELP / || NF == 0 { next }
+		{
+			if ($0 !~ /^[a-zA-Z_:][a-zA-Z0-9_:]*\{tool="[^"]*",shard="[0-9]+",pipeline="[^"]*"[^}]*\} ([0-9.e+-]+|NaN|[+-]Inf)$/) {
+				print "bad line: " $0; bad = 1; next
+			}
+			n = $1; sub(/\{.*/, "", n); base = n
+			sub(/_(sum|count)$/, "", base)
+			if (!(n in typed) && !(base in typed)) { print "untyped: " n; bad = 1 }
+		}
+		END { exit bad }' "$1"
+}
+
+local_setup() {
+	export FP_STATS_DIR="$T/stats"
+	mkdir "$FP_STATS_DIR"
+}
+
+IMP="$TESTS_DIR/fixtures/fp-import"
+
+# raw_frames TOPIC FILE: each line of FILE as the value of a raw message frame.
+raw_frames() {
+	jq -R -c --arg t "$1" '{"@src":[$t,0,input_line_number],"@ts":(1000*input_line_number),
+		"@in":1,"key":null,"value":{"@bin":.}}' "$2" | fp-cat -r
+}
+
+@test "fp-import: in = messages, out = records, errors by reason = dead letters" {
+	raw_frames views "$IMP/backfill.jsonl" > "$T/in"
+	fp-import -d "$IMP/shop.fpd" --dead-letter "$T/dead" "$T/in" > "$T/out" 2>"$T/err"
+	F="$FP_STATS_DIR/fp-import.prom"
+	prom_check "$F"
+	[ "$(metric "$F" featpipe_import_records_in_total)" -eq 5 ]
+	[ "$(metric "$F" featpipe_import_records_out_total)" -eq "$(fp-cat "$T/out" | wc -l)" ]
+	[ "$(metric "$F" featpipe_import_records_out_total)" -eq 2 ]
+	[ "$(metric "$F" featpipe_import_records_filtered_total)" -eq 1 ]
+	[ "$(metric "$F" featpipe_import_errors_total reason=bad_field)" -eq 1 ]
+	[ "$(metric "$F" featpipe_import_errors_total reason=bad_payload)" -eq 1 ]
+	[ "$(fp-cat "$T/dead" | wc -l)" -eq 2 ]
+	# FP_SHARD names the file and the label; FP_PIPELINE the label
+	FP_SHARD=3 FP_PIPELINE=p1 fp-import -d "$IMP/shop.fpd" "$T/in" > /dev/null 2>&1
+	grep -q '^featpipe_import_records_in_total{tool="fp-import",shard="3",pipeline="p1"} 5$' \
+		"$FP_STATS_DIR/fp-import-3.prom"
+	# a fatal error still leaves the last figures
+	fp-import -d "$IMP/shop.fpd" --strict "$T/in" > /dev/null 2>&1 || true
+	[ "$(metric "$F" featpipe_import_records_in_total)" -eq 3 ]
+	# nothing is written without FP_STATS_DIR
+	rm "$FP_STATS_DIR"/*
+	FP_STATS_DIR= fp-import -d "$IMP/shop.fpd" "$T/in" > /dev/null 2>&1
+	[ -z "$(ls "$FP_STATS_DIR")" ]
+}
+
+@test "fp-import: SIGUSR1 dumps the figures to stderr while it runs" {
+	raw_frames views "$IMP/views.jsonl" > "$T/in"
+	mkfifo "$T/fifo"
+	bg_start imp fp-import -d "$IMP/shop.fpd" "$T/fifo"
+	exec 7>"$T/fifo"
+	cat "$T/in" >&7
+	wait_for test -s "$T/imp.out"
+	kill -USR1 "$BG_PID"
+	cat "$T/in" >&7    # the dump comes at the next chunk read
+	wait_for grep -q '^featpipe_import_records_in_total{' "$T/imp.err"
+	exec 7>&-
+	n=$(grep -c . "$IMP/views.jsonl")
+	grep -Eq "^featpipe_import_records_in_total\{[^}]*\} (${n}|$((2 * n)))$" "$T/imp.err"
+	grep -q '^# TYPE featpipe_import_records_in_total counter$' "$T/imp.err"
+}
