@@ -91,3 +91,38 @@ raw_frames() {
 	grep -Eq "^featpipe_import_records_in_total\{[^}]*\} (${n}|$((2 * n)))$" "$T/imp.err"
 	grep -q '^# TYPE featpipe_import_records_in_total counter$' "$T/imp.err"
 }
+
+KB="$TESTS_DIR/fixtures/fp-keyby"
+
+@test "fp-keyby: in = frames, out = routed, control frames, bad keys" {
+	{ cat "$KB/mixed.jsonl"; echo '{"@ctl":"barrier","@epoch":1,"@pos":[]}'; } | fp-cat -r > "$T/in"
+	fp-keyby -k user_id -n 2 --dead-letter "$T/dead" -o "$T/s%d" < "$T/in" 2>/dev/null
+	F="$FP_STATS_DIR/fp-keyby.prom"
+	prom_check "$F"
+	frames=$(fp-cat "$T/in" | wc -l)
+	dead=$(fp-cat "$T/dead" | wc -l)
+	[ "$dead" -gt 0 ]
+	[ "$(metric "$F" featpipe_keyby_records_in_total)" -eq "$frames" ]
+	[ "$(metric "$F" featpipe_keyby_records_out_total)" -eq $((frames - dead)) ]
+	[ "$(metric "$F" featpipe_keyby_control_frames_total)" -eq 1 ]
+	[ "$(metric "$F" featpipe_keyby_errors_total reason=bad_key)" -eq "$dead" ]
+	# each shard got the control frame: data out = shard frames - shards
+	got=$(cat "$T/s0" "$T/s1" | fp-cat | wc -l)
+	[ "$got" -eq $((frames - dead + 1)) ]
+	[ "$(metric "$F" featpipe_keyby_batch_size_count)" -ge 1 ]
+	[ "$(metric "$F" featpipe_keyby_batch_size_sum)" -eq "$frames" ]
+}
+
+@test "fp-keyby: SIGUSR1 dumps at once, even while it waits for input" {
+	fp-cat -r "$KB/events.jsonl" > "$T/in"
+	mkfifo "$T/fifo"
+	bg_start kb sh -c 'exec fp-keyby -k user_id -n 2 -o "$1/s%d" < "$1/fifo"' sh "$T"
+	exec 7>"$T/fifo"
+	cat "$T/in" >&7
+	wait_for test -s "$T/s0"
+	kill -USR1 "$BG_PID"
+	wait_for grep -q '^featpipe_keyby_records_in_total{' "$T/kb.err"
+	n=$(fp-cat "$T/in" | wc -l)
+	grep -Eq "^featpipe_keyby_records_in_total\{[^}]*\} $n$" "$T/kb.err"
+	exec 7>&-
+}
