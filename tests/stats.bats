@@ -126,3 +126,64 @@ KB="$TESTS_DIR/fixtures/fp-keyby"
 	grep -Eq "^featpipe_keyby_records_in_total\{[^}]*\} $n$" "$T/kb.err"
 	exec 7>&-
 }
+
+# updates N KEYS AGE_MS IN_AGE_MS: N fp-merge updates over KEYS keys with @ts
+# AGE_MS and @in IN_AGE_MS before now, a barrier after every 100.
+updates() {
+	python3 - "$@" <<'PY'
+import sys, time, json
+n, keys, age, in_age = map(int, sys.argv[1:5])
+now_ms = int(time.time() * 1000)
+for i in range(n):
+    print(json.dumps({"@key": "k%d" % (i % keys), "@src": ["ev", 0, i], "@ts": now_ms - age,
+                      "@in": (now_ms - in_age) * 1000, "n": i}))
+    if i % 100 == 99:
+        print(json.dumps({"@ctl": "barrier", "@epoch": i // 100, "@pos": [["ev", 0, i + 1]]}))
+PY
+}
+
+@test "fp-kvwrite: latency count = records committed; e2e from @ts, pipeline from @in" {
+	start_redis
+	updates 450 7 3000 500 | fp-cat -r > "$T/in"
+	fp-kvwrite < "$T/in"
+	F="$FP_STATS_DIR/fp-kvwrite.prom"
+	prom_check "$F"
+	[ "$(metric "$F" featpipe_kvwrite_records_in_total)" -eq 450 ]
+	[ "$(metric "$F" featpipe_kvwrite_records_out_total)" -eq 450 ]
+	[ "$(metric "$F" featpipe_kvwrite_barriers_total)" -eq 4 ]
+	[ "$(metric "$F" featpipe_kvwrite_epochs_total)" -eq 5 ]
+	[ "$(metric "$F" featpipe_kvwrite_keys_written_total)" -eq 35 ]
+	[ "$(metric "$F" featpipe_kvwrite_batch_size_sum)" -eq 35 ]
+	[ "$(metric "$F" featpipe_kvwrite_batch_updates_sum)" -eq 450 ]
+	[ "$(metric "$F" featpipe_kvwrite_commit_latency_microseconds_count)" -eq 5 ]
+	[ "$(metric "$F" featpipe_kvwrite_e2e_latency_microseconds_count)" -eq 450 ]
+	[ "$(metric "$F" featpipe_kvwrite_pipeline_latency_microseconds_count)" -eq 450 ]
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 450 ]
+	# @ts was 3 s old, @in 0.5 s old (buckets are within 6.25%; the run
+	# itself adds a little)
+	for q in 0.5 0.99 0.999; do
+		e2e=$(metric "$F" featpipe_kvwrite_e2e_latency_microseconds quantile=$q)
+		pipe=$(metric "$F" featpipe_kvwrite_pipeline_latency_microseconds quantile=$q)
+		awk -v e="$e2e" -v p="$pipe" 'BEGIN { exit !(e >= 2800000 && e < 20000000 &&
+			p >= 460000 && p < 17500000 && e > p) }'
+	done
+	# --dry-run commits nothing: sizes, but no latency
+	fp-kvwrite --dry-run < "$T/in" > /dev/null
+	[ "$(metric "$F" featpipe_kvwrite_records_out_total)" -eq 450 ]
+	[ "$(metric "$F" featpipe_kvwrite_e2e_latency_microseconds_count)" -eq 0 ]
+}
+
+@test "fp-kvwrite: SIGUSR1 dumps within a second while it waits for input" {
+	start_redis
+	updates 50 5 1000 100 | fp-cat -r > "$T/in"
+	mkfifo "$T/fifo"
+	bg_start kvw sh -c 'exec fp-kvwrite < "$1"' sh "$T/fifo"
+	exec 7>"$T/fifo"
+	cat "$T/in" >&7
+	wait_for sh -c '[ "$(redis-cli -p "$1" hget fp:default:offsets ev/0/0/1)" = 50 ]' sh "$REDIS_PORT"
+	kill -USR1 "$BG_PID"
+	wait_for grep -q '^featpipe_kvwrite_e2e_latency_microseconds_count{[^}]*} 50$' "$T/kvw.err"
+	grep -q '^featpipe_kvwrite_records_out_total{[^}]*} 50$' "$T/kvw.err"
+	exec 7>&-
+	wait "$BG_PID"
+}
