@@ -187,3 +187,45 @@ PY
 	exec 7>&-
 	wait "$BG_PID"
 }
+
+MF="$TESTS_DIR/fixtures/fp-merge"
+
+@test "fp-merge: in = records, out = updates, control, errors by reason" {
+	fp-cat -r "$MF/basic.jsonl" > "$T/in"
+	fp-merge -f "$MF/cars.fp" --no-store < "$T/in" 2>/dev/null > "$T/out"
+	F="$FP_STATS_DIR/fp-merge.prom"
+	prom_check "$F"
+	data=$(fp-cat "$T/in" | jq -c 'select(has("@ctl") | not)' | wc -l)
+	ctl=$(fp-cat "$T/in" | jq -c 'select(has("@ctl"))' | wc -l)
+	updates=$(fp-cat "$T/out" | jq -c 'select(has("@key"))' | wc -l)
+	[ "$(metric "$F" featpipe_merge_records_in_total)" -eq "$data" ]
+	[ "$(metric "$F" featpipe_merge_records_out_total)" -eq "$updates" ]
+	[ "$(metric "$F" featpipe_merge_control_frames_total)" -eq "$ctl" ]
+	[ "$(metric "$F" featpipe_merge_errors_total reason=no_key)" -eq 1 ]
+	[ "$(metric "$F" featpipe_merge_errors_total reason=no_time)" -eq 0 ]
+	[ "$(metric "$F" featpipe_merge_skipped_replays_total)" -eq 0 ]
+	[ "$(metric "$F" featpipe_merge_batch_size_sum)" -eq $((data + ctl)) ]
+	[ "$(metric "$F" featpipe_merge_batch_latency_microseconds_count)" -ge 1 ]
+	[ "$(metric "$F" featpipe_merge_load_latency_microseconds_count)" -eq 0 ]
+}
+
+@test "fp-merge: skipped replays counted per shard file; loads timed" {
+	start_redis
+	rcli HSET fp:p1:offsets ev/0/1/2 5:2 ev/1/1/2 3 >/dev/null
+	for s in "4" "5,0" "5,1" "5,2" "1,2" "1,3" "6"; do
+		case $s in 1,*) p=1; o=${s#1,} ;; *) p=0; o=$s ;; esac
+		echo "{\"user_id\":1,\"ts\":1,\"@src\":[\"ev\",$p,$o]}"
+	done > "$T/in.jsonl"
+	fp-cat -r "$T/in.jsonl" | FP_PIPELINE=p1 FP_SHARD=1 FP_SHARDS=2 fp-merge -f "$MF/cars.fp" \
+		2>/dev/null > "$T/out"
+	F="$FP_STATS_DIR/fp-merge-1.prom"
+	prom_check "$F"
+	grep -q 'pipeline="p1"' "$F"
+	[ "$(metric "$F" featpipe_merge_records_in_total)" -eq 7 ]
+	[ "$(metric "$F" featpipe_merge_skipped_replays_total)" -eq 4 ]
+	[ "$(metric "$F" featpipe_merge_records_out_total)" -eq 3 ]
+	[ "$(fp-cat "$T/out" | wc -l)" -eq 3 ]
+	[ "$(metric "$F" featpipe_merge_keys_loaded_total)" -eq 1 ]
+	[ "$(metric "$F" featpipe_merge_load_latency_microseconds_count)" -eq 1 ]
+	[ "$(metric "$F" featpipe_merge_keys)" -eq 1 ]
+}
