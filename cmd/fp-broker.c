@@ -28,17 +28,10 @@ static volatile sig_atomic_t stop;
 static int quiet;
 
 static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 4)
-		fp_warn("%s: %s", fac, msg);
+	(void)level;
+	fp_warn("%s: %s", fac, msg);
 }
 
 static void
@@ -243,13 +236,10 @@ main(int argc, char **argv)
 			fp_die(FP_EXIT_USAGE, "'%s' exists and is not a FIFO", control_path);
 	}
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	fk_catch_stop(&stop);
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	fk_set_log_level(4);
 	fk_set_log(conf, log_line);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	if (!rk)

@@ -18,6 +18,17 @@ at_least() {
 	[ "$("$@" 2>/dev/null | wc -l)" -ge "$n" ]
 }
 
+# wait_long SECONDS CMD...: like wait_for, for slow group rebalances.
+wait_long() {
+	local i n=$(($1 * 10)); shift
+	for ((i = 0; i < n; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for: $*" >&2
+	return 1
+}
+
 barriers_in() {
 	fp-cat "$1" | grep barrier
 }
@@ -79,8 +90,9 @@ seqp() {
 	stop_pid "$BG_PID"
 	fp-cat "$T/c.out" > "$T/out"
 	[ "$(grep -c '"@src"' "$T/out")" -eq 4 ]
-	jq -c 'select(.["@ctl"]) | .["@pos"]' "$T/out" | sort -u > "$T/pos"
-	[ "$(cat "$T/pos")" = '[["b",0,0],["b",1,4],["b",2,0]]' ]
+	# every barrier names every partition; once the data is out, where it ends
+	[ "$(jq -c 'select(.["@ctl"]) | [.["@pos"][] | .[0:2]]' "$T/out" | sort -u)" = '[["b",0],["b",1],["b",2]]' ]
+	[ "$(jq -c 'select(.["@ctl"]) | .["@pos"]' "$T/out" | tail -1)" = '[["b",0,0],["b",1,4],["b",2,0]]' ]
 	[ "$(jq -r 'select(.["@ctl"]) | .["@epoch"]' "$T/out" | head -3 | tr '\n' ' ')" = "1 2 3 " ]
 }
 
@@ -105,11 +117,13 @@ seqp() {
 
 @test "-f and -J print kcat's formats" {
 	start_broker --topic f:1
-	printf 'k:v\n' | kcat -P -b "$BROKER" -t f -K : -H h=1
+	printf 'k:v\n' | kcat -P -b "$BROKER" -t f -K : -H h=1 -H z
 	run fp-consume -q -t f -e -f 'Topic %t [%p] at offset %o: key %k (%K): %s (%S) %h\n'
-	[ "$status" -eq 0 ] && [ "$output" = "Topic f [0] at offset 0: key k (1): v (1) h=1" ]
+	[ "$status" -eq 0 ] && [ "$output" = "Topic f [0] at offset 0: key k (1): v (1) h=1,z=NULL" ]
+	# the same as kcat
+	[ "$(fp-consume -q -t f -e -J)" = "$(kcat -C -b "$BROKER" -t f -e -q -J)" ]
 	fp-consume -q -t f -e -J | jq -c 'del(.ts)' > "$T/got"
-	echo '{"topic":"f","partition":0,"offset":0,"tstype":"create","broker":1,"headers":["h","1"],"key":"k","payload":"v"}' > "$T/want"
+	echo '{"topic":"f","partition":0,"offset":0,"tstype":"create","broker":1,"headers":["h","1","z",null],"key":"k","payload":"v"}' > "$T/want"
 	diff -u "$T/want" "$T/got"
 }
 
@@ -135,10 +149,11 @@ seqp() {
 
 @test "group mode: two consumers split the partitions between them" {
 	start_broker --topic s:4
-	bg_start c1 fp-consume -t s -G split -f '%p %o\n'
-	bg_start c2 fp-consume -t s -G split -f '%p %o\n'
-	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c1.err"
-	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c2.err"
+	local x=(-X heartbeat.interval.ms=300 -X session.timeout.ms=6000)
+	bg_start c1 fp-consume -t s -G split "${x[@]}" -f '%p %o\n'
+	bg_start c2 fp-consume -t s -G split "${x[@]}" -f '%p %o\n'
+	wait_long 30 grep -q 'assigned 2 partition(s), 2 in all' "$T/c1.err"
+	wait_long 30 grep -q 'assigned 2 partition(s), 2 in all' "$T/c2.err"
 	for p in 0 1 2 3; do seqp s $p 5; done
 	wait_for at_least 20 cat "$T/c1.out" "$T/c2.out"
 	sleep 0.5
@@ -195,4 +210,171 @@ seqp() {
 	[ "${lines[0]}" = "views [1] 1: u2 b" ] && [ "${lines[1]}" = "views [1] 2: u3 c" ]
 	fp-consume -b "$BROKER" -t views -e | fp-cat > "$T/out"
 	[ "$(tail -1 "$T/out")" = '{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,0],["views",1,3]]}' ]
+}
+
+@test "a reader that goes away is a quiet stop; a message over FP_MAX_FRAME is exit 1" {
+	start_broker --topic q:1
+	seq 1 1000 | fp-produce -q --lines -t q
+	run bash -c 'set -o pipefail; fp-consume -q -t q | head -c 100 > /dev/null'
+	[ "$status" -eq 0 ] && [ "$output" = "" ]
+	head -c 300 /dev/zero | tr '\0' x | fp-produce -q --lines -t q
+	run env FP_MAX_FRAME=200 fp-consume -q -t q -o 1000 -e -c 1
+	[ "$status" -eq 1 ] && [[ $output == *"'q' [0] offset 1000: the message is larger than the maximum frame size 200"* ]]
+}
+
+@test "a stalled reader stops the fetching: memory stays bounded, nothing is lost" {
+	start_broker --topic bp:8
+	python3 -c "
+import sys
+for i in range(12000): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
+	for p in $(seq 0 7); do fp-produce -q --lines -t bp -p $p < "$T/data"; done
+	mkfifo "$T/pipe"
+	# 8 x 12000 messages (~19 MB of values) behind a reader that waits 3 s
+	fp-consume -q -t bp -e -X queued.max.messages.kbytes=1024 -f '%s\n' > "$T/pipe" &
+	C=$!
+	FP_PIDS+=("$C")
+	exec 5< "$T/pipe"
+	sleep 3
+	rss=$(ps -o rss= -p "$C")
+	[ "$rss" -lt 40000 ] || { echo "rss $rss KiB"; return 1; }
+	[ "$(wc -l <&5)" -eq 96000 ]
+	exec 5<&-
+	wait "$C"
+}
+
+# committed GROUP TOPIC NPARTS: the group's committed offsets, "p:o" per line
+# (-1001 when none), read by a client that does not join the group.
+committed() {
+	/usr/bin/python3 - "$BROKER" "$@" <<'PY'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+b, g, t, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer({'bootstrap.servers': b, 'group.id': g, 'enable.auto.commit': False})
+for tp in c.committed([TopicPartition(t, p) for p in range(n)], timeout=10):
+    print("%d:%d" % (tp.partition, tp.offset))
+c.close()
+PY
+}
+
+committed_is() {
+	[ "$(committed "$1" "$2" "$3" | tr '\n' ' ')" = "$4" ]
+}
+
+@test "--store resumes each partition at the smallest stored position over the shards" {
+	start_broker --topic r:2
+	start_redis
+	seqp r 0 10
+	seqp r 1 10
+	# Shard 1 is behind on partition 0; "3:2" = offset 3 only partly applied: re-read it.
+	rcli hset fp:default:offsets r/0/0/2 7 r/0/1/2 4 r/1/0/2 3:2 r/1/1/2 9 >/dev/null
+	run fp-consume -t r --store - -e -f '%p/%o '
+	[ "$status" -eq 0 ]
+	[ "$(echo "${lines[@]}" | grep -o '[01]/[0-9]*' | sort -t/ -k1,1n -k2,2n | tr '\n' ' ')" = "0/4 0/5 0/6 0/7 0/8 0/9 1/3 1/4 1/5 1/6 1/7 1/8 1/9 " ]
+	[[ $output == *"resuming 2 of 2 partition(s) at their stored positions (pipeline 'default')"* ]]
+	# FP_PIPELINE picks the hash; --store URL names the store; barriers start there.
+	rcli hset fp:p1:offsets r/0/0/1 9 r/1/0/1 10 >/dev/null
+	FP_PIPELINE=p1 fp-consume -q -t r --store "$REDIS_URL" -e | fp-cat > "$T/out"
+	[ "$(data_of "$T/out")" = "r 0 9 10" ]
+	[ "$(tail -1 "$T/out" | jq -c '.["@pos"]')" = '[["r",0,10],["r",1,10]]' ]
+}
+
+@test "--store: a partition without a position for every shard starts at -o" {
+	start_broker --topic f:2
+	start_redis
+	seqp f 0 10
+	seqp f 1 10
+	rcli hset fp:default:offsets f/0/0/2 7 f/1/0/2 5 f/1/1/2 6 >/dev/null
+	run fp-consume -t f --store - -o 8 -e -f '%p/%o '
+	[ "$status" -eq 0 ]
+	[[ $output == *"resuming 1 of 2 partition(s)"* ]]
+	[ "$(echo "${lines[@]}" | grep -o '[01]/[0-9]*' | sort -t/ -k1,1n -k2,2n | tr '\n' ' ')" = "0/8 0/9 1/5 1/6 1/7 1/8 1/9 " ]
+	# Nothing stored at all: -o for every partition.
+	rcli del fp:default:offsets >/dev/null
+	[ "$(fp-consume -q -t f --store - -o -1 -e -f "%p/%o\n" | sort | tr "\n" " ")" = "0/9 1/9 " ]
+}
+
+@test "--store refuses positions stored for several shard counts (exit 2)" {
+	start_broker --topic l:1
+	start_redis
+	rcli hset fp:default:offsets l/0/0/2 1 l/0/1/2 1 l/0/0/4 1 >/dev/null
+	run fp-consume -t l --store - -e -f '%o '
+	[ "$status" -eq 2 ]
+	[[ $output == *"fp-consume: store: 'fp:default:offsets' holds positions for 2 shard layouts (2 and 4 shards): re-sharding a pipeline is not supported"* ]]
+}
+
+@test "--store: Redis unreachable or failing is exit 4" {
+	start_broker --topic u:1
+	run fp-consume -t u --store "redis://127.0.0.1:$(free_port)" -e -f '%o '
+	[ "$status" -eq 4 ]
+	[[ $output == *"fp-consume: store: "* ]]
+	start_redis
+	rcli set fp:default:offsets x >/dev/null
+	run fp-consume -t u --store - -e -f '%o '
+	[ "$status" -eq 4 ]
+	[[ $output == *"WRONGTYPE"* ]]
+}
+
+@test "--store usage errors" {
+	start_broker --topic e:1
+	run env -u FP_REDIS fp-consume -t e --store - -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--store -: FP_REDIS is not set"* ]]
+	run fp-consume -t e --store nosuch://x -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--store: invalid store URL 'nosuch://x'"* ]]
+	run fp-consume -t e -G g --commit-ms 100 -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--commit-ms needs --store and a group (-G)"* ]]
+	run fp-consume -t e -G g --store redis://127.0.0.1:1 -X enable.auto.commit=true -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"enable.auto.commit must stay false"* ]]
+}
+
+@test "--store with a group: the group's commits follow the store, not the read position" {
+	start_broker --topic c:2
+	start_redis
+	seqp c 0 10
+	seqp c 1 10
+	rcli hset fp:default:offsets c/0/0/1 3 c/1/0/1 5 >/dev/null
+	local x=(-X heartbeat.interval.ms=300 -X session.timeout.ms=6000)
+	bg_start c fp-consume -t c -G cg --store - --commit-ms 200 "${x[@]}" -f '%p %o\n'
+	C=$BG_PID
+	wait_long 30 at_least 12 cat "$T/c.out"
+	wait_long 10 committed_is cg c 2 "0:3 1:5 "
+	sleep 1
+	committed_is cg c 2 "0:3 1:5 "   # read up to 10 in both: never committed
+	rcli hset fp:default:offsets c/0/0/1 10 >/dev/null
+	wait_long 10 committed_is cg c 2 "0:10 1:5 "
+	rcli hset fp:default:offsets c/1/0/1 8 >/dev/null
+	stop_pid "$C"
+	committed_is cg c 2 "0:10 1:8 "   # committed again at exit
+	# The store, not the group's commit, says where to resume.
+	rcli hset fp:default:offsets c/1/0/1 6 >/dev/null
+	[ "$(fp-consume -q -t c -G cg --store - "${x[@]}" -e -f '%p/%o ')" = "1/6 1/7 1/8 1/9 " ]
+	committed_is cg c 2 "0:10 1:6 "
+	# Partition 0 loses its stored position: -o stored falls back to the group's
+	# commit (10, the end), the default -o beginning to offset 0.
+	rcli hdel fp:default:offsets c/0/0/1 >/dev/null
+	[ "$(fp-consume -q -t c -G cg --store - -o stored "${x[@]}" -e -f '%p/%o ')" = "1/6 1/7 1/8 1/9 " ]
+	[ "$(fp-consume -q -t c -G cg --store - "${x[@]}" -e -f '%p/%o\n' | grep -c '^0/')" -eq 10 ]
+}
+
+@test "--store with a group: Redis lost mid-run stops the consumer with exit 4" {
+	start_broker --topic k:1
+	start_redis
+	bg_start c fp-consume -t k -G kg --store - --commit-ms 200 -X session.timeout.ms=6000 -f '%o\n'
+	C=$BG_PID
+	wait_long 30 grep -q 'assigned 1 partition' "$T/c.err"
+	stop_pid "$REDIS_PID"
+	wait_for bash -c "! kill -0 $C"
+	run wait "$C"
+	[ "$status" -eq 4 ]
+	grep -q "fp-consume: store: " "$T/c.err"
+}
+
+@test "man page example: resume a two-shard pipeline from its store" {
+	start_broker --topic views:1
+	start_redis
+	seqp views 0 125
+	rcli hset fp:shop:offsets views/0/0/2 120 views/0/1/2 118:3 >/dev/null
+	FP_PIPELINE=shop fp-consume -t views -G features --store - -e -f '%p %o\n' > "$T/out" 2> "$T/err"
+	grep -qx "fp-consume: resuming 1 of 1 partition(s) at their stored positions (pipeline 'shop')" "$T/err"
+	[ "$(head -2 "$T/out" | tr '\n' ' ')" = "0 118 0 119 " ]
+	[ "$(wc -l < "$T/out")" -eq 7 ]
 }
