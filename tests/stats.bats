@@ -229,3 +229,37 @@ MF="$TESTS_DIR/fixtures/fp-merge"
 	[ "$(metric "$F" featpipe_merge_load_latency_microseconds_count)" -eq 1 ]
 	[ "$(metric "$F" featpipe_merge_keys)" -eq 1 ]
 }
+
+@test "fp-produce and fp-consume: messages, bytes, deliveries, barriers, partitions" {
+	start_broker --topic t:2
+	seq 30 | fp-produce --lines -q -t t
+	F="$FP_STATS_DIR/fp-produce.prom"
+	prom_check "$F"
+	bytes=$(seq 30 | tr -d '\n' | wc -c)
+	[ "$(metric "$F" featpipe_produce_records_in_total)" -eq 30 ]
+	[ "$(metric "$F" featpipe_produce_records_out_total)" -eq 30 ]
+	[ "$(metric "$F" featpipe_produce_bytes_total)" -eq "$bytes" ]
+	[ "$(metric "$F" featpipe_produce_errors_total reason=delivery_failed)" -eq 0 ]
+	[ "$(metric "$F" featpipe_produce_delivery_latency_microseconds_count)" -eq 30 ]
+	fp-consume -q -t t -e > "$T/out"
+	F="$FP_STATS_DIR/fp-consume.prom"
+	prom_check "$F"
+	[ "$(metric "$F" featpipe_consume_records_in_total)" -eq 30 ]
+	[ "$(metric "$F" featpipe_consume_records_out_total)" -eq "$(fp-cat "$T/out" | grep -vc '"@ctl"')" ]
+	[ "$(metric "$F" featpipe_consume_bytes_total)" -eq "$bytes" ]
+	[ "$(metric "$F" featpipe_consume_barriers_total)" -eq "$(fp-cat "$T/out" | grep -c '"barrier"')" ]
+	[ "$(metric "$F" featpipe_consume_batch_size_sum)" -eq 30 ]
+	[ "$(metric "$F" featpipe_consume_partitions_assigned)" -eq 0 ]  # released at exit
+	[ "$(metric "$F" featpipe_consume_errors_total reason=consumer_error)" -eq 0 ]
+}
+
+@test "fp-consume: a group's rebalances; SIGUSR1 dumps while it waits" {
+	start_broker --topic g:2
+	seq 10 | fp-produce --lines -q -t g
+	bg_start con fp-consume -q -G grp -t g
+	wait_for sh -c '[ "$(fp-cat "$1" | grep -c "@src")" -eq 10 ]' sh "$T/con.out"
+	kill -USR1 "$BG_PID"
+	wait_for grep -q '^featpipe_consume_records_in_total{[^}]*} 10$' "$T/con.err"
+	grep -q '^featpipe_consume_rebalances_total{[^}]*} [1-9]' "$T/con.err"
+	grep -q '^featpipe_consume_partitions_assigned{[^}]*} 2$' "$T/con.err"
+}
