@@ -103,11 +103,7 @@ metrics_last(void)
 	if (!mt.s)
 		return;
 	metrics_sync();
-	if (stats_dump_requested) {
-		stats_dump_requested = 0;
-		stats_dump(mt.s, stderr);
-	}
-	if (stats_write(mt.s) < 0)
+	if (stats_final(mt.s) < 0)
 		fp_warn("%s", stats_errstr(mt.s));
 }
 

@@ -65,11 +65,7 @@ stats_last(void)
 	if (!sts)
 		return;
 	stats_sync();
-	if (stats_dump_requested) {
-		stats_dump_requested = 0;
-		stats_dump(sts, stderr);
-	}
-	if (stats_write(sts) < 0)
+	if (stats_final(sts) < 0)
 		fp_warn("%s", stats_errstr(sts));
 }
 

@@ -225,9 +225,7 @@ main(int argc, char **argv)
 	metrics_start();
 	int code = kb_run(&cfg, &st);
 	metrics_sync(&st);
-	if (stats_dump_requested)
-		stats_dump(m.s, stderr);
-	if (stats_write(m.s) < 0)
+	if (stats_final(m.s) < 0)
 		fp_warn("%s", stats_errstr(m.s));
 	stats_free(m.s);
 	if (st.dead)

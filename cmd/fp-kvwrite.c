@@ -228,9 +228,7 @@ main(int argc, char **argv)
 		        (unsigned long long)s.reconnects, s.commit_ms_p50, s.commit_ms_p99,
 		        s.commit_ms_max);
 	}
-	if (stats_dump_requested)
-		stats_dump(st, stderr);
-	if (stats_write(st) < 0)
+	if (stats_final(st) < 0)
 		fp_warn("%s", stats_errstr(st));
 	stats_free(st);
 	kvw_free(w);

@@ -248,9 +248,7 @@ main(int argc, char **argv)
 		fp_warn("%s", merge_errstr(m));
 	report(m, verbose);
 	metrics_sync(merge_get_stats(m));
-	if (stats_dump_requested)
-		stats_dump(mt.s, stderr);
-	if (stats_write(mt.s) < 0)
+	if (stats_final(mt.s) < 0)
 		fp_warn("%s", stats_errstr(mt.s));
 	stats_free(mt.s);
 	merge_free(m);
