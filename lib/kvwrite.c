@@ -673,9 +673,10 @@ note_stamps(kvw *w, const struct fields *f)
 		w->stampcap = nc;
 	}
 	int64_t *st = w->stamp[w->nstamp++];
-	if (!f->ts || mp_read_int(f->ts, f->tsl, &st[0]) < 0)
+	/* Kafka says -1 for no timestamp; a negative time is none */
+	if (!f->ts || mp_read_int(f->ts, f->tsl, &st[0]) < 0 || st[0] < 0)
 		st[0] = INT64_MIN;
-	if (!f->in || mp_read_int(f->in, f->inl, &st[1]) < 0)
+	if (!f->in || mp_read_int(f->in, f->inl, &st[1]) < 0 || st[1] < 0)
 		st[1] = INT64_MIN;
 }
 

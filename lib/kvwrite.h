@@ -39,8 +39,8 @@ enum {
  * update frame, observed when the commit that holds it is acknowledged
  * (one wall-clock read per epoch, none per update): e2e from its @ts
  * (event time, ms) and pipeline from its @in (when fp-consume read it, µs);
- * an update without the field is not observed, a timestamp in the future
- * counts as 0.  --dry-run commits nothing: no latency is observed. */
+ * an update without the field (or with a negative one: Kafka's -1 for no
+ * timestamp) is not observed, a timestamp in the future counts as 0.  --dry-run commits nothing: no latency is observed. */
 typedef struct kvw_metrics {
 	stats_counter *records_in;     /* update frames read */
 	stats_counter *records_out;    /* update frames committed */

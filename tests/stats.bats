@@ -167,6 +167,12 @@ PY
 		awk -v e="$e2e" -v p="$pipe" 'BEGIN { exit !(e >= 2800000 && e < 20000000 &&
 			p >= 460000 && p < 17500000 && e > p) }'
 	done
+	# no @ts (Kafka's -1) or no @in: committed, left out of that latency
+	printf '%s\n' '{"@key":"x","@src":["ev",0,450],"@ts":-1,"@in":1}' \
+		'{"@key":"y","@src":["ev",0,451],"@ts":1}' | fp-cat -r | fp-kvwrite
+	[ "$(metric "$F" featpipe_kvwrite_records_out_total)" -eq 2 ]
+	[ "$(metric "$F" featpipe_kvwrite_e2e_latency_microseconds_count)" -eq 1 ]
+	[ "$(metric "$F" featpipe_kvwrite_pipeline_latency_microseconds_count)" -eq 1 ]
 	# --dry-run commits nothing: sizes, but no latency
 	fp-kvwrite --dry-run < "$T/in" > /dev/null
 	[ "$(metric "$F" featpipe_kvwrite_records_out_total)" -eq 450 ]
