@@ -34,9 +34,9 @@ static void
 metrics_sync(const kb_stats *st)
 {
 	m.in->v = st->frames;
-	m.out->v = st->frames - st->dead;
+	m.out->v = st->frames - st->bad_key;
 	m.control->v = st->control;
-	m.bad_key->v = st->dead;
+	m.bad_key->v = st->bad_key;
 	if (st->frames > m.last_frames)
 		stats_observe(m.batch, st->frames - m.last_frames);
 	m.last_frames = st->frames;

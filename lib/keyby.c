@@ -217,6 +217,7 @@ bad_frame(run *r, const fr_reader *rd, const uint8_t *body, size_t len, const ch
 {
 	const kb_config *c = r->c;
 	unsigned long long fno = rd->frames, off = rd->frame_offset;
+	r->st->bad_key++;
 	if (c->dead_fd < 0) {
 		c->warn("frame %llu at offset %llu: %s", fno, off, why);
 		r->data_err = 1;

@@ -27,6 +27,7 @@
 
 typedef struct kb_stats {
 	uint64_t frames, control, dead;
+	uint64_t bad_key;   /* frames without a usable key: dead letters, or the one that stopped the run */
 	int signal; /* set when stopped by SIGTERM/SIGINT: the caller re-raises it */
 } kb_stats;
 

@@ -111,6 +111,12 @@ KB="$TESTS_DIR/fixtures/fp-keyby"
 	[ "$got" -eq $((frames - dead + 1)) ]
 	[ "$(metric "$F" featpipe_keyby_batch_size_count)" -ge 1 ]
 	[ "$(metric "$F" featpipe_keyby_batch_size_sum)" -eq "$frames" ]
+	# without --dead-letter the first bad key stops the run: counted, not routed
+	fp-keyby -k user_id -n 2 -o "$T/s%d" < "$T/in" 2>/dev/null || true
+	[ "$(metric "$F" featpipe_keyby_errors_total reason=bad_key)" -eq 1 ]
+	[ "$(metric "$F" featpipe_keyby_records_out_total)" -eq \
+		$(($(metric "$F" featpipe_keyby_records_in_total) - 1)) ]
+	[ "$(cat "$T/s0" "$T/s1" | fp-cat | wc -l)" -eq "$(metric "$F" featpipe_keyby_records_out_total)" ]
 }
 
 @test "fp-keyby: SIGUSR1 dumps at once, even while it waits for input" {
