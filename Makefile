@@ -39,7 +39,7 @@ PKGS_fp-merge   := hiredis libxxhash
 PKGS_fp-kvwrite := hiredis
 PKGS_fp-lag     := rdkafka hiredis libmicrohttpd
 PKGS_fp-top     := hiredis
-PKGS_tests      := hiredis libxxhash
+PKGS_tests      := hiredis libxxhash rdkafka
 
 ALLPKGS   := $(sort $(PKGS_base) $(foreach t,$(TOOLS),$(PKGS_$(t))) $(PKGS_tests))
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(ALLPKGS) 2>/dev/null)

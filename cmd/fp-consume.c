@@ -1,0 +1,528 @@
+/* fp-consume - a kcat-like Kafka consumer writing raw message frames. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "../lib/frame.h"
+#include "../lib/json.h"
+#include "../lib/kafka.h"
+#include "../lib/log.h"
+#include "../lib/num.h"
+
+static const char USAGE[] =
+	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count] "
+	"[-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
+
+#define META_TIMEOUT_MS 10000
+
+static struct {
+	const char *brokers, *group, *format;
+	const char **topics;
+	int ntopics, exit_eof, quiet, json, debug;
+	uint64_t count;          /* 0: no limit */
+	fk_offset start;
+	int64_t stop_ms;         /* -1: none */
+	int64_t barrier_ms;
+} opt = {.start = {FK_OFF_BEGINNING, 0}, .stop_ms = -1, .barrier_ms = 1000};
+
+/* Every assigned partition and where the output stands in it. */
+typedef struct part {
+	char *topic;             /* owned */
+	int32_t partition;
+	int64_t next;            /* offset of the next message not yet written */
+	int eof, done;           /* reached the end (-e) / the e@ time */
+} part;
+
+static struct {
+	rd_kafka_t *rk;
+	part *parts;
+	int nparts, last;
+	fr_writer fw;            /* frames */
+	fp_buf text;             /* -f / -J output */
+	int64_t epoch;
+	uint64_t msgs;
+	int fatal;               /* exit code of an error raised in a callback */
+	char errstr[512];
+} c;
+
+static volatile sig_atomic_t stop;
+
+static void
+log_line(int level, const char *fac, const char *msg)
+{
+	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
+		fp_warn("%s: %s", fac, msg);
+}
+
+static void
+write_failed(int e)
+{
+	if (e == EPIPE)
+		exit(0); /* the reader went away: a quiet, orderly stop */
+	fp_die(FP_EXIT_IO, "error writing standard output: %s", strerror(e));
+}
+
+static void
+out_flush(void)
+{
+	if (opt.format || opt.json) {
+		if (c.text.len && fr_write_all(STDOUT_FILENO, c.text.p, c.text.len) < 0)
+			write_failed(errno);
+		c.text.len = 0;
+	} else if (fr_writer_flush(&c.fw) < 0) {
+		write_failed(c.fw.err);
+	}
+}
+
+static int
+text_mode(void)
+{
+	return opt.format || opt.json;
+}
+
+/* {"@ctl":"barrier","@epoch":E,"@pos":[[topic,partition,next],...]} */
+static void
+barrier(void)
+{
+	if (text_mode())
+		return;
+	fr_writer_begin(&c.fw);
+	fp_buf *b = &c.fw.buf;
+	int rc = mpw_map(b, 3) | mpw_str(b, "@ctl", 4) | mpw_str(b, "barrier", 7) |
+	         mpw_str(b, "@epoch", 6) | mpw_int(b, ++c.epoch) |
+	         mpw_str(b, "@pos", 4) | mpw_array(b, (uint32_t)c.nparts);
+	for (int i = 0; i < c.nparts; i++) {
+		part *p = &c.parts[i];
+		rc |= mpw_array(b, 3) | mpw_str(b, p->topic, strlen(p->topic)) |
+		      mpw_int(b, p->partition) | mpw_int(b, p->next);
+	}
+	if (rc < 0)
+		fp_die(FP_EXIT_IO, "out of memory");
+	if (fr_writer_end(&c.fw) < 0)
+		write_failed(c.fw.err);
+}
+
+static void
+parts_clear(void)
+{
+	for (int i = 0; i < c.nparts; i++)
+		free(c.parts[i].topic);
+	free(c.parts);
+	c.parts = NULL;
+	c.nparts = c.last = 0;
+}
+
+/* Remember an assignment (offsets absolute) and hand it to librdkafka. */
+static int
+assign(rd_kafka_topic_partition_list_t *list, int incremental)
+{
+	part *np = realloc(c.parts, (size_t)(c.nparts + list->cnt + 1) * sizeof *np);
+	if (!np)
+		fp_die(FP_EXIT_IO, "out of memory");
+	c.parts = np;
+	for (int i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *e = &list->elems[i];
+		part *p = &c.parts[c.nparts++];
+		if (!(p->topic = strdup(e->topic)))
+			fp_die(FP_EXIT_IO, "out of memory");
+		p->partition = e->partition;
+		p->next = e->offset;
+		p->eof = p->done = 0;
+	}
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (incremental) {
+		rd_kafka_error_t *e = rd_kafka_incremental_assign(c.rk, list);
+		if (e) {
+			snprintf(c.errstr, sizeof c.errstr, "unable to assign partitions: %s",
+			         rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+			return -1;
+		}
+	} else if ((err = rd_kafka_assign(c.rk, list)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(c.errstr, sizeof c.errstr, "unable to assign partitions: %s",
+		         rd_kafka_err2str(err));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list,
+          void *opaque)
+{
+	(void)opaque;
+	int incremental = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (fk_start_offsets(rk, list, 1, NULL, NULL, &opt.start, META_TIMEOUT_MS,
+		                     c.errstr, sizeof c.errstr) < 0 ||
+		    assign(list, incremental) < 0) {
+			c.fatal = FP_EXIT_REMOTE;
+			stop = 1;
+		} else if (!opt.quiet) {
+			fp_warn("assigned %d partition(s), %d in all", list->cnt, c.nparts);
+		}
+		return;
+	}
+	/* Revoked: everything written so far is covered; say so before letting go. */
+	barrier();
+	out_flush();
+	if (incremental) {
+		for (int i = 0; i < list->cnt; i++)
+			for (int j = 0; j < c.nparts; j++)
+				if (c.parts[j].partition == list->elems[i].partition &&
+				    strcmp(c.parts[j].topic, list->elems[i].topic) == 0) {
+					free(c.parts[j].topic);
+					c.parts[j] = c.parts[--c.nparts];
+					break;
+				}
+		c.last = 0;
+		rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, list);
+		if (e)
+			rd_kafka_error_destroy(e);
+	} else {
+		parts_clear();
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static part *
+find_part(const rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	if (c.last < c.nparts && c.parts[c.last].partition == m->partition &&
+	    strcmp(c.parts[c.last].topic, topic) == 0)
+		return &c.parts[c.last];
+	for (int i = 0; i < c.nparts; i++)
+		if (c.parts[i].partition == m->partition && strcmp(c.parts[i].topic, topic) == 0) {
+			c.last = i;
+			return &c.parts[i];
+		}
+	return NULL;
+}
+
+/* 1 when every assigned partition is finished (-e or e@). */
+static int
+all_done(void)
+{
+	if (c.nparts == 0)
+		return 0;
+	for (int i = 0; i < c.nparts; i++)
+		if (!c.parts[i].done && !(opt.exit_eof && c.parts[i].eof))
+			return 0;
+	return 1;
+}
+
+static void
+consume_error(rd_kafka_message_t *m)
+{
+	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		part *p = find_part(m);
+		if (p && !p->eof) {
+			p->eof = 1;
+			if (m->offset > p->next)
+				p->next = m->offset;
+		}
+		return;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+	    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+		part *p = topic ? find_part(m) : NULL;
+		int64_t lo = -1, hi = -1;
+		if (topic)
+			rd_kafka_get_watermark_offsets(c.rk, topic, m->partition, &lo, &hi);
+		snprintf(c.errstr, sizeof c.errstr, "'%s' [%" PRId32 "]: offset %" PRId64
+		         " is out of range (the broker keeps %" PRId64 "..%" PRId64 "); refusing to "
+		         "skip data: set -X auto.offset.reset=earliest or latest to allow it",
+		         topic ? topic : "?", m->partition, p ? p->next : m->offset, lo, hi);
+		c.fatal = FP_EXIT_REMOTE;
+		stop = 1;
+		return;
+	}
+	char e[256];
+	if (rd_kafka_fatal_error(c.rk, e, sizeof e)) {
+		snprintf(c.errstr, sizeof c.errstr, "fatal consumer error: %s", e);
+		c.fatal = FP_EXIT_REMOTE;
+		stop = 1;
+		return;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+	    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+		snprintf(c.errstr, sizeof c.errstr, "%s%s%s%s", topic ? "'" : "", topic ? topic : "",
+		         topic ? "': " : "", rd_kafka_message_errstr(m));
+		c.fatal = FP_EXIT_REMOTE;
+		stop = 1;
+		return;
+	}
+	if (!opt.quiet)
+		fp_warn("%s", rd_kafka_message_errstr(m));
+}
+
+static void
+message(rd_kafka_message_t *m, int64_t now_us)
+{
+	part *p = find_part(m);
+	if (p && p->done)
+		return;
+	if (p && opt.stop_ms >= 0 && rd_kafka_message_timestamp(m, NULL) >= opt.stop_ms) {
+		p->done = 1;
+		p->next = m->offset;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		rd_kafka_pause_partitions(c.rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		return;
+	}
+	int rc;
+	if (opt.json) {
+		rc = fk_msg_json(m, &c.text);
+	} else if (opt.format) {
+		rc = fk_msg_format(m, opt.format, &c.text);
+	} else {
+		fr_writer_begin(&c.fw);
+		if (fk_msg_frame(m, now_us, &c.fw.buf) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+		if (fr_writer_end(&c.fw) < 0) {
+			if (c.fw.err == EMSGSIZE)
+				fp_die(FP_EXIT_DATA, "'%s' [%" PRId32 "] offset %" PRId64 ": the message "
+				       "is larger than the maximum frame size %zu (FP_MAX_FRAME)",
+				       rd_kafka_topic_name(m->rkt), m->partition, m->offset, c.fw.max_frame);
+			write_failed(c.fw.err);
+		}
+		rc = 0;
+	}
+	if (rc < 0)
+		fp_die(FP_EXIT_IO, "out of memory");
+	if (text_mode() && c.text.len >= (64u << 10))
+		out_flush();
+	if (p) {
+		p->next = m->offset + 1;
+		p->eof = 0;
+	}
+	c.msgs++;
+}
+
+/* Assign mode: every partition of every topic, from -o. */
+static void
+assign_all(void)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+	for (int t = 0; t < opt.ntopics; t++) {
+		rd_kafka_topic_t *rkt = rd_kafka_topic_new(c.rk, opt.topics[t], NULL);
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(c.rk, 0, rkt, &md, META_TIMEOUT_MS)
+		                              : rd_kafka_last_error();
+		if (!err && md->topic_cnt == 1 && md->topics[0].err)
+			err = md->topics[0].err;
+		if (err)
+			fp_die(FP_EXIT_REMOTE, "unable to get metadata of topic '%s': %s", opt.topics[t],
+			       rd_kafka_err2str(err));
+		for (int i = 0; i < md->topics[0].partition_cnt; i++)
+			rd_kafka_topic_partition_list_add(list, opt.topics[t],
+			                                  md->topics[0].partitions[i].id);
+		rd_kafka_metadata_destroy(md);
+		rd_kafka_topic_destroy(rkt);
+	}
+	if (opt.start.kind == FK_OFF_STORED)
+		fp_usage_error(USAGE, "-o stored needs a group (-G)");
+	if (fk_start_offsets(c.rk, list, 0, NULL, NULL, &opt.start, META_TIMEOUT_MS,
+	                     c.errstr, sizeof c.errstr) < 0 ||
+	    assign(list, 0) < 0)
+		fp_die(FP_EXIT_REMOTE, "%s", c.errstr);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void
+configure(fk_conf *kc, int argc, char **argv)
+{
+	char err[512];
+	int ch;
+	const char **xs = calloc((size_t)argc, sizeof *xs);
+	const char *file = NULL;
+	int nx = 0, nstart = 0;
+	opt.topics = calloc((size_t)argc, sizeof *opt.topics);
+	if (!xs || !opt.topics)
+		fp_die(FP_EXIT_IO, "out of memory");
+	enum { OPT_BARRIER = 256 };
+	static const struct option longopts[] = {
+		{"barrier-ms", required_argument, NULL, OPT_BARRIER},
+		{NULL, 0, NULL, 0},
+	};
+	while ((ch = getopt_long(argc, argv, "b:t:G:o:ec:X:F:qf:J", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'b': opt.brokers = optarg; break;
+		case 't': opt.topics[opt.ntopics++] = optarg; break;
+		case 'G': opt.group = optarg; break;
+		case 'e': opt.exit_eof = 1; break;
+		case 'q': opt.quiet = 1; break;
+		case 'J': opt.json = 1; break;
+		case 'X': xs[nx++] = optarg; break;
+		case 'F': file = optarg; break;
+		case 'f':
+			if (fk_format_check(optarg, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "-f: %s", err);
+			opt.format = optarg;
+			break;
+		case 'c':
+			if (fp_parse_u64(optarg, 1, UINT64_MAX, &opt.count, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "-c: %s", err);
+			break;
+		case 'o': {
+			fk_offset o;
+			int64_t ms;
+			int r = fk_offset_parse(optarg, &o, &ms, err, sizeof err);
+			if (r < 0)
+				fp_usage_error(USAGE, "-o: %s", err);
+			if (r == 1)
+				opt.stop_ms = ms;
+			else if (nstart++)
+				fp_usage_error(USAGE, "-o: only one start offset may be given");
+			else
+				opt.start = o;
+			break;
+		}
+		case OPT_BARRIER:
+			if (fp_parse_duration_ms(optarg, 1, 0, &opt.barrier_ms, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "--barrier-ms: %s", err);
+			break;
+		default:
+			fputs(USAGE, stderr);
+			exit(FP_EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		fp_usage_error(USAGE, "unexpected argument '%s'", argv[optind]);
+	if (opt.ntopics == 0)
+		fp_usage_error(USAGE, "no topic given (-t)");
+	if (opt.format && opt.json)
+		fp_usage_error(USAGE, "-f and -J cannot be combined");
+	if (!opt.brokers && !(opt.brokers = getenv("FP_BROKERS")))
+		fp_usage_error(USAGE, "no brokers given (-b or FP_BROKERS)");
+	if (!text_mode() && isatty(STDOUT_FILENO))
+		fp_die(FP_EXIT_USAGE, "refusing to write binary frames to a terminal; "
+		       "pipe into another tool (e.g. '| fp-cat') or use -f or -J");
+
+	/* -F first, then -X in order: the command line wins. */
+	if (file && fk_conf_file(kc, file, err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "-F: %s", err);
+	for (int i = 0; i < nx; i++)
+		if (fk_conf_set_kv(kc, xs[i], err, sizeof err) < 0)
+			fp_usage_error(USAGE, "-X %s: %s", xs[i], err);
+	free(xs);
+	static const char *const defaults[][2] = {
+		/* librdkafka 2.0.2 backs off a whole second once queued.min.messages
+		 * are queued: keep the queue bounded by bytes instead. */
+		{"queued.min.messages", "1000000"},
+		{"queued.max.messages.kbytes", "131072"},
+		{"fetch.wait.max.ms", "100"},
+		{"fetch.error.backoff.ms", "100"},
+		/* Never skip data silently: out of range is an error unless asked. */
+		{"auto.offset.reset", "error"},
+	};
+	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+		if (fk_conf_default(kc, defaults[i][0], defaults[i][1], err, sizeof err) < 0)
+			fp_die(FP_EXIT_USAGE, "%s=%s: %s", defaults[i][0], defaults[i][1], err);
+	const char *must[][2] = {
+		{"bootstrap.servers", opt.brokers},
+		{"group.id", opt.group ? opt.group : "fp-consume"},
+		{"enable.partition.eof", opt.exit_eof ? "true" : "false"},
+	};
+	for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+		if (fk_conf_default(kc, must[i][0], must[i][1], err, sizeof err) < 0)
+			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
+	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "%s", err);
+	opt.debug = fk_conf_user(kc, "debug");
+	fk_set_log(kc->rk, log_line);
+	if (opt.group)
+		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);
+}
+
+int
+main(int argc, char **argv)
+{
+	fk_conf kc;
+	char err[512];
+
+	fp_tool_init("fp-consume");
+	fp_std_options(argc, argv, USAGE);
+	fk_conf_init(&kc);
+	configure(&kc, argc, argv);
+
+	fk_catch_stop(&stop);
+
+	if (!(c.rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc.rk, err, sizeof err)))
+		fp_die(FP_EXIT_USAGE, "unable to create the consumer: %s", err);
+	kc.rk = NULL;
+	fk_conf_release(&kc);
+	rd_kafka_poll_set_consumer(c.rk);
+	fr_writer_init(&c.fw, STDOUT_FILENO, 0);
+	c.fw.flush_at = 256u << 10;
+
+	if (opt.group) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(opt.ntopics);
+		for (int i = 0; i < opt.ntopics; i++)
+			rd_kafka_topic_partition_list_add(l, opt.topics[i], RD_KAFKA_PARTITION_UA);
+		rd_kafka_resp_err_t e = rd_kafka_subscribe(c.rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		if (e)
+			fp_die(FP_EXIT_REMOTE, "unable to subscribe: %s", rd_kafka_err2str(e));
+	} else {
+		assign_all();
+	}
+
+	int64_t next_barrier = fk_now_us() + opt.barrier_ms * 1000;
+	int pending = 0; /* output buffered since the last flush */
+	while (!stop) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, 0);
+		if (!m) {
+			/* Nothing queued: flush before blocking for more. */
+			if (pending)
+				out_flush(), pending = 0;
+			int64_t wait = (next_barrier - fk_now_us()) / 1000;
+			m = rd_kafka_consumer_poll(c.rk, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait);
+		}
+		int64_t now = fk_now_us();
+		if (m) {
+			if (m->err)
+				consume_error(m);
+			else
+				message(m, now), pending = 1;
+			rd_kafka_message_destroy(m);
+			if (opt.count && c.msgs >= opt.count)
+				break;
+			if ((opt.exit_eof || opt.stop_ms >= 0) && all_done())
+				break;
+		}
+		if (now >= next_barrier) {
+			barrier();
+			pending = 1;
+			next_barrier = now + opt.barrier_ms * 1000;
+		}
+	}
+	if (c.fatal) {
+		out_flush();
+		fp_die(c.fatal, "%s", c.errstr);
+	}
+	barrier();
+	out_flush();
+	if (!opt.quiet && (opt.exit_eof || opt.count))
+		fp_warn("%" PRIu64 " message(s) from %d partition(s)", c.msgs, c.nparts);
+	rd_kafka_consumer_close(c.rk);
+	rd_kafka_destroy(c.rk);
+	parts_clear();
+	fr_writer_release(&c.fw);
+	fp_buf_release(&c.text);
+	free(opt.topics);
+	fp_close_stdout();
+	return 0;
+}

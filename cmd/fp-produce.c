@@ -1,0 +1,411 @@
+/* fp-produce - frames (or lines) in, one Kafka message per data frame. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "../lib/frame.h"
+#include "../lib/json.h"
+#include "../lib/kafka.h"
+#include "../lib/log.h"
+#include "../lib/num.h"
+
+static const char USAGE[] =
+	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition] "
+	"[--value auto|json|msgpack|field:name] [-X prop=val] ... [-F file] [-q]\n"
+	"       fp-produce --lines [-b brokers] -t topic [-p partition] [-X prop=val] ... [-F file] [-q]\n";
+
+enum value_mode { V_AUTO, V_JSON, V_MSGPACK, V_FIELD };
+
+static struct {
+	const char *brokers, *topic, *key_field, *value_field;
+	enum value_mode value;
+	int32_t partition;
+	int lines, quiet, debug;
+} opt = {.partition = RD_KAFKA_PARTITION_UA};
+
+static struct {
+	rd_kafka_t *rk;
+	uint64_t sent, failed;
+	char first_err[256];
+	fp_buf val, key, tmp;
+} p;
+
+static volatile sig_atomic_t stop;
+
+static void
+log_line(int level, const char *fac, const char *msg)
+{
+	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
+		fp_warn("%s: %s", fac, msg);
+}
+
+static void
+delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk, (void)opaque;
+	if (m->err && p.failed++ == 0)
+		snprintf(p.first_err, sizeof p.first_err, "%s", rd_kafka_err2str(m->err));
+}
+
+/* Wait for every message to be acknowledged (or to fail), then exit. */
+static noreturn void
+finish(int code)
+{
+	while (rd_kafka_outq_len(p.rk) > 0 && stop < 2)
+		rd_kafka_flush(p.rk, 200);
+	uint64_t lost = p.failed + (uint64_t)rd_kafka_outq_len(p.rk);
+	char e[256];
+	if (rd_kafka_fatal_error(p.rk, e, sizeof e))
+		fp_die(FP_EXIT_REMOTE, "fatal producer error: %s; %" PRIu64 " of %" PRIu64
+		       " message(s) not delivered", e, lost, p.sent);
+	if (lost)
+		fp_die(FP_EXIT_REMOTE, "%" PRIu64 " of %" PRIu64 " message(s) not delivered%s%s", lost,
+		       p.sent, p.failed ? ": " : " (interrupted)", p.first_err);
+	if (!opt.quiet)
+		fp_warn("%" PRIu64 " message(s) delivered to '%s'", p.sent, opt.topic);
+	rd_kafka_destroy(p.rk);
+	fp_buf_release(&p.val);
+	fp_buf_release(&p.key);
+	fp_buf_release(&p.tmp);
+	exit(code);
+}
+
+/* Bytes of a scalar field: str/bin as they are, numbers as decimal text,
+ * anything else as JSON.  0 with *isnil for nil. */
+static int
+field_bytes(const uint8_t *v, size_t n, fp_buf *out, int *isnil)
+{
+	const char *s;
+	const uint8_t *b;
+	size_t len;
+	int64_t i;
+	uint64_t u;
+	double d;
+	out->len = 0;
+	*isnil = v[0] == 0xc0;
+	if (*isnil)
+		return 0;
+	if (mp_read_str(v, n, &s, &len) == 0)
+		return fp_buf_add(out, s, len);
+	if (mp_read_bin(v, n, &b, &len) == 0)
+		return fp_buf_add(out, b, len);
+	char num[40];
+	if (mp_read_int(v, n, &i) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRId64, i));
+	if (mp_read_uint(v, n, &u) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, u));
+	if ((v[0] == 0xca || v[0] == 0xcb) && mp_read_number(v, n, &d) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%.17g", d));
+	return mp_to_json(v, n, out);
+}
+
+/* A raw message frame as fp-consume writes it: only its keys, with @src
+ * and a bin or nil value. */
+static int
+is_raw_message(const uint8_t *body, size_t len)
+{
+	static const char *const keys[] = {"@src", "@ts", "@in", "key", "value", "headers"};
+	uint32_t cnt;
+	size_t hdr;
+	const uint8_t *v;
+	size_t vlen;
+	if (mp_read_map(body, len, &cnt, &hdr) < 0 || cnt > 6 ||
+	    !mp_map_find(body, len, "@src", 4, &v, &vlen) ||
+	    !mp_map_find(body, len, "value", 5, &v, &vlen) ||
+	    !(v[0] == 0xc0 || v[0] == 0xc4 || v[0] == 0xc5 || v[0] == 0xc6))
+		return 0;
+	size_t off = hdr;
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *k;
+		size_t klen, known = 0;
+		if (mp_read_str(body + off, len - off, &k, &klen) < 0)
+			return 0;
+		for (size_t j = 0; j < 6; j++)
+			known |= strlen(keys[j]) == klen && memcmp(keys[j], k, klen) == 0;
+		if (!known)
+			return 0;
+		off += mp_skip(body + off, len - off);
+		off += mp_skip(body + off, len - off);
+	}
+	return 1;
+}
+
+/* headers [[name, bin|nil], ...] of a raw message frame; NULL when none. */
+static rd_kafka_headers_t *
+raw_headers(const uint8_t *body, size_t len, uint64_t frame)
+{
+	const uint8_t *v;
+	size_t vlen, hdr;
+	uint32_t cnt;
+	if (!mp_map_find(body, len, "headers", 7, &v, &vlen))
+		return NULL;
+	if (mp_read_array(v, vlen, &cnt, &hdr) < 0)
+		goto bad;
+	rd_kafka_headers_t *hs = rd_kafka_headers_new(cnt);
+	size_t off = hdr;
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint32_t two;
+		size_t h2, nlen;
+		const char *name;
+		if (mp_read_array(v + off, vlen - off, &two, &h2) < 0 || two != 2 ||
+		    mp_read_str(v + off + h2, vlen - off - h2, &name, &nlen) < 0) {
+			rd_kafka_headers_destroy(hs);
+			goto bad;
+		}
+		const uint8_t *hv = v + off + h2 + mp_skip(v + off + h2, vlen - off - h2);
+		int isnil;
+		if (field_bytes(hv, vlen - (size_t)(hv - v), &p.tmp, &isnil) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+		rd_kafka_header_add(hs, name, (ssize_t)nlen, isnil ? NULL : p.tmp.p, isnil ? 0 : (ssize_t)p.tmp.len);
+		off += mp_skip(v + off, vlen - off);
+	}
+	return hs;
+bad:
+	fp_warn("frame %" PRIu64 ": headers must be [[name, value], ...]", frame);
+	finish(FP_EXIT_DATA);
+}
+
+static void
+produce(const void *val, size_t vlen, int val_nil, const void *key, size_t klen,
+        rd_kafka_headers_t *hs, int64_t ts)
+{
+	for (;;) {
+		rd_kafka_resp_err_t err = rd_kafka_producev(
+			p.rk, RD_KAFKA_V_TOPIC(opt.topic), RD_KAFKA_V_PARTITION(opt.partition),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_VALUE(val_nil ? NULL : (void *)val, val_nil ? 0 : vlen),
+			RD_KAFKA_V_KEY(key, key ? klen : 0), RD_KAFKA_V_TIMESTAMP(ts),
+			RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			if (hs)
+				rd_kafka_headers_destroy(hs);
+			fp_warn("unable to produce to '%s': %s", opt.topic, rd_kafka_err2str(err));
+			finish(FP_EXIT_REMOTE);
+		}
+		rd_kafka_poll(p.rk, 100); /* queue full: wait for acknowledgements */
+		if (stop)
+			finish(FP_EXIT_OK);
+	}
+	p.sent++;
+	rd_kafka_poll(p.rk, 0);
+}
+
+static void
+produce_frame(const uint8_t *body, size_t len, uint64_t frame)
+{
+	const uint8_t *v, *key = NULL;
+	size_t vlen, klen = 0;
+	int isnil;
+	rd_kafka_headers_t *hs = NULL;
+	int64_t ts = 0;
+	if (mp_is_control(body, len))
+		return;
+	int raw = opt.value == V_AUTO && is_raw_message(body, len);
+	const char *kf = opt.key_field ? opt.key_field : raw ? "key" : NULL;
+	if (kf) {
+		if (!mp_map_find(body, len, kf, strlen(kf), &v, &vlen)) {
+			if (opt.key_field) {
+				fp_warn("frame %" PRIu64 ": no key field '%s'", frame, kf);
+				finish(FP_EXIT_DATA);
+			}
+		} else {
+			if (field_bytes(v, vlen, &p.key, &isnil) < 0)
+				fp_die(FP_EXIT_IO, "out of memory");
+			if (!isnil)
+				key = p.key.p ? p.key.p : (const uint8_t *)"", klen = p.key.len;
+		}
+	}
+	p.val.len = 0;
+	isnil = 0;
+	if (raw) {
+		mp_map_find(body, len, "value", 5, &v, &vlen);
+		if (field_bytes(v, vlen, &p.val, &isnil) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+		hs = raw_headers(body, len, frame);
+		if (mp_map_find(body, len, "@ts", 3, &v, &vlen) && mp_read_int(v, vlen, &ts) < 0)
+			ts = 0;
+	} else if (opt.value == V_FIELD) {
+		if (!mp_map_find(body, len, opt.value_field, strlen(opt.value_field), &v, &vlen)) {
+			fp_warn("frame %" PRIu64 ": no value field '%s'", frame, opt.value_field);
+			finish(FP_EXIT_DATA);
+		}
+		if (field_bytes(v, vlen, &p.val, &isnil) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+	} else if (opt.value == V_MSGPACK) {
+		if (fp_buf_add(&p.val, body, len) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+	} else if (mp_to_json(body, len, &p.val) < 0) {
+		fp_die(FP_EXIT_IO, "out of memory");
+	}
+	produce(p.val.p ? p.val.p : (const uint8_t *)"", p.val.len, isnil, key, klen, hs, ts);
+}
+
+static void
+read_frames(void)
+{
+	fr_reader r;
+	if (fr_reader_init(&r, 0) < 0)
+		fp_die(FP_EXIT_USAGE, "%s", r.errstr);
+	while (!stop) {
+		const uint8_t *body;
+		size_t len;
+		enum fr_status st = fr_reader_next(&r, &body, &len);
+		if (st == FR_OK) {
+			produce_frame(body, len, r.frames);
+			continue;
+		}
+		if (st == FR_ERROR) {
+			fp_warn("<stdin>: %s", r.errstr);
+			fr_reader_release(&r);
+			finish(FP_EXIT_DATA);
+		}
+		rd_kafka_poll(p.rk, 0);
+		ssize_t n = fr_reader_fill(&r, STDIN_FILENO);
+		if (n < 0 && errno != EINTR)
+			fp_die(FP_EXIT_IO, "error reading standard input: %s", strerror(errno));
+		if (n == 0) {
+			if (fr_reader_eof(&r) < 0) {
+				fp_warn("<stdin>: %s", r.errstr);
+				fr_reader_release(&r);
+				finish(FP_EXIT_DATA);
+			}
+			break;
+		}
+	}
+	fr_reader_release(&r);
+}
+
+static void
+read_lines(void)
+{
+	fp_buf in = FP_BUF_INIT;
+	size_t start = 0;
+	for (;;) {
+		char *nl;
+		while (in.len > start && (nl = memchr(in.p + start, '\n', in.len - start)) != NULL) {
+			size_t n = (size_t)(nl - (char *)in.p) - start;
+			produce(in.p + start, n, 0, NULL, 0, NULL, 0);
+			start += n + 1;
+		}
+		if (start) {
+			memmove(in.p, in.p + start, in.len - start);
+			in.len -= start;
+			start = 0;
+		}
+		if (stop)
+			break;
+		if (fp_buf_reserve(&in, 64u << 10) < 0)
+			fp_die(FP_EXIT_IO, "out of memory");
+		ssize_t n = read(STDIN_FILENO, in.p + in.len, in.cap - in.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fp_die(FP_EXIT_IO, "error reading standard input: %s", strerror(errno));
+		if (n == 0) {
+			if (in.len) /* a last line without a newline */
+				produce(in.p, in.len, 0, NULL, 0, NULL, 0);
+			break;
+		}
+		in.len += (size_t)n;
+	}
+	fp_buf_release(&in);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_VALUE = 256, OPT_LINES };
+	static const struct option longopts[] = {
+		{"value", required_argument, NULL, OPT_VALUE},
+		{"lines", no_argument, NULL, OPT_LINES},
+		{NULL, 0, NULL, 0},
+	};
+	char err[512];
+	const char *file = NULL;
+	const char **xs;
+	int nx = 0, ch;
+	fk_conf kc;
+
+	fp_tool_init("fp-produce");
+	fp_std_options(argc, argv, USAGE);
+	if (!(xs = calloc((size_t)argc, sizeof *xs)))
+		fp_die(FP_EXIT_IO, "out of memory");
+	while ((ch = getopt_long(argc, argv, "b:t:k:p:X:F:q", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'b': opt.brokers = optarg; break;
+		case 't': opt.topic = optarg; break;
+		case 'k': opt.key_field = optarg; break;
+		case 'q': opt.quiet = 1; break;
+		case 'X': xs[nx++] = optarg; break;
+		case 'F': file = optarg; break;
+		case OPT_LINES: opt.lines = 1; break;
+		case 'p': {
+			int64_t v;
+			if (fp_parse_i64(optarg, 0, INT32_MAX, &v, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "-p: %s", err);
+			opt.partition = (int32_t)v;
+			break;
+		}
+		case OPT_VALUE:
+			if (!strcmp(optarg, "auto"))
+				opt.value = V_AUTO;
+			else if (!strcmp(optarg, "json"))
+				opt.value = V_JSON;
+			else if (!strcmp(optarg, "msgpack"))
+				opt.value = V_MSGPACK;
+			else if (!strncmp(optarg, "field:", 6) && optarg[6])
+				opt.value = V_FIELD, opt.value_field = optarg + 6;
+			else
+				fp_usage_error(USAGE, "--value: expected auto, json, msgpack or field:NAME, "
+				               "got '%s'", optarg);
+			break;
+		default:
+			fputs(USAGE, stderr);
+			return FP_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		fp_usage_error(USAGE, "unexpected argument '%s'", argv[optind]);
+	if (!opt.topic)
+		fp_usage_error(USAGE, "no topic given (-t)");
+	if (opt.lines && (opt.key_field || opt.value != V_AUTO))
+		fp_usage_error(USAGE, "--lines takes no -k or --value: each line is a value");
+	if (!opt.brokers && !(opt.brokers = getenv("FP_BROKERS")))
+		fp_usage_error(USAGE, "no brokers given (-b or FP_BROKERS)");
+
+	fk_conf_init(&kc);
+	if (file && fk_conf_file(&kc, file, err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "-F: %s", err);
+	for (int i = 0; i < nx; i++)
+		if (fk_conf_set_kv(&kc, xs[i], err, sizeof err) < 0)
+			fp_usage_error(USAGE, "-X %s: %s", xs[i], err);
+	free(xs);
+	if (fk_conf_default(&kc, "bootstrap.servers", opt.brokers, err, sizeof err) < 0 ||
+	    fk_conf_default(&kc, "enable.idempotence", "true", err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "%s", err);
+	opt.debug = fk_conf_user(&kc, "debug");
+	fk_set_log(kc.rk, log_line);
+	rd_kafka_conf_set_dr_msg_cb(kc.rk, delivered);
+	if (!(p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc.rk, err, sizeof err)))
+		fp_die(FP_EXIT_USAGE, "unable to create the producer: %s", err);
+	kc.rk = NULL;
+	fk_conf_release(&kc);
+
+	fk_catch_stop(&stop);
+
+	if (opt.lines)
+		read_lines();
+	else
+		read_frames();
+	finish(FP_EXIT_OK);
+}

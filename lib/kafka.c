@@ -1,0 +1,633 @@
+/* kafka.c - shared Kafka helpers; see kafka.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "kafka.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "json.h"
+#include "num.h"
+
+static fk_log_fn *log_fn;
+
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
+{
+	(void)rk;
+	if (log_fn)
+		log_fn(level, fac, msg);
+}
+
+/* Client errors (brokers down, timeouts) are transient: warnings. */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk, (void)opaque;
+	if (log_fn && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		log_fn(4, "error", reason);
+	else if (log_fn)
+		log_fn(4, "error", "all brokers are down");
+}
+
+void
+fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
+{
+	log_fn = fn;
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+}
+
+void
+fk_conf_init(fk_conf *c)
+{
+	c->rk = rd_kafka_conf_new();
+	c->user = NULL;
+	c->nuser = 0;
+}
+
+void
+fk_conf_release(fk_conf *c)
+{
+	if (c->rk)
+		rd_kafka_conf_destroy(c->rk);
+	c->rk = NULL;
+	for (size_t i = 0; i < c->nuser; i++)
+		free(c->user[i]);
+	free(c->user);
+	c->user = NULL;
+	c->nuser = 0;
+}
+
+int
+fk_conf_user(const fk_conf *c, const char *prop)
+{
+	for (size_t i = 0; i < c->nuser; i++)
+		if (strcmp(c->user[i], prop) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+conf_set(fk_conf *c, const char *name, const char *val, int user, char *errstr, size_t errlen)
+{
+	char e[512];
+	if (strncmp(name, "topic.", 6) == 0)
+		name += 6;
+	if (rd_kafka_conf_set(c->rk, name, val, e, sizeof e) != RD_KAFKA_CONF_OK) {
+		snprintf(errstr, errlen, "%s", e);
+		return -1;
+	}
+	if (user && !fk_conf_user(c, name)) {
+		char **u = realloc(c->user, (c->nuser + 1) * sizeof *u);
+		if (!u || !(u[c->nuser] = strdup(name))) {
+			if (u)
+				c->user = u;
+			snprintf(errstr, errlen, "out of memory");
+			return -1;
+		}
+		c->user = u;
+		c->nuser++;
+	}
+	return 0;
+}
+
+int
+fk_conf_set_kv(fk_conf *c, const char *kv, char *errstr, size_t errlen)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv) {
+		snprintf(errstr, errlen, "expected prop=val, got '%s'", kv);
+		return -1;
+	}
+	char name[256];
+	size_t n = (size_t)(eq - kv);
+	if (n >= sizeof name) {
+		snprintf(errstr, errlen, "property name too long");
+		return -1;
+	}
+	memcpy(name, kv, n);
+	name[n] = 0;
+	return conf_set(c, name, eq + 1, 1, errstr, errlen);
+}
+
+int
+fk_conf_default(fk_conf *c, const char *prop, const char *val, char *errstr, size_t errlen)
+{
+	if (fk_conf_user(c, prop))
+		return 0;
+	return conf_set(c, prop, val, 0, errstr, errlen);
+}
+
+int
+fk_conf_file(fk_conf *c, const char *path, char *errstr, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(errstr, errlen, "unable to open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned long lineno = 0;
+	int rc = 0;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		while (n > 0 && isspace((unsigned char)line[n - 1]))
+			line[--n] = 0;
+		char *s = line;
+		while (isspace((unsigned char)*s))
+			s++;
+		if (*s == 0 || *s == '#')
+			continue;
+		/* "name = value": blanks around the '=' are not part of either */
+		char *eq = strchr(s, '='), *ne = eq;
+		if (eq) {
+			while (ne > s && isspace((unsigned char)ne[-1]))
+				ne--;
+			char *v = eq + 1;
+			while (isspace((unsigned char)*v))
+				v++;
+			*ne++ = '=';
+			memmove(ne, v, strlen(v) + 1);
+		}
+		char e[400];
+		if (fk_conf_set_kv(c, s, e, sizeof e) < 0) {
+			snprintf(errstr, errlen, "%s:%lu: %s", path, lineno, e);
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(errstr, errlen, "error reading '%s': %s", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+int
+fk_offset_parse(const char *s, fk_offset *start, int64_t *stop_ms, char *errstr, size_t errlen)
+{
+	char e[160];
+	if (strcmp(s, "beginning") == 0) {
+		*start = (fk_offset){FK_OFF_BEGINNING, 0};
+		return 0;
+	}
+	if (strcmp(s, "end") == 0) {
+		*start = (fk_offset){FK_OFF_END, 0};
+		return 0;
+	}
+	if (strcmp(s, "stored") == 0) {
+		*start = (fk_offset){FK_OFF_STORED, 0};
+		return 0;
+	}
+	if ((s[0] == 's' || s[0] == 'e') && s[1] == '@') {
+		int64_t ms;
+		if (fp_parse_i64(s + 2, 0, INT64_MAX, &ms, e, sizeof e) < 0) {
+			snprintf(errstr, errlen, "bad timestamp in '%s': %s", s, e);
+			return -1;
+		}
+		if (s[0] == 'e') {
+			*stop_ms = ms;
+			return 1;
+		}
+		*start = (fk_offset){FK_OFF_TIME, ms};
+		return 0;
+	}
+	if (s[0] == '-') {
+		int64_t v;
+		if (fp_parse_i64(s + 1, 1, INT64_MAX / 2, &v, e, sizeof e) < 0) {
+			snprintf(errstr, errlen, "bad relative offset '%s': %s", s, e);
+			return -1;
+		}
+		*start = (fk_offset){FK_OFF_TAIL, v};
+		return 0;
+	}
+	int64_t v;
+	if (fp_parse_i64(s, 0, INT64_MAX / 2, &v, e, sizeof e) < 0) {
+		snprintf(errstr, errlen, "bad offset '%s' (expected beginning, end, stored, N, -N, "
+		         "s@MS or e@MS)", s);
+		return -1;
+	}
+	*start = (fk_offset){FK_OFF_ABS, v};
+	return 0;
+}
+
+int
+fk_resolve_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                   const fk_offset *spec, int timeout_ms, char *errstr, size_t errlen)
+{
+	rd_kafka_resp_err_t err;
+	if (spec->kind == FK_OFF_TIME) {
+		rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
+		for (int i = 0; i < parts->cnt; i++)
+			if (parts->elems[i].offset < 0)
+				rd_kafka_topic_partition_list_add(q, parts->elems[i].topic,
+				                                  parts->elems[i].partition)->offset = spec->value;
+		err = q->cnt ? rd_kafka_offsets_for_times(rk, q, timeout_ms) : RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (err) {
+			snprintf(errstr, errlen, "unable to look up offsets for time %" PRId64 ": %s",
+			         spec->value, rd_kafka_err2str(err));
+			rd_kafka_topic_partition_list_destroy(q);
+			return -1;
+		}
+		for (int i = 0; i < q->cnt; i++) {
+			rd_kafka_topic_partition_t *e = &q->elems[i];
+			if (e->err) {
+				snprintf(errstr, errlen, "unable to look up the offset for time %" PRId64
+				         " in '%s' [%" PRId32 "]: %s", spec->value, e->topic,
+				         e->partition, rd_kafka_err2str(e->err));
+				rd_kafka_topic_partition_list_destroy(q);
+				return -1;
+			}
+			int64_t off = e->offset;
+			if (off < 0) { /* no message that late: start at the end */
+				int64_t lo, hi;
+				err = rd_kafka_query_watermark_offsets(rk, e->topic, e->partition,
+				                                       &lo, &hi, timeout_ms);
+				if (err) {
+					snprintf(errstr, errlen, "unable to query offsets of '%s' [%" PRId32
+					         "]: %s", e->topic, e->partition, rd_kafka_err2str(err));
+					rd_kafka_topic_partition_list_destroy(q);
+					return -1;
+				}
+				off = hi;
+			}
+			rd_kafka_topic_partition_list_find(parts, e->topic, e->partition)->offset = off;
+		}
+		rd_kafka_topic_partition_list_destroy(q);
+		return 0;
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		if (p->offset >= 0)
+			continue;
+		if (spec->kind == FK_OFF_ABS) {
+			p->offset = spec->value;
+			continue;
+		}
+		int64_t lo, hi;
+		err = rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, timeout_ms);
+		if (err) {
+			snprintf(errstr, errlen, "unable to query offsets of '%s' [%" PRId32 "]: %s",
+			         p->topic, p->partition, rd_kafka_err2str(err));
+			return -1;
+		}
+		switch (spec->kind) {
+		case FK_OFF_END:
+			p->offset = hi;
+			break;
+		case FK_OFF_TAIL:
+			p->offset = hi - spec->value > lo ? hi - spec->value : lo;
+			break;
+		default:
+			p->offset = lo;
+			break;
+		}
+	}
+	return 0;
+}
+
+int
+fk_start_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int group,
+                 fk_start_hook *hook, void *hook_ctx, const fk_offset *spec,
+                 int timeout_ms, char *errstr, size_t errlen)
+{
+	for (int i = 0; i < parts->cnt; i++)
+		parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+	if (group && parts->cnt) {
+		rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, timeout_ms);
+		if (err) {
+			snprintf(errstr, errlen, "unable to fetch the group's committed offsets: %s",
+			         rd_kafka_err2str(err));
+			return -1;
+		}
+		for (int i = 0; i < parts->cnt; i++) {
+			rd_kafka_topic_partition_t *p = &parts->elems[i];
+			if (p->err) {
+				snprintf(errstr, errlen, "unable to fetch the committed offset of '%s' [%"
+				         PRId32 "]: %s", p->topic, p->partition, rd_kafka_err2str(p->err));
+				return -1;
+			}
+		}
+	}
+	if (hook && hook(hook_ctx, parts, errstr, errlen) < 0)
+		return -1;
+	return fk_resolve_offsets(rk, parts, spec, timeout_ms, errstr, errlen);
+}
+
+static int
+put_src_ts(fp_buf *out, const rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	rd_kafka_timestamp_type_t tst;
+	int64_t ts = rd_kafka_message_timestamp(m, &tst);
+	return mpw_str(out, "@src", 4) | mpw_array(out, 3) | mpw_str(out, topic, strlen(topic)) |
+	       mpw_int(out, m->partition) | mpw_int(out, m->offset) |
+	       mpw_str(out, "@ts", 3) | mpw_int(out, ts);
+}
+
+static int
+put_bytes_or_nil(fp_buf *out, const void *p, size_t n)
+{
+	return p ? mpw_bin(out, p, n) : mpw_nil(out);
+}
+
+int
+fk_msg_frame(const rd_kafka_message_t *m, int64_t in_us, fp_buf *out)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t nh = 0;
+	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+		nh = rd_kafka_header_cnt(hdrs);
+	int rc = mpw_map(out, nh ? 6 : 5) | put_src_ts(out, m) |
+	         mpw_str(out, "@in", 3) | mpw_int(out, in_us) |
+	         mpw_str(out, "key", 3) | put_bytes_or_nil(out, m->key, m->key_len) |
+	         mpw_str(out, "value", 5) | put_bytes_or_nil(out, m->payload, m->len);
+	if (nh) {
+		rc |= mpw_str(out, "headers", 7) | mpw_array(out, (uint32_t)nh);
+		for (size_t i = 0; i < nh; i++) {
+			const char *name;
+			const void *val;
+			size_t vlen;
+			rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen);
+			rc |= mpw_array(out, 2) | mpw_str(out, name, strlen(name)) |
+			      put_bytes_or_nil(out, val, vlen);
+		}
+	}
+	return rc ? -1 : 0;
+}
+
+/* One format token at fmt[*i] (after '%' or '\\'); returns the bytes
+ * consumed after the introducer, 0 when invalid. */
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int
+fk_format_check(const char *fmt, char *errstr, size_t errlen)
+{
+	for (size_t i = 0; fmt[i]; i++) {
+		if (fmt[i] == '%') {
+			if (!fmt[i + 1] || !strchr("sSkKtpoTh%", fmt[i + 1])) {
+				snprintf(errstr, errlen, "unknown format token '%%%.1s' at column %zu "
+				         "(known: %%s %%S %%k %%K %%t %%p %%o %%T %%h %%%%)", fmt + i + 1, i + 1);
+				return -1;
+			}
+			i++;
+		} else if (fmt[i] == '\\') {
+			char c = fmt[i + 1];
+			if (c == 'x') {
+				if (hexval(fmt[i + 2]) < 0) {
+					snprintf(errstr, errlen, "bad \\x escape at column %zu", i + 1);
+					return -1;
+				}
+			} else if (!c || !strchr("nrt\\", c)) {
+				snprintf(errstr, errlen, "unknown escape '\\%.1s' at column %zu", fmt + i + 1, i + 1);
+				return -1;
+			}
+			i++;
+		}
+	}
+	return 0;
+}
+
+static int
+add_i64(fp_buf *out, int64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+	return fp_buf_add(out, tmp, (size_t)n);
+}
+
+int
+fk_msg_format(const rd_kafka_message_t *m, const char *fmt, fp_buf *out)
+{
+	int rc = 0;
+	for (size_t i = 0; fmt[i] && rc == 0; i++) {
+		char c = fmt[i];
+		if (c == '\\' && fmt[i + 1]) {
+			c = fmt[++i];
+			if (c == 'n')
+				rc = fp_buf_addc(out, '\n');
+			else if (c == 'r')
+				rc = fp_buf_addc(out, '\r');
+			else if (c == 't')
+				rc = fp_buf_addc(out, '\t');
+			else if (c == 'x') {
+				int v = 0, d;
+				while ((d = hexval(fmt[i + 1])) >= 0 && v < 16)
+					v = v * 16 + d, i++;
+				rc = fp_buf_addc(out, (uint8_t)v);
+			} else
+				rc = fp_buf_addc(out, (uint8_t)c);
+			continue;
+		}
+		if (c != '%' || !fmt[i + 1]) {
+			rc = fp_buf_addc(out, (uint8_t)c);
+			continue;
+		}
+		switch (fmt[++i]) {
+		case 's':
+			rc = fp_buf_add(out, m->payload, m->payload ? m->len : 0);
+			break;
+		case 'S':
+			rc = add_i64(out, m->payload ? (int64_t)m->len : -1);
+			break;
+		case 'k':
+			rc = fp_buf_add(out, m->key, m->key ? m->key_len : 0);
+			break;
+		case 'K':
+			rc = add_i64(out, m->key ? (int64_t)m->key_len : -1);
+			break;
+		case 't':
+			rc = fp_buf_adds(out, rd_kafka_topic_name(m->rkt));
+			break;
+		case 'p':
+			rc = add_i64(out, m->partition);
+			break;
+		case 'o':
+			rc = add_i64(out, m->offset);
+			break;
+		case 'T':
+			rc = add_i64(out, rd_kafka_message_timestamp(m, NULL));
+			break;
+		case 'h': {
+			rd_kafka_headers_t *hdrs = NULL;
+			if (rd_kafka_message_headers(m, &hdrs) || !hdrs)
+				break;
+			for (size_t h = 0; h < rd_kafka_header_cnt(hdrs) && rc == 0; h++) {
+				const char *name;
+				const void *val;
+				size_t vlen;
+				rd_kafka_header_get_all(hdrs, h, &name, &val, &vlen);
+				if (h)
+					rc |= fp_buf_addc(out, ',');
+				rc |= fp_buf_adds(out, name) | fp_buf_addc(out, '=');
+				rc |= fp_buf_add(out, val, val ? vlen : 0);
+			}
+			break;
+		}
+		default:
+			rc = fp_buf_addc(out, (uint8_t)fmt[i]);
+			break;
+		}
+	}
+	return rc ? -1 : 0;
+}
+
+static int
+put_text_or_bin(fp_buf *b, const void *p, size_t n)
+{
+	if (!p)
+		return mpw_nil(b);
+	return utf8_valid(p, n) ? mpw_str(b, p, n) : mpw_bin(b, p, n);
+}
+
+int
+fk_msg_json(const rd_kafka_message_t *m, fp_buf *out)
+{
+	fp_buf b = FP_BUF_INIT;
+	rd_kafka_timestamp_type_t tst;
+	int64_t ts = rd_kafka_message_timestamp(m, &tst);
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	const char *tstype = tst == RD_KAFKA_TIMESTAMP_CREATE_TIME ? "create"
+	                     : tst == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "logappend" : "unknown";
+	rd_kafka_headers_t *hdrs = NULL;
+	size_t nh = 0;
+	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+		nh = rd_kafka_header_cnt(hdrs);
+	int rc = mpw_map(&b, nh ? 9 : 8) |
+	         mpw_str(&b, "topic", 5) | mpw_str(&b, topic, strlen(topic)) |
+	         mpw_str(&b, "partition", 9) | mpw_int(&b, m->partition) |
+	         mpw_str(&b, "offset", 6) | mpw_int(&b, m->offset) |
+	         mpw_str(&b, "tstype", 6) | mpw_str(&b, tstype, strlen(tstype)) |
+	         mpw_str(&b, "ts", 2) | mpw_int(&b, ts) |
+	         mpw_str(&b, "broker", 6) | mpw_int(&b, rd_kafka_message_broker_id(m));
+	if (nh) {
+		rc |= mpw_str(&b, "headers", 7) | mpw_array(&b, (uint32_t)(2 * nh));
+		for (size_t i = 0; i < nh; i++) {
+			const char *name;
+			const void *val;
+			size_t vlen;
+			rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen);
+			rc |= mpw_str(&b, name, strlen(name)) | put_text_or_bin(&b, val, vlen);
+		}
+	}
+	rc |= mpw_str(&b, "key", 3) | put_text_or_bin(&b, m->key, m->key_len) |
+	      mpw_str(&b, "payload", 7) | put_text_or_bin(&b, m->payload, m->len);
+	if (rc == 0)
+		rc = mp_to_json(b.p, b.len, out) | fp_buf_addc(out, '\n');
+	fp_buf_release(&b);
+	return rc ? -1 : 0;
+}
+
+const char *
+fk_err_name(rd_kafka_resp_err_t err)
+{
+	const struct rd_kafka_err_desc *d;
+	size_t n;
+	rd_kafka_get_err_descs(&d, &n);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].name && d[i].code == err)
+			return d[i].name;
+	return "UNKNOWN";
+}
+
+int
+fk_err_parse(const char *name, rd_kafka_resp_err_t *err)
+{
+	int64_t v;
+	if (fp_parse_i64(name, -200, 1000, &v, NULL, 0) == 0) {
+		*err = (rd_kafka_resp_err_t)v;
+		return 0;
+	}
+	if (strncasecmp(name, "RD_KAFKA_RESP_ERR_", 18) == 0)
+		name += 18;
+	const struct rd_kafka_err_desc *d;
+	size_t n;
+	rd_kafka_get_err_descs(&d, &n);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].name && strcasecmp(d[i].name, name) == 0) {
+			*err = d[i].code;
+			return 0;
+		}
+	return -1;
+}
+
+/* Kafka protocol API keys (KIP-4 and the protocol guide). */
+static const char *const api_names[] = {
+	"Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica",
+	"UpdateMetadata", "ControlledShutdown", "OffsetCommit", "OffsetFetch",
+	"FindCoordinator", "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup",
+	"DescribeGroups", "ListGroups", "SaslHandshake", "ApiVersions", "CreateTopics",
+	"DeleteTopics", "DeleteRecords", "InitProducerId", "OffsetForLeaderEpoch",
+	"AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn", "WriteTxnMarkers",
+	"TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls", "DescribeConfigs",
+	"AlterConfigs",
+};
+#define NAPI (sizeof api_names / sizeof api_names[0])
+
+int
+fk_api_parse(const char *name, int16_t *key)
+{
+	int64_t v;
+	if (fp_parse_i64(name, 0, 1000, &v, NULL, 0) == 0) {
+		*key = (int16_t)v;
+		return 0;
+	}
+	for (size_t i = 0; i < NAPI; i++)
+		if (strcasecmp(api_names[i], name) == 0) {
+			*key = (int16_t)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+fk_api_name(int16_t key)
+{
+	return key >= 0 && (size_t)key < NAPI ? api_names[key] : NULL;
+}
+
+static volatile sig_atomic_t *stop_flag;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	if (stop_flag)
+		(*stop_flag)++;
+}
+
+void
+fk_catch_stop(volatile sig_atomic_t *flag)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	stop_flag = flag;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+int64_t
+fk_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

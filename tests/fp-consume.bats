@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# fp-consume against a throwaway fp-broker.
+load helper
+
+# consume ARGS...: fp-consume -q ARGS, frames as JSON lines on stdout.
+consume() {
+	fp-consume -q "$@" | fp-cat
+}
+
+# data FILE: the data frames of a JSON-lines dump, as "topic partition offset value".
+data_of() {
+	jq -r 'select(has("@src")) | "\(.["@src"][0]) \(.["@src"][1]) \(.["@src"][2]) \(.value["@bin"])"' "$1"
+}
+
+# at_least N CMD...: CMD's output has at least N lines (for wait_for).
+at_least() {
+	local n=$1; shift
+	[ "$("$@" 2>/dev/null | wc -l)" -ge "$n" ]
+}
+
+barriers_in() {
+	fp-cat "$1" | grep barrier
+}
+
+# seqp TOPIC PARTITION N: kcat produces 1..N to one partition.
+seqp() {
+	seq "$3" | kcat -P -b "$BROKER" -t "$1" -p "$2"
+}
+
+@test "kcat-produced messages are consumed exactly once, with their offsets and a final barrier" {
+	start_broker --topic t:3
+	for p in 0 1 2; do seqp t $p 10; done
+	consume -t t -o beginning -e > "$T/out"
+	data_of "$T/out" | sort -k2,2n -k3,3n > "$T/got"
+	for p in 0 1 2; do for o in $(seq 0 9); do echo "t $p $o $((o + 1))"; done; done > "$T/want"
+	diff -u "$T/want" "$T/got"
+	[ "$(tail -1 "$T/out" | jq -c '{c:.["@ctl"],p:.["@pos"]}')" = '{"c":"barrier","p":[["t",0,10],["t",1,10],["t",2,10]]}' ]
+}
+
+@test "a raw message frame carries key, value, headers, @ts and @in" {
+	start_broker --topic h:1
+	printf 'k1:v1\n' | kcat -P -b "$BROKER" -t h -K : -H a=1 -H b=two
+	t0=$(($(date +%s) * 1000000))
+	consume -t h -e > "$T/out"
+	head -1 "$T/out" | jq -c 'del(.["@ts"], .["@in"])' > "$T/got"
+	echo '{"@src":["h",0,0],"key":{"@bin":"k1"},"value":{"@bin":"v1"},"headers":[["a",{"@bin":"1"}],["b",{"@bin":"two"}]]}' > "$T/want"
+	diff -u "$T/want" "$T/got"
+	head -1 "$T/out" | jq -e --argjson t0 "$t0" '(.["@ts"] | type) == "number" and .["@in"] >= $t0 - 5000000 and .["@in"] < $t0 + 60000000'
+}
+
+@test "each -o form starts where it says; e@ stops before a timestamp" {
+	start_broker --topic o:1
+	for i in $(seq 0 9); do
+		printf '{"@src":["x",0,%d],"@ts":%d,"key":null,"value":{"@bin":"m%d"}}\n' $i $(((i + 1) * 1000)) $i
+	done | fp-cat -r | fp-produce -q -t o
+	offs() { fp-consume -q -t o -e -f '%o ' "$@"; echo; }
+	[ "$(offs -o beginning)" = "0 1 2 3 4 5 6 7 8 9 " ]
+	[ "$(offs)" = "0 1 2 3 4 5 6 7 8 9 " ]
+	[ "$(offs -o end)" = "" ]
+	[ "$(offs -o 7)" = "7 8 9 " ]
+	[ "$(offs -o -2)" = "8 9 " ]
+	[ "$(offs -o -20)" = "0 1 2 3 4 5 6 7 8 9 " ]
+	[ "$(offs -o e@4500)" = "0 1 2 3 " ]
+	[ "$(offs -o 2 -o e@4000)" = "2 " ]
+	# fp-broker cannot look up offsets by time: s@ starts at the end there.
+	[ "$(offs -o s@99999999999999)" = "" ]
+	# -o end: the barrier still says where the partition stands.
+	consume -t o -o end -e > "$T/out"
+	[ "$(jq -c '.["@pos"]' "$T/out")" = '[["o",0,10]]' ]
+	run fp-consume -t o -o stored -e
+	[ "$status" -eq 2 ] && [[ $output == *"-o stored needs a group (-G)"* ]]
+}
+
+@test "barriers come every --barrier-ms and list every partition, even empty ones" {
+	start_broker --topic b:3
+	seqp b 1 4
+	bg_start c fp-consume -q -t b --barrier-ms 100
+	wait_for at_least 3 barriers_in "$T/c.out"
+	stop_pid "$BG_PID"
+	fp-cat "$T/c.out" > "$T/out"
+	[ "$(grep -c '"@src"' "$T/out")" -eq 4 ]
+	jq -c 'select(.["@ctl"]) | .["@pos"]' "$T/out" | sort -u > "$T/pos"
+	[ "$(cat "$T/pos")" = '[["b",0,0],["b",1,4],["b",2,0]]' ]
+	[ "$(jq -r 'select(.["@ctl"]) | .["@epoch"]' "$T/out" | head -3 | tr '\n' ' ')" = "1 2 3 " ]
+}
+
+@test "several -t are unioned into one stream" {
+	start_broker --topic a:1 --topic b:2
+	seqp a 0 3
+	seqp b 1 2
+	consume -t a -t b -e > "$T/out"
+	data_of "$T/out" | sort > "$T/got"
+	printf '%s\n' "a 0 0 1" "a 0 1 2" "a 0 2 3" "b 1 0 1" "b 1 1 2" > "$T/want"
+	diff -u "$T/want" "$T/got"
+	[ "$(tail -1 "$T/out" | jq -c '.["@pos"]')" = '[["a",0,3],["b",0,0],["b",1,2]]' ]
+}
+
+@test "-c stops after count messages with a final barrier" {
+	start_broker --topic c:2
+	seqp c 0 10
+	consume -t c -c 5 > "$T/out"
+	[ "$(grep -c '"@src"' "$T/out")" -eq 5 ]
+	[ "$(tail -1 "$T/out" | jq -c '.["@pos"]')" = '[["c",0,5],["c",1,0]]' ]
+}
+
+@test "-f and -J print kcat's formats" {
+	start_broker --topic f:1
+	printf 'k:v\n' | kcat -P -b "$BROKER" -t f -K : -H h=1
+	run fp-consume -q -t f -e -f 'Topic %t [%p] at offset %o: key %k (%K): %s (%S) %h\n'
+	[ "$status" -eq 0 ] && [ "$output" = "Topic f [0] at offset 0: key k (1): v (1) h=1" ]
+	fp-consume -q -t f -e -J | jq -c 'del(.ts)' > "$T/got"
+	echo '{"topic":"f","partition":0,"offset":0,"tstype":"create","broker":1,"headers":["h","1"],"key":"k","payload":"v"}' > "$T/want"
+	diff -u "$T/want" "$T/got"
+}
+
+@test "an out-of-range offset stops with exit 4 unless a reset policy is set" {
+	start_broker --topic r:1
+	seqp r 0 3
+	run fp-consume -q -t r -o 100 -e
+	[ "$status" -eq 4 ]
+	[[ $output == *"'r' [0]: offset 100 is out of range (the broker keeps 0..3)"* ]]
+	echo 'auto.offset.reset=earliest' > "$T/kafka.conf"
+	[ "$(fp-consume -q -t r -o 100 -e -F "$T/kafka.conf" -f '%s ')" = "1 2 3 " ]
+}
+
+@test "group mode: -e exits at the end, and the next run resumes at the committed offsets" {
+	# fp-broker makes a rejoin wait for the last member's session timeout.
+	start_broker --topic g:2
+	seqp g 0 3
+	seqp g 1 2
+	[ "$(fp-consume -q -t g -G grp -X session.timeout.ms=6000 -e -f '%p/%o ' | tr ' ' '\n' | sort | tr '\n' ' ')" = "0/0 0/1 0/2 1/0 1/1 " ]
+	seqp g 1 2
+	[ "$(fp-consume -q -t g -G grp -X session.timeout.ms=6000 -e -f '%p/%o ')" = "1/2 1/3 " ]
+}
+
+@test "group mode: two consumers split the partitions between them" {
+	start_broker --topic s:4
+	bg_start c1 fp-consume -t s -G split -f '%p %o\n'
+	bg_start c2 fp-consume -t s -G split -f '%p %o\n'
+	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c1.err"
+	wait_for grep -q 'assigned 2 partition(s), 2 in all' "$T/c2.err"
+	for p in 0 1 2 3; do seqp s $p 5; done
+	wait_for at_least 20 cat "$T/c1.out" "$T/c2.out"
+	sleep 0.5
+	[ "$(cat "$T/c1.out" "$T/c2.out" | sort | uniq | wc -l)" -eq 20 ]
+	[ "$(cat "$T/c1.out" "$T/c2.out" | wc -l)" -eq 20 ]
+	[ "$(cut -d' ' -f1 "$T/c1.out" | sort -u | wc -l)" -eq 2 ]
+	[ "$(cut -d' ' -f1 "$T/c2.out" | sort -u | wc -l)" -eq 2 ]
+}
+
+@test "broker down for 10 s then up: nothing lost, nothing duplicated (assign mode)" {
+	start_broker --topic d:2
+	bg_start c fp-consume -q -t d -f '%p %o %s\n'
+	C=$BG_PID
+	seq 1 200 | fp-produce -q --lines -t d
+	wait_for at_least 200 cat "$T/c.out"
+	broker_ctl 'down 1'
+	wait_for grep -q 'broker 1 down' "$T/broker.err"
+	seq 201 400 | fp-produce -q --lines -t d &
+	P=$!
+	sleep 10
+	broker_ctl 'up 1'
+	wait "$P"
+	wait_for at_least 400 cat "$T/c.out"
+	sleep 0.5
+	stop_pid "$C"
+	[ "$(wc -l < "$T/c.out")" -eq 400 ]
+	[ "$(cut -d' ' -f3 "$T/c.out" | sort -n | uniq | wc -l)" -eq 400 ]
+	[ "$(cut -d' ' -f1,2 "$T/c.out" | sort -u | wc -l)" -eq 400 ]
+}
+
+@test "usage errors exit 2 with a reason" {
+	run fp-consume -b 127.0.0.1:1 -f x
+	[ "$status" -eq 2 ] && [[ $output == *"no topic given"* ]]
+	run fp-consume -t x
+	[ "$status" -eq 2 ] && [[ $output == *"no brokers given"* ]]
+	run fp-consume -b 127.0.0.1:1 -t x -o yesterday
+	[ "$status" -eq 2 ] && [[ $output == *"bad offset 'yesterday'"* ]]
+	run fp-consume -b 127.0.0.1:1 -t x -f '%z'
+	[ "$status" -eq 2 ] && [[ $output == *"unknown format token '%z'"* ]]
+	run fp-consume -b 127.0.0.1:1 -t x -X no.such.prop=1 -f x
+	[ "$status" -eq 2 ] && [[ $output == *"No such configuration property"* ]]
+	run fp-consume -b 127.0.0.1:1 -t x -F "$T/missing.conf" -f x
+	[ "$status" -eq 2 ] && [[ $output == *"unable to open"* ]]
+	printf 'fetch.wait.max.ms=10\nbogus\n' > "$T/bad.conf"
+	run fp-consume -b 127.0.0.1:1 -t x -F "$T/bad.conf" -f x
+	[ "$status" -eq 2 ] && [[ $output == *"bad.conf:2: expected prop=val"* ]]
+}
+
+@test "man page examples" {
+	start_broker --topic views:2
+	printf 'u1:a\nu2:b\nu3:c\n' | kcat -P -b "$BROKER" -t views -p 1 -K :
+	run fp-consume -t views -o -2 -e -f '%t [%p] %o: %k %s\n'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "views [1] 1: u2 b" ] && [ "${lines[1]}" = "views [1] 2: u3 c" ]
+	fp-consume -b "$BROKER" -t views -e | fp-cat > "$T/out"
+	[ "$(tail -1 "$T/out")" = '{"@ctl":"barrier","@epoch":1,"@pos":[["views",0,0],["views",1,3]]}' ]
+}
