@@ -361,6 +361,23 @@ static int
 parse_string(jparser *j)
 {
 	fp_buf *b = j->out;
+	/* Fast path: plain ASCII, no escape, under 32 bytes (most keys and
+	 * values): the header is known before the bytes, nothing moves. */
+	const char *s0 = j->p + 1, *q = s0;
+	const char *lim = j->end - s0 > 32 ? s0 + 32 : j->end;
+	while (q < lim && (unsigned char)*q >= 0x20 && (unsigned char)*q < 0x80 && *q != '"' &&
+	       *q != '\\')
+		q++;
+	if (q < lim && *q == '"') {
+		size_t n = (size_t)(q - s0);
+		if (fp_buf_reserve(b, n + 1) < 0)
+			return jfail(j, j->p, "out of memory%s", "");
+		b->p[b->len++] = (uint8_t)(0xa0 | n);
+		memcpy(b->p + b->len, s0, n);
+		b->len += n;
+		j->p = q + 1;
+		return 0;
+	}
 	size_t hdr = b->len;
 	if (fp_buf_add(b, "\0\0\0\0\0", 5) < 0)
 		return jfail(j, j->p, "out of memory%s", "");
