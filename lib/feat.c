@@ -1,0 +1,1077 @@
+/* feat.c - per-key feature state: apply, emit, encode, decode; see feat.h.
+ *
+ * Layout of one feature's state (struct fst):
+ *   count/sum/avg/min/max without a window: n (events) and v (sum or
+ *     extreme; isf when v is a double).
+ *   the same with a window: p = wbk[len], buckets sorted oldest first;
+ *     wbk.nf = events (31 bits) | v-is-double (bit 31), wbk.v = sum/extreme.
+ *   first/latest/last: p = blob of n items [int64 t][uint16 len][value],
+ *     best first (latest/last: greatest (t, value) first; first: least).
+ *   topk: p = blob of n entries [uint16 len][value][uint16 k][k x (uint32
+ *     bid, uint32 count)], unwindowed entries have k = 1 and bid 0.
+ *   distinct: mode 0: p = uint64 hashes[len], sorted; mode 1: p = HLL
+ *     registers (2^FEAT_HLL_BITS bytes); mode 2 (window): p = dh[len]
+ *     sorted by hash, each with the bucket it was last seen in.
+ * Values are stored in canonical msgpack (feat_value_canon) so equal values
+ * compare and hash equal whatever encoding the record used.
+ */
+#include "feat_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "mpraw.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int64_t
+fdiv(int64_t t, int64_t w)
+{
+	int64_t q = t / w;
+	return t % w < 0 ? q - 1 : q;
+}
+
+/* Age in buckets of bucket bid relative to now's bucket; valid when the
+ * true age is below 2^32 (guaranteed for stored buckets, see advance()). */
+static uint32_t
+age_of(uint32_t cb, uint32_t bid)
+{
+	return cb - bid;
+}
+
+int
+feat_grow(feat_state *st, fst *f, size_t need)
+{
+	if (need <= f->cap)
+		return 0;
+	size_t cap = f->cap + f->cap / 2;
+	if (cap < need)
+		cap = need;
+	if (cap < 16)
+		cap = 16;
+	cap = (cap + 7) & ~(size_t)7;
+	size_t delta = cap - f->cap;
+	if ((size_t)st->used + delta > UINT32_MAX)
+		return -1;
+	if (st->used + delta > st->size) {
+		size_t size = st->size + st->size / 4;
+		if (size < st->used + delta)
+			size = st->used + delta;
+		size = (size + 63) & ~(size_t)63;
+		uint8_t *m = realloc(st->mem, size);
+		if (!m)
+			return -1;
+		st->mem = m;
+		st->size = (uint32_t)size;
+	}
+	uint32_t end = f->off + f->cap;
+	memmove(st->mem + end + delta, st->mem + end, st->used - end);
+	for (fst *g = f + 1; g < st->f + st->nf; g++)
+		g->off += (uint32_t)delta;
+	f->cap = (uint32_t)cap;
+	st->used += (uint32_t)delta;
+	return 0;
+}
+
+static int
+grow(feat_state *st, fst *f, size_t need, size_t elem)
+{
+	return feat_grow(st, f, need * elem);
+}
+
+static void
+fst_clear(fst *f)
+{
+	uint8_t mode = f->mode;
+	f->len = 0;
+	f->n = 0;
+	f->v.i = 0;
+	f->isf = 0;
+	f->mode = mode;
+}
+
+static inline uint16_t
+rd16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static inline void
+wr16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static inline int64_t
+rd64(const uint8_t *p)
+{
+	int64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static int
+raw_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+/* Header bytes of a canonical str or bin value, 0 for other values. */
+static size_t
+val_hdr(const uint8_t *v)
+{
+	if ((v[0] & 0xe0) == 0xa0)
+		return 1;
+	if (v[0] == 0xd9 || v[0] == 0xc4)
+		return 2;
+	if (v[0] == 0xda || v[0] == 0xc5)
+		return 3;
+	return 0;
+}
+
+/* The order used to break ties between canonical values: strings and
+ * binaries by their bytes, other values by their msgpack bytes; then the
+ * whole encoding (a str before a bin with the same bytes). */
+int
+feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t ha = val_hdr(a), hb = val_hdr(b);
+	int c = raw_cmp(a + ha, al - ha, b + hb, bl - hb);
+	return c ? c : raw_cmp(a, al, b, bl);
+}
+
+/* ---- canonical values --------------------------------------------------- */
+
+int
+feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
+{
+	if (n == 0)
+		return -1;
+	uint8_t c = p[0];
+	const char *s;
+	const uint8_t *b;
+	size_t sl;
+	int64_t i;
+	uint64_t u;
+	double d;
+	if (c == 0xc2 || c == 0xc3) {
+		out[0] = c;
+		*olen = 1;
+		return 0;
+	}
+	if (c == 0xca || c == 0xcb) {
+		if (mp_read_number(p, n, &d) < 0)
+			return -1;
+		uint64_t bits;
+		memcpy(&bits, &d, 8);
+		out[0] = 0xcb;
+		for (int k = 0; k < 8; k++)
+			out[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+		*olen = 9;
+		return 0;
+	}
+	if (mp_read_int(p, n, &i) == 0) {
+		*olen = feat_enc_int(out, i);
+		return 0;
+	}
+	if (mp_read_uint(p, n, &u) == 0) { /* beyond INT64_MAX */
+		out[0] = 0xcf;
+		for (int k = 0; k < 8; k++)
+			out[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		*olen = 9;
+		return 0;
+	}
+	int bin = 0;
+	if (mp_read_str(p, n, &s, &sl) == 0) {
+		b = (const uint8_t *)s;
+	} else if (mp_read_bin(p, n, &b, &sl) == 0) {
+		bin = 1;
+	} else {
+		return -1;
+	}
+	if (sl + 3 > FEAT_MAX_VALUE)
+		return -1;
+	size_t h = feat_enc_hdr(out, bin, sl);
+	if (h + sl > FEAT_MAX_VALUE)
+		return -1;
+	memcpy(out + h, b, sl);
+	*olen = h + sl;
+	return 0;
+}
+
+/* A number for sum/avg/min/max: 0 and *v, *isf; -1 when not a finite
+ * number. */
+static int
+read_num(const uint8_t *p, size_t n, fnum *v, uint8_t *isf)
+{
+	if (n && (p[0] == 0xca || p[0] == 0xcb)) {
+		if (mp_read_number(p, n, &v->d) < 0 || !isfinite(v->d))
+			return -1;
+		*isf = 1;
+		return 0;
+	}
+	if (mp_read_int(p, n, &v->i) == 0) {
+		*isf = 0;
+		return 0;
+	}
+	if (mp_read_number(p, n, &v->d) == 0) { /* uint64 beyond INT64_MAX */
+		*isf = 1;
+		return 0;
+	}
+	return -1;
+}
+
+static double
+as_d(fnum v, int isf)
+{
+	return isf ? v.d : (double)v.i;
+}
+
+static void
+num_add(fnum *acc, uint8_t *accf, fnum x, int xf)
+{
+	if (!*accf && !xf) {
+		int64_t r;
+		if (!__builtin_add_overflow(acc->i, x.i, &r)) {
+			acc->i = r;
+			return;
+		}
+	}
+	acc->d = as_d(*acc, *accf) + as_d(x, xf);
+	*accf = 1;
+}
+
+/* <0, 0, >0 as a < b numerically; equal values: an int sorts first. */
+static int
+num_cmp(fnum a, int af, fnum b, int bf)
+{
+	if (!af && !bf)
+		return a.i < b.i ? -1 : a.i > b.i;
+	double x = as_d(a, af), y = as_d(b, bf);
+	if (x != y)
+		return x < y ? -1 : 1;
+	return af - bf;
+}
+
+/* ---- state lifetime ---------------------------------------------------- */
+
+feat_state *
+feat_state_new(const feat_spec *s)
+{
+	feat_state *st = calloc(1, sizeof *st + s->n * sizeof(fst));
+	if (!st)
+		return NULL;
+	st->spec = s;
+	st->now = INT64_MIN;
+	st->nf = s->n;
+	return st;
+}
+
+void
+feat_state_free(feat_state *st)
+{
+	if (!st)
+		return;
+	free(st->mem);
+	free(st);
+}
+
+int64_t
+feat_state_now(const feat_state *st)
+{
+	return st->now;
+}
+
+size_t
+feat_state_memory(const feat_state *st)
+{
+	return sizeof *st + st->nf * sizeof(fst) + ALLOC_OVERHEAD +
+	       (st->size ? st->size + ALLOC_OVERHEAD : 0);
+}
+
+/* ---- windows ------------------------------------------------------------ */
+
+static int
+is_num(feat_agg a)
+{
+	return a <= FEAT_MAX;
+}
+
+size_t
+feat_tk_size(const uint8_t *e)
+{
+	size_t vl = rd16(e);
+	return 2 + vl + 2 + (size_t)rd16(e + 2 + vl) * 8;
+}
+
+size_t
+feat_item_size(const uint8_t *e)
+{
+	return 10 + rd16(e + 8);
+}
+
+/* Drop what is no longer inside the window ending at bucket cb. */
+static void
+prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
+{
+	uint32_t cb = feat_bucket(now, d->bucket_ms), nb = d->nbuckets;
+	if (is_num(d->agg)) {
+		wbk *b = FPTR(st, f);
+		uint32_t k = 0;
+		while (k < f->len && age_of(cb, b[k].bid) >= nb)
+			k++;
+		if (k) {
+			memmove(b, b + k, (f->len - k) * sizeof *b);
+			f->len -= k;
+		}
+	} else if (d->agg == FEAT_LATEST || d->agg == FEAT_LAST) {
+		uint8_t *p = FPTR(st, f);
+		size_t off = 0;
+		int64_t cnt = 0;
+		int64_t cb64 = fdiv(now, d->bucket_ms);
+		while (off < f->len && cb64 - fdiv(rd64(p + off), d->bucket_ms) < nb) {
+			off += feat_item_size(p + off);
+			cnt++;
+		}
+		f->len = (uint32_t)off;
+		f->n = cnt;
+	} else if (d->agg == FEAT_TOPK) {
+		uint8_t *p = FPTR(st, f);
+		size_t in = 0, out = 0;
+		int64_t cnt = 0;
+		while (in < f->len) {
+			size_t sz = feat_tk_size(p + in), vl = rd16(p + in);
+			uint8_t *kp = p + in + 2 + vl;
+			uint16_t k = rd16(kp), j = 0;
+			uint32_t (*bk)[2] = (void *)(kp + 2);
+			uint32_t tmp[2];
+			while (j < k) { /* oldest first */
+				memcpy(tmp, bk[j], 8);
+				if (age_of(cb, tmp[0]) < nb)
+					break;
+				j++;
+			}
+			if (j < k) {
+				size_t keep = (size_t)(k - j) * 8;
+				memmove(p + out, p + in, 2 + vl);
+				wr16(p + out + 2 + vl, (uint16_t)(k - j));
+				memmove(p + out + 2 + vl + 2, kp + 2 + (size_t)j * 8, keep);
+				out += 2 + vl + 2 + keep;
+				cnt++;
+			}
+			in += sz;
+		}
+		f->len = (uint32_t)out;
+		f->n = cnt;
+	} else if (d->agg == FEAT_DISTINCT && f->mode == 2) {
+		dh *h = FPTR(st, f);
+		uint32_t out = 0;
+		for (uint32_t k = 0; k < f->len; k++)
+			if (age_of(cb, h[k].bid) < nb)
+				h[out++] = h[k];
+		f->len = out;
+	}
+}
+
+/* now moved from old to st->now: prune the windows whose bucket changed. */
+static void
+advance(const feat_spec *s, feat_state *st, int64_t old)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const feat_def *d = &s->f[i];
+		if (!d->nbuckets || !st->f[i].len)
+			continue;
+		int64_t ob = fdiv(old, d->bucket_ms), nbk = fdiv(st->now, d->bucket_ms);
+		if (ob == nbk)
+			continue;
+		if (nbk - ob >= d->nbuckets) { /* everything left the window */
+			fst_clear(&st->f[i]);
+			continue;
+		}
+		prune(d, st, &st->f[i], st->now);
+	}
+}
+
+/* ---- aggregation -------------------------------------------------------- */
+
+static int
+num_apply(const feat_def *d, feat_state *st, fst *f, fnum x, uint8_t xf, uint32_t bid, uint32_t cb)
+{
+	if (!d->nbuckets) {
+		int first = f->n == 0;
+		f->n++;
+		switch (d->agg) {
+		case FEAT_SUM: case FEAT_AVG:
+			num_add(&f->v, &f->isf, x, xf);
+			break;
+		case FEAT_MIN:
+			if (first || num_cmp(x, xf, f->v, f->isf) < 0)
+				f->v = x, f->isf = xf;
+			break;
+		case FEAT_MAX:
+			if (first || num_cmp(x, xf, f->v, f->isf) > 0)
+				f->v = x, f->isf = xf;
+			break;
+		default:
+			break;
+		}
+		return 0;
+	}
+	wbk *b = FPTR(st, f);
+	uint32_t age = age_of(cb, bid), k = f->len;
+	while (k > 0 && age_of(cb, b[k - 1].bid) < age)
+		k--;
+	if (k > 0 && b[k - 1].bid == bid) {
+		wbk *e = &b[k - 1];
+		uint8_t ef = (e->nf & NF_FLOAT) != 0;
+		if ((e->nf & NF_COUNT) != NF_COUNT)
+			e->nf++;
+		switch (d->agg) {
+		case FEAT_SUM: case FEAT_AVG:
+			num_add(&e->v, &ef, x, xf);
+			break;
+		case FEAT_MIN:
+			if (num_cmp(x, xf, e->v, ef) < 0)
+				e->v = x, ef = xf;
+			break;
+		case FEAT_MAX:
+			if (num_cmp(x, xf, e->v, ef) > 0)
+				e->v = x, ef = xf;
+			break;
+		default:
+			break;
+		}
+		e->nf = (e->nf & NF_COUNT) | (ef ? NF_FLOAT : 0);
+		return 0;
+	}
+	if (grow(st, f, (size_t)f->len + 1, sizeof(wbk)) < 0)
+		return -1;
+	b = FPTR(st, f);
+	memmove(b + k + 1, b + k, (f->len - k) * sizeof *b);
+	b[k].bid = bid;
+	b[k].nf = 1 | (xf ? NF_FLOAT : 0);
+	b[k].v = d->agg == FEAT_COUNT ? (fnum){.i = 0} : x;
+	if (d->agg == FEAT_COUNT)
+		b[k].nf = 1;
+	f->len++;
+	return 0;
+}
+
+static int
+item_cmp(int64_t t, const uint8_t *v, size_t vl, const uint8_t *item)
+{
+	int64_t it = rd64(item);
+	if (t != it)
+		return t < it ? -1 : 1;
+	return feat_val_cmp(v, vl, item + 10, rd16(item + 8));
+}
+
+static int
+list_apply(const feat_def *d, feat_state *st, fst *f, int64_t t, const uint8_t *v, size_t vl)
+{
+	int want = d->agg == FEAT_FIRST ? -1 : 1;
+	uint8_t *p = FPTR(st, f);
+	size_t off = 0;
+	int64_t idx = 0;
+	while (off < f->len) {
+		int c = item_cmp(t, v, vl, p + off);
+		if ((c > 0 && want > 0) || (c < 0 && want < 0))
+			break;
+		off += feat_item_size(p + off);
+		idx++;
+	}
+	if (idx >= d->param)
+		return 0;
+	size_t sz = 10 + vl;
+	if (grow(st, f, (size_t)f->len + sz, 1) < 0)
+		return -1;
+	p = FPTR(st, f);
+	memmove(p + off + sz, p + off, f->len - off);
+	memcpy(p + off, &t, 8);
+	wr16(p + off + 8, (uint16_t)vl);
+	memcpy(p + off + 10, v, vl);
+	f->len += (uint32_t)sz;
+	if (++f->n > d->param) { /* drop the last item */
+		size_t o = 0;
+		for (int64_t k = 0; k < d->param; k++)
+			o += feat_item_size(p + o);
+		f->len = (uint32_t)o;
+		f->n = d->param;
+	}
+	return 0;
+}
+
+/* Total count of a topk entry inside the window. */
+static uint64_t
+tk_total(const feat_def *d, const uint8_t *e, uint32_t cb)
+{
+	size_t vl = rd16(e);
+	const uint8_t *kp = e + 2 + vl;
+	uint16_t k = rd16(kp);
+	uint64_t tot = 0;
+	for (uint16_t j = 0; j < k; j++) {
+		uint32_t b[2];
+		memcpy(b, kp + 2 + (size_t)j * 8, 8);
+		if (!d->nbuckets || age_of(cb, b[0]) < d->nbuckets)
+			tot += b[1];
+	}
+	return tot;
+}
+
+/* Replace p[off..off+oldsz) by new[0..newsz) in the blob of f. */
+static int
+splice(feat_state *st, fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
+{
+	if (newsz > oldsz && grow(st, f, (size_t)f->len + newsz - oldsz, 1) < 0)
+		return -1;
+	uint8_t *p = FPTR(st, f);
+	memmove(p + off + newsz, p + off + oldsz, f->len - off - oldsz);
+	if (newsz)
+		memcpy(p + off, nw, newsz);
+	f->len = (uint32_t)(f->len - oldsz + newsz);
+	return 0;
+}
+
+static int
+topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+           uint32_t cb, feat_stats *stats)
+{
+	uint8_t *p = FPTR(st, f);
+	size_t off = 0, victim = SIZE_MAX;
+	uint64_t vmin = UINT64_MAX;
+	while (off < f->len) {
+		size_t el = rd16(p + off);
+		if (el == vl && !memcmp(p + off + 2, v, vl))
+			break;
+		uint64_t tot = tk_total(d, p + off, cb);
+		if (tot < vmin || (tot == vmin && victim != SIZE_MAX &&
+		                   feat_val_cmp(p + off + 2, el, p + victim + 2, rd16(p + victim)) > 0)) {
+			vmin = tot;
+			victim = off;
+		}
+		off += feat_tk_size(p + off);
+	}
+	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
+	if (off < f->len) { /* known value: add to its bucket */
+		uint8_t *kp = p + off + 2 + vl;
+		uint16_t k = rd16(kp);
+		uint8_t *bk = kp + 2;
+		uint32_t age = age_of(cb, bid);
+		uint16_t j = k;
+		uint32_t b[2];
+		while (j > 0) {
+			memcpy(b, bk + (size_t)(j - 1) * 8, 8);
+			if (!d->nbuckets || age_of(cb, b[0]) >= age)
+				break;
+			j--;
+		}
+		if (j > 0) {
+			memcpy(b, bk + (size_t)(j - 1) * 8, 8);
+			if (!d->nbuckets || b[0] == bid) {
+				if (b[1] < UINT32_MAX)
+					b[1]++;
+				memcpy(bk + (size_t)(j - 1) * 8, b, 8);
+				return 0;
+			}
+		}
+		if (k == UINT16_MAX)
+			return 0;
+		b[0] = bid;
+		b[1] = 1;
+		if (splice(st, f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
+			return -1;
+		wr16((uint8_t *)FPTR(st, f) + off + 2 + vl, (uint16_t)(k + 1));
+		return 0;
+	}
+	uint32_t start = 1;
+	if (f->n >= d->capacity && victim != SIZE_MAX) { /* Space-Saving */
+		if (!d->nbuckets)
+			start = vmin >= UINT32_MAX ? UINT32_MAX : (uint32_t)vmin + 1;
+		if (splice(st, f, victim, feat_tk_size(p + victim), NULL, 0) < 0)
+			return -1;
+		f->n--;
+		if (stats)
+			stats->approx++;
+	}
+	wr16(tmp, (uint16_t)vl);
+	memcpy(tmp + 2, v, vl);
+	wr16(tmp + 2 + vl, 1);
+	uint32_t b[2] = {d->nbuckets ? bid : 0, start};
+	memcpy(tmp + 2 + vl + 2, b, 8);
+	if (splice(st, f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
+		return -1;
+	f->n++;
+	return 0;
+}
+
+static inline uint8_t
+hll_rank(uint64_t h)
+{
+	uint64_t w = h >> FEAT_HLL_BITS;
+	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
+}
+
+static int
+to_hll(feat_state *st, fst *f)
+{
+	uint64_t h[FEAT_DISTINCT_EXACT];
+	uint32_t n = f->len;
+	memcpy(h, FPTR(st, f), n * sizeof h[0]);
+	if (feat_grow(st, f, HLL_BYTES) < 0)
+		return -1;
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, HLL_M);
+	for (uint32_t k = 0; k < n; k++) {
+		uint8_t x = hll_rank(h[k]);
+		uint32_t j = (uint32_t)(h[k] & (HLL_M - 1));
+		if (x > r[j])
+			r[j] = x;
+	}
+	feat_hll_histogram(r);
+	f->len = HLL_BYTES;
+	f->mode = 1;
+	return 0;
+}
+
+void
+feat_hll_histogram(uint8_t *r)
+{
+	uint16_t c[HLL_Q + 2] = {0};
+	for (uint32_t j = 0; j < HLL_M; j++)
+		c[r[j]]++; /* at most 2^14 per rank: fits */
+	memcpy(r + HLL_M, c, sizeof c);
+}
+
+static int
+distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t vl, uint32_t bid,
+               uint32_t cb, feat_stats *stats)
+{
+	uint64_t h = feat_hash(v, vl);
+	if (f->mode == 1) {
+		uint8_t *r = FPTR(st, f), x = hll_rank(h);
+		uint32_t j = (uint32_t)(h & (HLL_M - 1));
+		if (x > r[j]) {
+			uint16_t c[2];
+			memcpy(&c[0], r + HLL_M + 2 * r[j], 2);
+			memcpy(&c[1], r + HLL_M + 2 * x, 2);
+			c[0]--;
+			c[1]++;
+			memcpy(r + HLL_M + 2 * r[j], &c[0], 2);
+			memcpy(r + HLL_M + 2 * x, &c[1], 2);
+			r[j] = x;
+		}
+		if (stats)
+			stats->approx++;
+		return 0;
+	}
+	if (d->nbuckets) {
+		f->mode = 2;
+		dh *a = FPTR(st, f);
+		uint32_t lo = 0, hi = f->len;
+		while (lo < hi) {
+			uint32_t mid = (lo + hi) / 2;
+			if (a[mid].h < h)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < f->len && a[lo].h == h) {
+			if (age_of(cb, bid) < age_of(cb, a[lo].bid))
+				a[lo].bid = bid;
+			return 0;
+		}
+		if (f->len >= FEAT_DISTINCT_WINDOW) {
+			if (stats)
+				stats->approx++;
+			return 0;
+		}
+		if (grow(st, f, (size_t)f->len + 1, sizeof(dh)) < 0)
+			return -1;
+		a = FPTR(st, f);
+		memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
+		a[lo] = (dh){h, bid, 0};
+		f->len++;
+		return 0;
+	}
+	uint64_t *a = FPTR(st, f);
+	uint32_t lo = 0, hi = f->len;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (a[mid] < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < f->len && a[lo] == h)
+		return 0;
+	if (f->len >= FEAT_DISTINCT_EXACT) {
+		if (to_hll(st, f) < 0)
+			return -1;
+		return distinct_apply(d, st, f, v, vl, bid, cb, stats);
+	}
+	if (grow(st, f, (size_t)f->len + 1, sizeof(uint64_t)) < 0)
+		return -1;
+	a = FPTR(st, f);
+	memmove(a + lo + 1, a + lo, (f->len - lo) * sizeof *a);
+	a[lo] = h;
+	f->len++;
+	return 0;
+}
+
+/* The value of every field of the spec in the checked map rec[0..len):
+ * top-level names in one scan, other paths with fp_path_get(); NULL when
+ * missing. */
+static void
+read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **fv,
+            size_t *fl)
+{
+	size_t want = 0;
+	for (size_t i = 0; i < s->nfields; i++) {
+		fv[i] = NULL;
+		fl[i] = 0;
+		if (!s->fields[i].simple)
+			fp_path_get(s->fields[i].path, rec, len, &fv[i], &fl[i]);
+		else
+			want++;
+	}
+	uint32_t cnt;
+	size_t h;
+	if (!want || mp_read_map(rec, len, &cnt, &h) < 0)
+		return;
+	const uint8_t *p = rec + h, *end = rec + len;
+	for (uint32_t k = 0; k < cnt && want; k++) {
+		const char *name;
+		size_t nl, ks = mp_skip(p, (size_t)(end - p));
+		if (!ks || mp_read_str(p, (size_t)(end - p), &name, &nl) < 0)
+			return;
+		p += ks;
+		size_t vs = mp_skip(p, (size_t)(end - p));
+		if (!vs)
+			return;
+		for (size_t i = 0; i < s->nfields; i++) {
+			const feat_field *f = &s->fields[i];
+			if (f->simple && !fv[i] && f->nlen == nl && !memcmp(f->name, name, nl)) {
+				fv[i] = p;
+				fl[i] = vs;
+				want--;
+			}
+		}
+		p += vs;
+	}
+}
+
+int
+feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
+           feat_stats *stats)
+{
+	feat_stats dummy;
+	if (!stats)
+		stats = &dummy;
+	stats->records++;
+	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
+	size_t fl[FEAT_MAX_FEATURES + 1];
+	signed char wr[FEAT_MAX_FEATURES];
+	read_fields(s, rec, len, fv, fl);
+	memset(wr, -1, s->nwheres);
+	int64_t t;
+	if (!fv[0] || mp_read_int(fv[0], fl[0], &t) < 0) {
+		stats->no_time++;
+		return 1;
+	}
+	if (t > st->now) {
+		int64_t old = st->now;
+		st->now = t;
+		if (old != INT64_MIN)
+			advance(s, st, old);
+	}
+	int rc = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const feat_def *d = &s->f[i];
+		fst *f = &st->f[i];
+		if (d->widx >= 0) {
+			if (wr[d->widx] < 0)
+				wr[d->widx] = (signed char)expr_match(s->wheres[d->widx], rec, len);
+			if (!wr[d->widx]) {
+				stats->filtered++;
+				continue;
+			}
+		}
+		uint32_t bid = 0, cb = 0;
+		if (d->nbuckets) {
+			int64_t b64 = fdiv(t, d->bucket_ms), c64 = fdiv(st->now, d->bucket_ms);
+			if (c64 - b64 >= d->nbuckets) {
+				stats->late++;
+				continue;
+			}
+			bid = (uint32_t)b64;
+			cb = (uint32_t)c64;
+		}
+		const uint8_t *v = NULL;
+		size_t vl = 0;
+		if (d->fidx >= 0) {
+			v = fv[d->fidx];
+			vl = fl[d->fidx];
+			if (!v) {
+				stats->bad_field++;
+				continue;
+			}
+		}
+		int r = 0;
+		if (is_num(d->agg)) {
+			fnum x = {.i = 0};
+			uint8_t xf = 0;
+			if (d->agg != FEAT_COUNT && read_num(v, vl, &x, &xf) < 0) {
+				stats->bad_field++;
+				continue;
+			}
+			r = num_apply(d, st, f, x, xf, bid, cb);
+		} else {
+			uint8_t cv[FEAT_MAX_VALUE];
+			size_t cl;
+			if (feat_value_canon(v, vl, cv, &cl) < 0) {
+				stats->bad_field++;
+				continue;
+			}
+			if (d->agg == FEAT_TOPK)
+				r = topk_apply(d, st, f, cv, cl, bid, cb, stats);
+			else if (d->agg == FEAT_DISTINCT)
+				r = distinct_apply(d, st, f, cv, cl, bid, cb, stats);
+			else
+				r = list_apply(d, st, f, t, cv, cl);
+		}
+		if (r < 0)
+			rc = -1;
+		else
+			stats->applied++;
+	}
+	return rc;
+}
+
+/* ---- values ------------------------------------------------------------- */
+
+/* Ertl's improved raw estimator (arXiv:1702.01284), no bias tables. */
+static double
+hll_sigma(double x)
+{
+	if (x == 1.0)
+		return INFINITY;
+	double y = 1, z = x, zp;
+	do {
+		x *= x;
+		zp = z;
+		z += x * y;
+		y += y;
+	} while (z != zp);
+	return z;
+}
+
+static double
+hll_tau(double x)
+{
+	if (x == 0.0 || x == 1.0)
+		return 0;
+	double y = 1, z = 1 - x, zp;
+	do {
+		x = sqrt(x);
+		zp = z;
+		y *= 0.5;
+		z -= (1 - x) * (1 - x) * y;
+	} while (z != zp);
+	return z / 3;
+}
+
+static int64_t
+hll_estimate(const uint8_t *r)
+{
+	uint16_t c[HLL_Q + 2]; /* the histogram after the registers */
+	memcpy(c, r + HLL_M, sizeof c);
+	double m = HLL_M;
+	double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
+	for (int k = HLL_Q; k >= 1; k--)
+		z = 0.5 * (z + c[k]);
+	z += m * hll_sigma(c[0] / m);
+	return llround(m * m / (2 * log(2)) / z);
+}
+
+typedef struct tkv {
+	const uint8_t *v;
+	size_t vl;
+	uint64_t n;
+} tkv;
+
+static int
+tkv_cmp(const void *a, const void *b)
+{
+	const tkv *x = a, *y = b;
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return feat_val_cmp(x->v, x->vl, y->v, y->vl);
+}
+
+static uint8_t *
+put_num(uint8_t *o, fnum v, int isf)
+{
+	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
+}
+
+/* An upper bound of the bytes emit_one() writes. */
+static size_t
+emit_bound(const feat_def *d, const fst *f)
+{
+	switch (d->agg) {
+	case FEAT_FIRST: case FEAT_LATEST:
+		return FEAT_MAX_VALUE + 9;
+	case FEAT_LAST:
+		return 5 + (size_t)f->len;
+	case FEAT_TOPK:
+		return 5 + (size_t)f->len + 10 * (size_t)f->n;
+	default:
+		return 9;
+	}
+}
+
+/* Write feature f's value at o (room for emit_bound()); the end, or NULL
+ * when out of memory. */
+static uint8_t *
+emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uint8_t *o)
+{
+	uint32_t cb = d->nbuckets ? feat_bucket(now, d->bucket_ms) : 0;
+	if (is_num(d->agg)) {
+		int64_t n = 0;
+		fnum v = {.i = 0};
+		uint8_t isf = 0;
+		if (!d->nbuckets) {
+			n = f->n;
+			v = f->v;
+			isf = f->isf;
+		} else {
+			const wbk *b = FPTR(st, f);
+			for (uint32_t k = 0; k < f->len; k++) {
+				if (age_of(cb, b[k].bid) >= d->nbuckets)
+					continue;
+				uint8_t bf = (b[k].nf & NF_FLOAT) != 0;
+				int first = n == 0;
+				n += b[k].nf & NF_COUNT;
+				if (d->agg == FEAT_SUM || d->agg == FEAT_AVG)
+					num_add(&v, &isf, b[k].v, bf);
+				else if (first || (d->agg == FEAT_MIN ? num_cmp(b[k].v, bf, v, isf) < 0 :
+				                   num_cmp(b[k].v, bf, v, isf) > 0))
+					v = b[k].v, isf = bf;
+			}
+		}
+		switch (d->agg) {
+		case FEAT_COUNT:
+			return feat_put_int(o, n);
+		case FEAT_SUM:
+			return put_num(o, v, isf);
+		case FEAT_AVG:
+			if (!n)
+				break;
+			return feat_put_double(o, as_d(v, isf) / (double)n);
+		default:
+			if (!n)
+				break;
+			return put_num(o, v, isf);
+		}
+		*o = 0xc0;
+		return o + 1;
+	}
+	const uint8_t *p = FPTR(st, f);
+	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
+	switch (d->agg) {
+	case FEAT_FIRST: case FEAT_LATEST:
+		if (f->len && (!d->nbuckets || c64 - fdiv(rd64(p), d->bucket_ms) < d->nbuckets))
+			return feat_put_bytes(o, p + 10, rd16(p + 8));
+		break;
+	case FEAT_LAST: {
+		size_t off = 0, cnt = 0;
+		while (off < f->len && (!d->nbuckets ||
+		                        c64 - fdiv(rd64(p + off), d->bucket_ms) < d->nbuckets)) {
+			off += feat_item_size(p + off);
+			cnt++;
+		}
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t at = 0; at < off; at += feat_item_size(p + at))
+			o = feat_put_bytes(o, p + at + 10, rd16(p + at + 8));
+		return o;
+	}
+	case FEAT_TOPK: {
+		tkv small[32], *a = small;
+		size_t cnt = 0;
+		if (f->n > 32 && !(a = malloc((size_t)f->n * sizeof *a)))
+			return NULL;
+		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
+			uint64_t tot = tk_total(d, p + off, cb);
+			if (tot && cnt < (size_t)f->n)
+				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
+		}
+		if (cnt > 32) {
+			qsort(a, cnt, sizeof *a, tkv_cmp);
+		} else {
+			for (size_t x = 1; x < cnt; x++) /* insertion sort */
+				for (size_t y = x; y > 0 && tkv_cmp(&a[y - 1], &a[y]) > 0; y--) {
+					tkv tmp = a[y];
+					a[y] = a[y - 1];
+					a[y - 1] = tmp;
+				}
+		}
+		if (cnt > (size_t)d->param)
+			cnt = (size_t)d->param;
+		o = feat_put_array(o, (uint32_t)cnt);
+		for (size_t k = 0; k < cnt; k++) {
+			*o++ = 0x92;
+			o = feat_put_bytes(o, a[k].v, a[k].vl);
+			o = feat_put_int(o, a[k].n > INT64_MAX ? INT64_MAX : (int64_t)a[k].n);
+		}
+		if (a != small)
+			free(a);
+		return o;
+	}
+	case FEAT_DISTINCT: {
+		if (f->mode == 1)
+			return feat_put_int(o, hll_estimate(p));
+		if (f->mode == 2) {
+			const dh *h = FPTR(st, f);
+			int64_t n = 0;
+			for (uint32_t k = 0; k < f->len; k++)
+				n += age_of(cb, h[k].bid) < d->nbuckets;
+			return feat_put_int(o, n);
+		}
+		return feat_put_int(o, f->len);
+	}
+	default:
+		break;
+	}
+	*o = 0xc0;
+	return o + 1;
+}
+
+int
+feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
+{
+	size_t bound = 0;
+	for (size_t i = 0; i < s->n; i++)
+		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
+	uint8_t small[4096], *buf = small;
+	small[0] = 0xc0;
+	if (bound > sizeof small && !(buf = malloc(bound)))
+		return -1;
+	uint8_t *o = buf;
+	for (size_t i = 0; i < s->n && o; i++) {
+		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
+		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
+	}
+	int r = o ? pk->callback(pk->data, (const char *)buf, (size_t)(o - buf)) : -1;
+	if (buf != small)
+		free(buf);
+	return r < 0 ? -1 : 0;
+}

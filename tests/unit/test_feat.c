@@ -1,0 +1,867 @@
+/* test_feat.c - the feature language, aggregates, windows and state (TAP). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/expr.h"
+#include "../../lib/feat.h"
+#include "../../lib/json.h"
+#include "../../lib/mpraw.h"
+
+static int ntest, nfail;
+
+static void
+ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%sok %d - ", cond ? "" : "not ", ++ntest);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	if (!cond)
+		nfail++;
+}
+
+static feat_spec *
+spec(const char *text)
+{
+	char err[256];
+	feat_spec *s = feat_spec_parse(text, strlen(text), "t.fp", err, sizeof err);
+	if (!s)
+		printf("# parse error: %s\n", err);
+	return s;
+}
+
+/* A JSON record as msgpack; the caller releases b. */
+static void
+rec(fp_buf *b, const char *json)
+{
+	json_error e;
+	b->len = 0;
+	if (json_to_mp(json, strlen(json), b, 64, &e) < 0) {
+		printf("# bad test record %s: %s\n", json, e.msg);
+		exit(99);
+	}
+}
+
+static void
+apply(const feat_spec *s, feat_state *st, const char *json, feat_stats *stats)
+{
+	fp_buf b = FP_BUF_INIT;
+	rec(&b, json);
+	if (feat_apply(s, st, b.p, b.len, stats) < 0) {
+		printf("# feat_apply out of memory\n");
+		exit(99);
+	}
+	fp_buf_release(&b);
+}
+
+/* The emitted values as one line of JSON (static buffer). */
+static const char *
+values(const feat_spec *s, const feat_state *st)
+{
+	static char out[65536];
+	fp_buf b = FP_BUF_INIT, j = FP_BUF_INIT;
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &b, fp_buf_pack_write);
+	msgpack_pack_map(&pk, feat_spec_count(s));
+	if (feat_emit_values(s, st, &pk) < 0 || mp_to_json(b.p, b.len, &j) < 0)
+		snprintf(out, sizeof out, "(emit failed)");
+	else
+		snprintf(out, sizeof out, "%.*s", (int)j.len, (const char *)j.p);
+	fp_buf_release(&b);
+	fp_buf_release(&j);
+	return out;
+}
+
+static void
+is_str(const char *got, const char *want, const char *name)
+{
+	int same = strcmp(got, want) == 0;
+	ok(same, "%s", name);
+	if (!same)
+		printf("#   got:  %s\n#   want: %s\n", got, want);
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+static void
+test_parse(void)
+{
+	feat_spec *s = spec("# a comment\n"
+	                    "key   user_id   # the entity\n"
+	                    "prefix \"u:\\x41\"\n"
+	                    "time  ts\n"
+	                    "ttl   30d\n"
+	                    "\n"
+	                    "views_1h = count() where action == \"view\" over 1h\n"
+	                    "views_7d = count() over 7d by 1h\n"
+	                    "spend    = sum(price)\n"
+	                    "recent   = last(car_id, 20) # newest first\n"
+	                    "top      = topk(brand, 5) over 1d\n"
+	                    "time = latest(city)\n");
+	ok(s != NULL, "parse: a full file");
+	if (!s)
+		return;
+	size_t pl;
+	const char *p = feat_spec_prefix(s, &pl);
+	ok(pl == 3 && !memcmp(p, "u:A", 3), "parse: prefix with escapes");
+	ok(!strcmp(fp_path_text(feat_spec_key(s)), "user_id"), "parse: key field");
+	ok(!strcmp(fp_path_text(feat_spec_time(s)), "ts"), "parse: time field");
+	ok(feat_spec_ttl(s) == 30 * 86400, "parse: ttl in seconds");
+	ok(feat_spec_count(s) == 6, "parse: six features");
+	ok(!strcmp(feat_spec_name(s, 0), "views_1h") && !strcmp(feat_spec_name(s, 5), "time"),
+	   "parse: names in file order (a feature may be called 'time')");
+	ok(feat_spec_agg(s, 3) == FEAT_LAST && feat_spec_agg(s, 4) == FEAT_TOPK, "parse: aggregates");
+	ok(feat_spec_window_ms(s, 0) == 3600000 && feat_spec_bucket_ms(s, 0) == 60000,
+	   "parse: default bucket of 1h is 1m");
+	ok(feat_spec_bucket_ms(s, 1) == 3600000, "parse: explicit by");
+	ok(feat_spec_bucket_ms(s, 4) == 1200000, "parse: default bucket of 1d is 20m");
+	ok(feat_spec_window_ms(s, 2) == 0, "parse: no window");
+	feat_spec_free(s);
+
+	s = spec("key k\nc = count()");
+	ok(s && !strcmp(fp_path_text(feat_spec_time(s)), "@ts") && feat_spec_ttl(s) == 0,
+	   "parse: time defaults to @ts, no ttl, no final newline");
+	size_t plen = 1;
+	if (s)
+		feat_spec_prefix(s, &plen);
+	ok(plen == 0, "parse: empty prefix by default");
+	feat_spec_free(s);
+
+	static const struct { const char *text, *want; } bad[] = {
+		{"c = count()\n", "t.fp:2:1: missing 'key FIELD' line"},
+		{"key k\n", "t.fp:2:1: no features"},
+		{"key k\nc = count(x)\n", "t.fp:2:11: expected ')': count() takes no argument"},
+		{"key k\nc = cnt()\n", "t.fp:2:5: expected an aggregate"},
+		{"key k\nc = sum()\n", "t.fp:2:9: expected a field"},
+		{"key k\nc = last(x)\n", "t.fp:2:11: expected ',' and the number of values: last(FIELD, N)"},
+		{"key k\nc = topk(x, 0)\n", "t.fp:2:13: expected K, a number from 1 to 1000"},
+		{"key k\nc = count() over 1x\n", "t.fp:2:18: expected a window duration after 'over'"},
+		{"key k\nc = count() over 60\n", "t.fp:2:18: expected a window duration after 'over' (a duration with a unit"},
+		{"key k\nc = count() over 1h by 7m\n", "t.fp:2:24: the bucket must divide the window"},
+		{"key k\nc = count() over 1h by 2h\n", "t.fp:2:24: the bucket must divide the window"},
+		{"key k\nc = count() over 1d by 1s\n", "t.fp:2:18: window of more than 4096 buckets"},
+		{"key k\nc = count() junk\n", "t.fp:2:13: expected 'where', 'over' or end of line"},
+		{"key k\nc = count() over 1h junk\n", "t.fp:2:21: expected 'by' or end of line"},
+		{"key k\nc = count()\nc = sum(x)\n", "t.fp:3:1: feature 'c' defined twice"},
+		{"key k\nkey j\nc = count()\n", "t.fp:2:1: 'key' given twice"},
+		{"key k\nbogus x\n", "t.fp:2:1: expected 'key', 'prefix', 'time', 'ttl' or NAME = AGGREGATE(...)"},
+		{"key k\nprefix u\n", "t.fp:2:8: expected a \"string\""},
+		{"key k\nprefix \"u\n", "t.fp:2:8: unterminated string"},
+		{"key k\nttl 1500ms\n", "t.fp:2:5: ttl must be a whole number of seconds"},
+		{"key k\nc = first(x) over 1h\n", "t.fp:2:19: first() cannot have a window"},
+		{"key k\nc = count() where\n", "t.fp:2:18: expected a where expression"},
+		{"key k\n  c count()\n", "t.fp:2:3: expected 'key', 'prefix', 'time', 'ttl' or NAME"},
+		{"key k extra\nc = count()\n", "t.fp:1:7: expected end of line after the key field"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char err[256] = "";
+		feat_spec *b = feat_spec_parse(bad[i].text, strlen(bad[i].text), "t.fp", err, sizeof err);
+		int good = !b && !strncmp(err, bad[i].want, strlen(bad[i].want));
+		ok(good, "parse error %zu: %s", i, bad[i].want);
+		if (!good)
+			printf("#   got: %s\n", b ? "(parsed)" : err);
+		feat_spec_free(b);
+	}
+	char err[256];
+	ok(!feat_spec_parse_file("/nonexistent/x.fp", err, sizeof err) &&
+	   !strcmp(err, "unable to open '/nonexistent/x.fp': No such file or directory"),
+	   "parse_file: missing file named");
+}
+
+/* ---- aggregates ------------------------------------------------------------ */
+
+static void
+test_aggregates(void)
+{
+	feat_spec *s = spec("key u\n"
+	                    "n = count()\n"
+	                    "views = count() where action == \"view\"\n"
+	                    "total = sum(price)\n"
+	                    "fsum = sum(w)\n"
+	                    "mean = avg(price)\n"
+	                    "lo = min(price)\n"
+	                    "hi = max(w)\n"
+	                    "first_city = first(city)\n"
+	                    "city = latest(city)\n"
+	                    "recent = last(item, 3)\n"
+	                    "top = topk(brand, 2)\n"
+	                    "uniq = distinct(item)\n"
+	                    "none = max(missing)\n");
+	if (!s) {
+		ok(0, "aggregates: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	is_str(values(s, st), "{\"n\":0,\"views\":0,\"total\":0,\"fsum\":0,\"mean\":null,\"lo\":null,"
+	       "\"hi\":null,\"first_city\":null,\"city\":null,\"recent\":[],\"top\":[],\"uniq\":0,"
+	       "\"none\":null}", "aggregates: empty state");
+	feat_stats stats = {0};
+	apply(s, st, "{\"@ts\":1000,\"u\":1,\"action\":\"view\",\"price\":10,\"w\":1.5,\"city\":\"Oslo\","
+	      "\"item\":\"a\",\"brand\":\"bmw\"}", &stats);
+	apply(s, st, "{\"@ts\":3000,\"u\":1,\"action\":\"order\",\"price\":5,\"w\":2,\"city\":\"Rome\","
+	      "\"item\":\"b\",\"brand\":\"vw\"}", &stats);
+	apply(s, st, "{\"@ts\":2000,\"u\":1,\"action\":\"view\",\"price\":\"x\",\"city\":\"Bonn\","
+	      "\"item\":\"a\",\"brand\":\"vw\"}", &stats);
+	apply(s, st, "{\"@ts\":4000,\"u\":1,\"action\":\"view\",\"price\":-3,\"w\":0.25,"
+	      "\"item\":\"c\",\"brand\":\"audi\"}", &stats);
+	apply(s, st, "{\"u\":1,\"action\":\"view\",\"price\":1000}", &stats);
+	is_str(values(s, st), "{\"n\":4,\"views\":3,\"total\":12,\"fsum\":3.75,\"mean\":4.0,\"lo\":-3,"
+	       "\"hi\":2,\"first_city\":\"Oslo\",\"city\":\"Rome\",\"recent\":[\"c\",\"b\",\"a\"],"
+	       "\"top\":[[\"vw\",2],[\"audi\",1]],\"uniq\":3,\"none\":null}",
+	       "aggregates: every aggregate, hand-computed");
+	ok(stats.records == 5 && stats.no_time == 1, "stats: a record without time is ignored");
+	/* price "x" (3 pairs: total, mean, lo), w missing (fsum, hi), city missing
+	 * (first_city, city), none missing 4 times */
+	ok(stats.bad_field == 3 + 2 + 2 + 4, "stats: missing or wrong-typed fields counted (%llu)",
+	   (unsigned long long)stats.bad_field);
+	ok(stats.filtered == 1, "stats: where mismatches counted");
+	ok(feat_state_now(st) == 4000, "now is the greatest event time");
+	feat_state_free(st);
+	feat_spec_free(s);
+
+	s = spec("key u\ns = sum(x)\nm = min(x)\nl = last(x, 2)\nd = distinct(x)\n");
+	st = feat_state_new(s);
+	apply(s, st, "{\"@ts\":1,\"x\":9223372036854775807}", NULL);
+	apply(s, st, "{\"@ts\":1,\"x\":1}", NULL);
+	apply(s, st, "{\"@ts\":1,\"x\":1.0}", NULL);
+	apply(s, st, "{\"@ts\":1,\"x\":true}", NULL);
+	is_str(values(s, st), "{\"s\":9.223372036854776e+18,\"m\":1,\"l\":[9223372036854775807,1.0],\"d\":4}",
+	       "aggregates: int overflow turns the sum to float; ties broken by value bytes");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* ---- windows ------------------------------------------------------------- */
+
+static void
+test_windows(void)
+{
+	feat_spec *s = spec("key u\n"
+	                    "c = count() over 10s by 1s\n"
+	                    "s = sum(x) over 10s by 1s\n"
+	                    "a = avg(x) over 10s by 1s\n"
+	                    "mx = max(x) over 10s by 1s\n"
+	                    "mn = min(x) over 10s by 1s\n"
+	                    "d = distinct(x) over 10s by 1s\n"
+	                    "t = topk(x, 2) over 10s by 1s\n"
+	                    "l = last(x, 3) over 10s by 1s\n"
+	                    "z = latest(x) over 10s by 1s\n");
+	if (!s) {
+		ok(0, "windows: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	feat_stats stats = {0};
+	apply(s, st, "{\"@ts\":0,\"x\":7}", &stats);
+	apply(s, st, "{\"@ts\":999,\"x\":7}", &stats);
+	apply(s, st, "{\"@ts\":1000,\"x\":1}", &stats);
+	apply(s, st, "{\"@ts\":9999,\"x\":2}", &stats);
+	is_str(values(s, st), "{\"c\":4,\"s\":17,\"a\":4.25,\"mx\":7,\"mn\":1,\"d\":3,"
+	       "\"t\":[[7,2],[1,1]],\"l\":[2,1,7],\"z\":2}", "windows: all in the window at 9999");
+	apply(s, st, "{\"@ts\":10000,\"x\":3}", &stats);
+	is_str(values(s, st), "{\"c\":3,\"s\":6,\"a\":2.0,\"mx\":3,\"mn\":1,\"d\":3,"
+	       "\"t\":[[1,1],[2,1]],\"l\":[3,2,1],\"z\":3}",
+	       "windows: at 10000 bucket 0 (t 0 and 999) has left a 10s window");
+	uint64_t late0 = stats.late;
+	apply(s, st, "{\"@ts\":500,\"x\":100}", &stats);
+	ok(stats.late == late0 + 9, "windows: a late event out of the window is counted late");
+	apply(s, st, "{\"@ts\":1500,\"x\":2}", &stats);
+	is_str(values(s, st), "{\"c\":4,\"s\":8,\"a\":2.0,\"mx\":3,\"mn\":1,\"d\":3,"
+	       "\"t\":[[2,2],[1,1]],\"l\":[3,2,2],\"z\":3}",
+	       "windows: a late event inside the window is added");
+	apply(s, st, "{\"@ts\":25000,\"x\":5}", &stats);
+	is_str(values(s, st), "{\"c\":1,\"s\":5,\"a\":5.0,\"mx\":5,\"mn\":5,\"d\":1,"
+	       "\"t\":[[5,1]],\"l\":[5],\"z\":5}", "windows: a jump empties the window");
+	apply(s, st, "{\"@ts\":16000,\"x\":4}", &stats);
+	is_str(values(s, st), "{\"c\":2,\"s\":9,\"a\":4.5,\"mx\":5,\"mn\":4,\"d\":2,"
+	       "\"t\":[[4,1],[5,1]],\"l\":[5,4],\"z\":5}",
+	       "windows: the oldest bucket still inside (16s of a window ending at 25s)");
+	apply(s, st, "{\"@ts\":15999,\"x\":4}", &stats);
+	ok(!strstr(values(s, st), "\"c\":3"), "windows: 15999 is one bucket too old");
+	feat_state_free(st);
+
+	st = feat_state_new(s);
+	apply(s, st, "{\"@ts\":-1,\"x\":1}", NULL);
+	apply(s, st, "{\"@ts\":-10000,\"x\":1}", NULL);
+	apply(s, st, "{\"@ts\":-10001,\"x\":1}", NULL);
+	ok(!strncmp(values(s, st), "{\"c\":2,", 6), "windows: negative times bucket by floor");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* ---- shared random events ------------------------------------------------ */
+
+typedef struct ev {
+	int64_t t;
+	int view;
+	int price;      /* -1: missing */
+	int item;       /* 0..39 */
+	int brand;      /* 0..5 */
+} ev;
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static const char *brands[] = {"bmw", "vw", "audi", "fiat", "kia", "seat"};
+
+static void
+ev_json(const ev *e, char *out, size_t n)
+{
+	char price[32] = "";
+	if (e->price >= 0)
+		snprintf(price, sizeof price, ",\"price\":%d", e->price);
+	snprintf(out, n, "{\"@ts\":%lld,\"u\":\"k\",\"action\":\"%s\"%s,\"item\":\"i%d\","
+	         "\"brand\":\"%s\"}", (long long)e->t, e->view ? "view" : "order", price,
+	         e->item, brands[e->brand]);
+}
+
+static const char *prop_file =
+	"key u\n"
+	"n = count()\n"
+	"v10m = count() where action == \"view\" over 10m by 1m\n"
+	"v1h = count() over 1h\n"
+	"s = sum(price) over 30m by 5m\n"
+	"stot = sum(price)\n"
+	"a = avg(price) over 20m\n"
+	"amax = max(price) over 7m by 1m\n"
+	"amin = min(price)\n"
+	"f = first(item)\n"
+	"lt = latest(brand) over 15m by 1m\n"
+	"l = last(item, 5) where action == \"view\"\n"
+	"lw = last(item, 4) over 10m by 1m\n"
+	"tk = topk(brand, 3) over 40m by 10m\n"
+	"tka = topk(brand, 2)\n"
+	"d = distinct(item)\n"
+	"dw = distinct(item) over 25m by 5m\n";
+
+static void
+run_events(const feat_spec *s, feat_state *st, const ev *e, size_t n)
+{
+	char j[256];
+	for (size_t i = 0; i < n; i++) {
+		ev_json(&e[i], j, sizeof j);
+		apply(s, st, j, NULL);
+	}
+}
+
+static void
+shuffle(ev *e, size_t n)
+{
+	for (size_t i = n; i > 1; i--) {
+		size_t k = rnd() % i;
+		ev t = e[i - 1];
+		e[i - 1] = e[k];
+		e[k] = t;
+	}
+}
+
+static void
+gen(ev *e, size_t n, int64_t span)
+{
+	for (size_t i = 0; i < n; i++) {
+		e[i].t = 1700000000000 + (int64_t)(rnd() % (uint64_t)span);
+		e[i].view = rnd() % 3 != 0;
+		e[i].price = rnd() % 10 == 0 ? -1 : (int)(rnd() % 100);
+		e[i].item = (int)(rnd() % 40);
+		e[i].brand = (int)(rnd() % 6);
+	}
+}
+
+/* ---- a brute-force recount, written from the man page, not the code ------ */
+
+static int64_t
+floordiv(int64_t a, int64_t b)
+{
+	return a / b - (a % b < 0);
+}
+
+/* in the window of w ms by b ms, as of now */
+static int
+inwin(int64_t t, int64_t now, int64_t w, int64_t b)
+{
+	if (!w)
+		return 1;
+	return floordiv(now, b) - floordiv(t, b) < w / b;
+}
+
+typedef struct val {
+	int64_t t;
+	char s[16];
+} val;
+
+
+/* newest first; equal times: the greater string first (fp-features(5)) */
+static int
+val_cmp_desc(const void *a, const void *b)
+{
+	const val *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t > y->t ? -1 : 1;
+	return -strcmp(x->s, y->s);
+}
+
+static void
+put_s(fp_buf *out, const char *s)
+{
+	mpw_str(out, s, strlen(s));
+}
+
+typedef struct cnt {
+	const char *v;
+	int64_t n;
+} cnt;
+
+/* count descending, then value ascending */
+static int
+cnt_cmp(const void *a, const void *b)
+{
+	const cnt *x = a, *y = b;
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return strcmp(x->v, y->v);
+}
+
+static void
+brute(const ev *e, size_t n, fp_buf *out)
+{
+	int64_t now = INT64_MIN;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].t > now)
+			now = e[i].t;
+	const int64_t M = 60000;
+	mpw_map(out, 16);
+	/* n */
+	mpw_str(out, "n", 1);
+	mpw_int(out, (int64_t)n);
+	/* v10m, v1h */
+	int64_t c = 0, c2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		c += e[i].view && inwin(e[i].t, now, 10 * M, M);
+		c2 += inwin(e[i].t, now, 60 * M, M);
+	}
+	mpw_str(out, "v10m", 4);
+	mpw_int(out, c);
+	mpw_str(out, "v1h", 3);
+	mpw_int(out, c2);
+	/* s, stot, a, amax, amin */
+	int64_t s = 0, stot = 0, asum = 0, an = 0, amax = -1, amin = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].price < 0)
+			continue;
+		if (inwin(e[i].t, now, 30 * M, 5 * M))
+			s += e[i].price;
+		stot += e[i].price;
+		if (inwin(e[i].t, now, 20 * M, 20000)) {
+			asum += e[i].price;
+			an++;
+		}
+		if (inwin(e[i].t, now, 7 * M, M) && e[i].price > amax)
+			amax = e[i].price;
+		if (amin < 0 || e[i].price < amin)
+			amin = e[i].price;
+	}
+	mpw_str(out, "s", 1);
+	mpw_int(out, s);
+	mpw_str(out, "stot", 4);
+	mpw_int(out, stot);
+	mpw_str(out, "a", 1);
+	if (an)
+		mpw_double(out, (double)asum / (double)an);
+	else
+		mpw_nil(out);
+	mpw_str(out, "amax", 4);
+	if (amax >= 0)
+		mpw_int(out, amax);
+	else
+		mpw_nil(out);
+	mpw_str(out, "amin", 4);
+	if (amin >= 0)
+		mpw_int(out, amin);
+	else
+		mpw_nil(out);
+	/* f: earliest (t, bytes) */
+	val *vs = calloc(n + 1, sizeof *vs);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(vs[i].s, sizeof vs[i].s, "i%d", e[i].item);
+		vs[i].t = e[i].t;
+	}
+	qsort(vs, n, sizeof *vs, val_cmp_desc);
+	mpw_str(out, "f", 1);
+	put_s(out, vs[n - 1].s);
+	/* lt: latest brand in 15m */
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		vs[k].t = e[i].t;
+		snprintf(vs[k].s, sizeof vs[k].s, "%s", brands[e[i].brand]);
+		k++;
+	}
+	qsort(vs, k, sizeof *vs, val_cmp_desc);
+	mpw_str(out, "lt", 2);
+	put_s(out, vs[0].s); /* the newest is always in its window */
+	/* l: last 5 views; lw: last 4 in 10m */
+	for (int pass = 0; pass < 2; pass++) {
+		k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (pass == 0 ? !e[i].view : !inwin(e[i].t, now, 10 * M, M))
+				continue;
+			snprintf(vs[k].s, sizeof vs[k].s, "i%d", e[i].item);
+			vs[k].t = e[i].t;
+			k++;
+		}
+		qsort(vs, k, sizeof *vs, val_cmp_desc);
+		size_t lim = pass == 0 ? 5 : 4;
+		if (k > lim)
+			k = lim;
+		mpw_str(out, pass == 0 ? "l" : "lw", pass == 0 ? 1 : 2);
+		mpw_array(out, (uint32_t)k);
+		for (size_t i = 0; i < k; i++)
+			put_s(out, vs[i].s);
+	}
+	free(vs);
+	/* tk (top 3 brands in 40m by 10m), tka (top 2 overall) */
+	for (int pass = 0; pass < 2; pass++) {
+		cnt cs[6];
+		for (int b = 0; b < 6; b++) {
+			cs[b].v = brands[b];
+			cs[b].n = 0;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (pass == 1 || inwin(e[i].t, now, 40 * M, 10 * M))
+				cs[e[i].brand].n++;
+		qsort(cs, 6, sizeof cs[0], cnt_cmp);
+		int lim = pass == 0 ? 3 : 2, m = 0;
+		while (m < lim && cs[m].n)
+			m++;
+		mpw_str(out, pass == 0 ? "tk" : "tka", pass == 0 ? 2 : 3);
+		mpw_array(out, (uint32_t)m);
+		for (int i = 0; i < m; i++) {
+			mpw_array(out, 2);
+			mpw_str(out, cs[i].v, strlen(cs[i].v));
+			mpw_int(out, cs[i].n);
+		}
+	}
+	/* d, dw */
+	int seen[40] = {0}, seenw[40] = {0};
+	for (size_t i = 0; i < n; i++) {
+		seen[e[i].item] = 1;
+		if (inwin(e[i].t, now, 25 * M, 5 * M))
+			seenw[e[i].item] = 1;
+	}
+	int64_t d = 0, dw = 0;
+	for (int i = 0; i < 40; i++) {
+		d += seen[i];
+		dw += seenw[i];
+	}
+	mpw_str(out, "d", 1);
+	mpw_int(out, d);
+	mpw_str(out, "dw", 2);
+	mpw_int(out, dw);
+}
+
+static void
+test_property(void)
+{
+	feat_spec *s = spec(prop_file);
+	if (!s) {
+		ok(0, "property: spec");
+		return;
+	}
+	int bad = 0, bad_order = 0, bad_state = 0;
+	static ev e[2000], sh[2000];
+	for (int round = 0; round < 60 && bad + bad_order + bad_state < 3; round++) {
+		size_t n = 1 + rnd() % (round < 30 ? 60 : 1500);
+		int64_t hours = (int64_t)(1 + rnd() % 3);
+		int64_t span = hours * 3600000 / (int64_t)(1 + rnd() % 8);
+		gen(e, n, span);
+		feat_state *st = feat_state_new(s);
+		run_events(s, st, e, n);
+		char got[65536];
+		snprintf(got, sizeof got, "%s", values(s, st));
+		fp_buf b = FP_BUF_INIT, j = FP_BUF_INIT;
+		brute(e, n, &b);
+		mp_to_json(b.p, b.len, &j);
+		fp_buf_addc(&j, 0);
+		if (strcmp(got, (char *)j.p)) {
+			if (!bad++)
+				printf("# round %d, %zu events:\n#   got:  %s\n#   want: %s\n", round, n, got,
+				       (char *)j.p);
+		}
+		/* the same events shuffled, half of them through an encoded state */
+		memcpy(sh, e, n * sizeof *e);
+		shuffle(sh, n);
+		feat_state *a = feat_state_new(s), *c2 = NULL;
+		run_events(s, a, sh, n / 2);
+		fp_buf enc = FP_BUF_INIT;
+		char err[256];
+		size_t changed = 99;
+		if (feat_state_encode(s, a, &enc) < 0 ||
+		    feat_state_decode(s, enc.p, enc.len, &c2, &changed, err, sizeof err) < 0 ||
+		    changed != 0) {
+			if (!bad_state++)
+				printf("# round %d: state round trip failed: %s\n", round, err);
+		} else {
+			run_events(s, c2, sh + n / 2, n - n / 2);
+			if (strcmp(got, values(s, c2)) && !bad_order++)
+				printf("# round %d shuffled:\n#   got:  %s\n#   want: %s\n", round,
+				       values(s, c2), got);
+		}
+		fp_buf_release(&enc);
+		feat_state_free(a);
+		feat_state_free(c2);
+		feat_state_free(st);
+		fp_buf_release(&b);
+		fp_buf_release(&j);
+	}
+	ok(!bad, "property: every feature equals a brute-force recount (60 random runs)");
+	ok(!bad_order, "property: shuffled arrival gives the same final values");
+	ok(!bad_state, "property: encode/decode half way, continue: same values");
+	feat_spec_free(s);
+}
+
+/* ---- state encoding ---------------------------------------------------------- */
+
+static void
+test_state(void)
+{
+	feat_spec *s = spec("key u\nc = count() over 1h\nl = last(x, 2)\nd = distinct(x)\n"
+	                    "t = topk(x, 2) over 1d\n");
+	feat_spec *s2 = spec("key u\nl = last(x, 2)\nc = count() over 2h\nnew = sum(x)\n"
+	                     "d = distinct(x)\n");
+	if (!s || !s2) {
+		ok(0, "state: specs");
+		return;
+	}
+	feat_state *st = feat_state_new(s), *o = NULL;
+	fp_buf b = FP_BUF_INIT;
+	char err[256] = "";
+	size_t changed = 0;
+	ok(feat_state_encode(s, st, &b) == 0 &&
+	   feat_state_decode(s, b.p, b.len, &o, &changed, err, sizeof err) == 0 && changed == 0 &&
+	   !strcmp(values(s, o), "{\"c\":0,\"l\":[],\"d\":0,\"t\":[]}"), "state: empty round trip");
+	feat_state_free(o);
+	apply(s, st, "{\"@ts\":5000,\"x\":\"a\"}", NULL);
+	apply(s, st, "{\"@ts\":6000,\"x\":2.5}", NULL);
+	b.len = 0;
+	feat_state_encode(s, st, &b);
+	char want[512];
+	snprintf(want, sizeof want, "%s", values(s, st));
+	ok(feat_state_decode(s, b.p, b.len, &o, NULL, err, sizeof err) == 0 &&
+	   !strcmp(values(s, o), want) && feat_state_now(o) == 6000, "state: round trip");
+	feat_state_free(o);
+	o = NULL;
+	ok(feat_state_decode(s2, b.p, b.len, &o, &changed, err, sizeof err) == 0 && changed == 2 &&
+	   !strcmp(values(s2, o), "{\"l\":[2.5,\"a\"],\"c\":0,\"new\":0,\"d\":2}"),
+	   "state: a changed file keeps unchanged features, starts changed and new ones empty");
+	feat_state_free(o);
+	for (size_t cut = 0; cut < b.len; cut++) {
+		o = (feat_state *)1;
+		if (feat_state_decode(s, b.p, cut, &o, NULL, err, sizeof err) == 0 || o) {
+			ok(0, "state: truncated at %zu rejected", cut);
+			break;
+		}
+		if (cut == b.len - 1)
+			ok(1, "state: every truncation rejected (%s)", err);
+	}
+	static const char *junk[] = {"[2,0,[]]", "[1,0,[[\"c\"]]]", "{\"a\":1}", "[1,\"x\",[]]",
+	                             "[1,0,[]]   "};
+	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+		fp_buf j = FP_BUF_INIT;
+		json_error je;
+		json_to_mp(junk[i], strlen(junk[i]), &j, 8, &je);
+		if (i == 4)
+			fp_buf_addc(&j, 0xc0);
+		err[0] = 0;
+		ok(feat_state_decode(s, j.p, j.len, &o, NULL, err, sizeof err) < 0 &&
+		   !strncmp(err, "@state: ", 8), "state: malformed %s rejected (%s)", junk[i], err);
+		fp_buf_release(&j);
+	}
+	/* corrupt one feature's data: a bucket list that is not oldest first */
+	fp_buf j = FP_BUF_INIT;
+	feat_state *x = feat_state_new(s);
+	apply(s, x, "{\"@ts\":100000,\"x\":1}", NULL);
+	apply(s, x, "{\"@ts\":200000,\"x\":1}", NULL);
+	feat_state_encode(s, x, &j);
+	fp_buf js = FP_BUF_INIT;
+	mp_to_json(j.p, j.len, &js);
+	fp_buf_addc(&js, 0);
+	char *bad = strdup((char *)js.p), *p1 = strstr(bad, "[\"c\",");
+	/* swap the two bucket numbers 1 and 3 (100000/60000, 200000/60000) */
+	char *q = p1 ? strstr(p1, "[1,1,0,3,1,0]") : NULL;
+	if (q)
+		memcpy(q, "[3,1,0,1,1,0]", 13);
+	fp_buf j2 = FP_BUF_INIT;
+	json_error je;
+	json_to_mp(bad, strlen(bad), &j2, 16, &je);
+	ok(q && feat_state_decode(s, j2.p, j2.len, &o, NULL, err, sizeof err) < 0 &&
+	   !strcmp(err, "@state: bad data of feature 'c'"), "state: bad bucket order names the feature");
+	free(bad);
+	fp_buf_release(&j);
+	fp_buf_release(&j2);
+	fp_buf_release(&js);
+	feat_state_free(x);
+	fp_buf_release(&b);
+	feat_state_free(st);
+	feat_spec_free(s);
+	feat_spec_free(s2);
+}
+
+/* ---- distinct sketch ----------------------------------------------------------- */
+
+static void
+test_distinct(void)
+{
+	feat_spec *s = spec("key u\nd = distinct(x)\n");
+	if (!s) {
+		ok(0, "distinct: spec");
+		return;
+	}
+	static const int ns[] = {FEAT_DISTINCT_EXACT, 1000, 5000, 20000, 50000, 100000, 300000, 1000000};
+	double worst = 0;
+	int exact_ok = 0;
+	for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+		feat_state *st = feat_state_new(s);
+		fp_buf b = FP_BUF_INIT;
+		for (int i = 0; i < ns[k]; i++) {
+			b.len = 0;
+			mpw_map(&b, 2);
+			mpw_str(&b, "@ts", 3);
+			mpw_int(&b, i);
+			mpw_str(&b, "x", 1);
+			mpw_int(&b, (int64_t)(i * 2654435761u % 4000000007u));
+			feat_apply(s, st, b.p, b.len, NULL);
+			if (i % 3 == 0) /* repeats change nothing */
+				feat_apply(s, st, b.p, b.len, NULL);
+		}
+		const char *v = values(s, st);
+		long got = strtol(v + 5, NULL, 10);
+		double err = fabs((double)got - ns[k]) / ns[k];
+		if (k == 0)
+			exact_ok = got == ns[k];
+		if (err > worst)
+			worst = err;
+		printf("# distinct of %d values: %ld (%.2f%%)\n", ns[k], got, err * 100);
+		fp_buf_release(&b);
+		feat_state_free(st);
+	}
+	ok(exact_ok, "distinct: exact up to %d values", FEAT_DISTINCT_EXACT);
+	ok(worst <= 0.02, "distinct: sketch within 2%% up to 1M values (worst %.2f%%)", worst * 100);
+	feat_spec_free(s);
+}
+
+/* ---- memory ---------------------------------------------------------------------- */
+
+static void
+test_memory(void)
+{
+	feat_spec *s = spec("key u\n"
+	                    "views_1h = count() where action == \"view\" over 1h\n"
+	                    "views_1d = count() where action == \"view\" over 1d\n"
+	                    "orders_7d = count() where action == \"order\" over 7d\n"
+	                    "spend = sum(price)\n"
+	                    "price_avg_7d = avg(price) over 7d\n"
+	                    "price_max = max(price)\n"
+	                    "recent = last(item, 20)\n"
+	                    "top_brands = topk(brand, 5)\n"
+	                    "uniq_items = distinct(item)\n"
+	                    "city = latest(city)\n");
+	if (!s) {
+		ok(0, "memory: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	char j[256];
+	for (int i = 0; i < 10; i++) {
+		snprintf(j, sizeof j, "{\"@ts\":%d,\"action\":\"%s\",\"price\":%d,\"item\":\"car%d\","
+		         "\"brand\":\"b%d\",\"city\":\"c%d\"}", 1700000000 + i * 1234567,
+		         i % 3 ? "view" : "order", i * 7, i * 13, i % 4, i % 3);
+		apply(s, st, j, NULL);
+	}
+	size_t m = feat_state_memory(st);
+	printf("# memory of a key with 10 events, benchmark file: %zu bytes\n", m);
+	ok(m <= 2048, "memory: benchmark file, 10 events, <= 2 KiB (%zu)", m);
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* ---- the man page's example --------------------------------------------- */
+
+/* The n-th ".Bd -literal" block after ".Sh EXAMPLES" of man/fp-features.5
+ * (make check runs from the top directory); static buffer. */
+static const char *
+man_block(const char *man, int nth)
+{
+	static char out[4096];
+	const char *p = strstr(man, ".Sh EXAMPLES");
+	for (int i = 0; p && i <= nth; i++) {
+		p = strstr(p, ".Bd -literal");
+		if (p)
+			p = strchr(p, '\n') + 1;
+	}
+	const char *e = p ? strstr(p, ".Ed\n") : NULL;
+	if (!e || (size_t)(e - p) >= sizeof out)
+		return NULL;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return out;
+}
+
+static void
+test_man_example(void)
+{
+	FILE *f = fopen("man/fp-features.5", "r");
+	static char man[65536];
+	size_t n = f ? fread(man, 1, sizeof man - 1, f) : 0;
+	if (f)
+		fclose(f);
+	man[n] = 0;
+	const char *file = man_block(man, 0);
+	feat_spec *s = file ? spec(file) : NULL;
+	ok(s != NULL, "man page: the example feature file parses");
+	if (!s)
+		return;
+	char record[512], want[1024];
+	const char *b = man_block(man, 2);
+	snprintf(record, sizeof record, "%s", b ? b : "{}");
+	b = man_block(man, 3);
+	snprintf(want, sizeof want, "{%s}", b ? b : "");
+	for (char *c = record; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	char *w = want;
+	for (char *c = want; *c; c++)
+		if (*c != '\n')
+			*w++ = *c;
+	*w = 0;
+	feat_state *st = feat_state_new(s);
+	apply(s, st, record, NULL);
+	is_str(values(s, st), want, "man page: the example's values");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+int
+main(void)
+{
+	test_man_example();
+	test_parse();
+	test_aggregates();
+	test_windows();
+	test_state();
+	test_property();
+	test_distinct();
+	test_memory();
+	printf("1..%d\n", ntest);
+	return nfail ? 1 : 0;
+}
