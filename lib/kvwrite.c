@@ -1,0 +1,1508 @@
+/* kvwrite.c - fp-merge updates to Redis in atomic epochs; see kvwrite.h. */
+#include "kvwrite.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "json.h"
+#include "mpraw.h"
+#include "num.h"
+
+/* The commit script.  KEYS[1] is the offsets hash, then the feature hashes
+ * and sorted sets; ARGV[1] holds one kind letter per key after the first
+ * ('h' hash, 'z' sorted set).  Every key's type is checked before anything
+ * is written, so a key of the wrong type aborts the whole epoch. */
+static const char COMMIT_LUA[] =
+	"local kinds = ARGV[1]\n"
+	"for i = 1, #KEYS do\n"
+	"  local want = 'hash'\n"
+	"  if i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
+	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
+	"  if t ~= 'none' and t ~= want then\n"
+	"    return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t)\n"
+	"  end\n"
+	"end\n"
+	"local function each(cmd, k, a, n, w)\n"
+	"  local i = 0\n"
+	"  while i < n do\n"
+	"    local m = math.min(n - i, 1000)\n"
+	"    redis.call(cmd, k, unpack(ARGV, a + i * w, a + (i + m) * w - 1))\n"
+	"    i = i + m\n"
+	"  end\n"
+	"  return a + n * w\n"
+	"end\n"
+	"local a = 2\n"
+	"for i = 2, #KEYS do\n"
+	"  local k = KEYS[i]\n"
+	"  if string.byte(kinds, i - 1) == 122 then\n"
+	"    local ttl, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+	"    redis.call('DEL', k)\n"
+	"    a = each('ZADD', k, a + 2, n, 2)\n"
+	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"  else\n"
+	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
+	"    a = each('HSET', k, a + 3, nset, 2)\n"
+	"    a = each('HDEL', k, a, ndel, 1)\n"
+	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"  end\n"
+	"end\n"
+	"each('HSET', KEYS[1], a, (#ARGV - a + 1) / 2, 2)\n"
+	"return #KEYS - 1\n";
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WARN_EVERY_MS 10000
+
+struct entry {
+	uint8_t *body;          /* owned copy of the latest update */
+	size_t len, cap;
+	const uint8_t *key;     /* @key bytes, inside body */
+	size_t klen;
+	uint64_t hash;
+};
+
+struct ppos {                   /* one (topic, partition) of this shard */
+	char *topic;            /* owned */
+	size_t tlen;
+	int32_t part;
+	store_pos pending, committed, seen;
+	int has_pending, has_committed, seen_ok;
+};
+
+struct span { size_t off, len; };
+struct spanv { struct span *v; size_t n, cap; };
+
+struct kvw {
+	kvw_options o;
+	char offkey[300];
+	char errstr[512];
+
+	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
+	size_t nent, entcap;
+	uint32_t *slots;        /* open addressing: entry index + 1, 0 empty */
+	size_t nslots;
+
+	struct ppos *pos;
+	size_t npos, poscap;
+
+	int changed, barrier;   /* this epoch */
+	int64_t first_change;   /* monotonic ms */
+
+	/* the epoch being committed */
+	fp_buf arena, kinds;
+	struct spanv keys, args, dels;
+	const char **argv;
+	size_t *argl, argcap;
+
+	redisContext *c;
+	char sha[48];
+	int use_eval, started, ambiguous, landed;
+	int warned_config, warned_persist;
+	int64_t out_start, out_warned, backoff;
+	unsigned out_attempts;
+
+	fp_buf dry;
+	kvw_stats st;
+	uint32_t *lat;          /* commit latencies, µs */
+	size_t nlat, latcap;
+};
+
+static int
+fail(kvw *w, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->errstr, sizeof w->errstr, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static void
+warn(kvw *w, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	if (!w->o.warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	w->o.warn(w->o.warn_arg, msg);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static uint64_t
+hash_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Text of an object for display: control bytes as '?', at most 80 bytes. */
+static const char *
+shown(const void *p, size_t n, char *buf, size_t len)
+{
+	size_t j = 0;
+	const uint8_t *s = p;
+	for (size_t i = 0; i < n && j + 4 < len; i++) {
+		if (j >= 80) {
+			memcpy(buf + j, "...", 3);
+			j += 3;
+			break;
+		}
+		buf[j++] = s[i] < 0x20 || s[i] == 0x7f ? '?' : (char)s[i];
+	}
+	buf[j] = 0;
+	return buf;
+}
+
+/* ---- top-level map iteration over a checked body ---- */
+
+static int
+map_next(const uint8_t *p, size_t n, size_t *off, const char **k, size_t *kl,
+         const uint8_t **v, size_t *vl)
+{
+	size_t ks = mp_skip(p + *off, n - *off);
+	if (!ks || mp_read_str(p + *off, ks, k, kl) < 0)
+		return -1;
+	size_t vs = mp_skip(p + *off + ks, n - *off - ks);
+	if (!vs)
+		return -1;
+	*v = p + *off + ks;
+	*vl = vs;
+	*off += ks + vs;
+	return 0;
+}
+
+static int
+find(const uint8_t *body, size_t len, const char *key, const uint8_t **v, size_t *vl)
+{
+	return mp_map_find(body, len, key, strlen(key), v, vl);
+}
+
+static int
+is_nil(const uint8_t *v, size_t vl)
+{
+	return vl == 1 && v[0] == 0xc0;
+}
+
+/* Bytes of a str or bin. */
+static int
+read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
+{
+	const char *s;
+	if (mp_read_str(v, vl, &s, bl) == 0) {
+		*b = (const uint8_t *)s;
+		return 0;
+	}
+	return mp_read_bin(v, vl, b, bl);
+}
+
+/* The Redis text of a feature value: numbers as decimal text, str and bin
+ * as their bytes, true/false, arrays and maps as compact JSON. */
+static int
+value_text(fp_buf *a, const uint8_t *v, size_t vl)
+{
+	const uint8_t *b;
+	size_t bl;
+	if (read_bytes(v, vl, &b, &bl) == 0)
+		return fp_buf_add(a, b, bl);
+	if (v[0] == 0xc2 || v[0] == 0xc3)
+		return fp_buf_adds(a, v[0] == 0xc3 ? "true" : "false");
+	if (v[0] == 0xca || v[0] == 0xcb) {
+		double d;
+		if (mp_read_number(v, vl, &d) < 0)
+			return -1;
+		if (isnan(d))
+			return fp_buf_adds(a, "nan");
+		if (isinf(d))
+			return fp_buf_adds(a, d > 0 ? "inf" : "-inf");
+	}
+	return mp_to_json(v, vl, a);
+}
+
+static int
+is_number(const uint8_t *v, size_t vl)
+{
+	double d;
+	return mp_read_number(v, vl, &d) == 0 && !isnan(d);
+}
+
+/* A top-k value: nil or an array of [value, count] pairs, value a scalar. */
+static int
+check_topk(const uint8_t *v, size_t vl)
+{
+	uint32_t n, m;
+	size_t hdr, h2;
+	if (is_nil(v, vl))
+		return 0;
+	if (mp_read_array(v, vl, &n, &hdr) < 0)
+		return -1;
+	size_t off = hdr;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t es = mp_skip(v + off, vl - off);
+		if (!es || mp_read_array(v + off, es, &m, &h2) < 0 || m != 2)
+			return -1;
+		const uint8_t *x = v + off + h2;
+		size_t xs = mp_skip(x, es - h2);
+		uint32_t dummy;
+		size_t dh;
+		if (!xs || mp_read_array(x, xs, &dummy, &dh) == 0 || mp_read_map(x, xs, &dummy, &dh) == 0)
+			return -1;
+		if (!is_number(x + xs, es - h2 - xs))
+			return -1;
+		off += es;
+	}
+	return 0;
+}
+
+/* ---- spans into the arena ---- */
+
+static int
+spanv_push(struct spanv *sv, size_t off, size_t len)
+{
+	if (sv->n == sv->cap) {
+		size_t nc = sv->cap ? sv->cap * 2 : 256;
+		struct span *nv = realloc(sv->v, nc * sizeof *nv);
+		if (!nv)
+			return -1;
+		sv->v = nv;
+		sv->cap = nc;
+	}
+	sv->v[sv->n].off = off;
+	sv->v[sv->n].len = len;
+	sv->n++;
+	return 0;
+}
+
+static int
+push_bytes(kvw *w, struct spanv *sv, const void *p, size_t n)
+{
+	size_t off = w->arena.len;
+	if (fp_buf_add(&w->arena, p, n) < 0)
+		return -1;
+	return spanv_push(sv, off, n);
+}
+
+static int
+push_num(kvw *w, struct spanv *sv, long long v)
+{
+	char t[24];
+	int n = snprintf(t, sizeof t, "%lld", v);
+	return push_bytes(w, sv, t, (size_t)n);
+}
+
+static int
+set_num(kvw *w, struct spanv *sv, size_t i, long long v)
+{
+	char t[24];
+	int n = snprintf(t, sizeof t, "%lld", v);
+	sv->v[i].off = w->arena.len;
+	sv->v[i].len = (size_t)n;
+	return fp_buf_add(&w->arena, t, (size_t)n);
+}
+
+/* ---- creation ---- */
+
+kvw *
+kvw_new(const kvw_options *o)
+{
+	kvw *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->o = *o;
+	if (!w->o.pipeline)
+		w->o.pipeline = "default";
+	if (w->o.nshards < 1)
+		w->o.nshards = 1;
+	if (!w->o.max_batch)
+		w->o.max_batch = 10000;
+	store_offsets_key(w->o.pipeline, w->offkey, sizeof w->offkey);
+	w->nslots = 1024;
+	w->slots = calloc(w->nslots, sizeof *w->slots);
+	if (!w->slots) {
+		free(w);
+		return NULL;
+	}
+	w->backoff = BACKOFF_MIN_MS;
+	return w;
+}
+
+void
+kvw_free(kvw *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->entcap; i++)
+		free(w->ent[i].body);
+	free(w->ent);
+	free(w->slots);
+	for (size_t i = 0; i < w->npos; i++)
+		free(w->pos[i].topic);
+	free(w->pos);
+	fp_buf_release(&w->arena);
+	fp_buf_release(&w->kinds);
+	fp_buf_release(&w->dry);
+	free(w->keys.v);
+	free(w->args.v);
+	free(w->dels.v);
+	free(w->argv);
+	free(w->argl);
+	free(w->lat);
+	if (w->c)
+		redisFree(w->c);
+	free(w);
+}
+
+const char *
+kvw_errstr(const kvw *w)
+{
+	return w->errstr;
+}
+
+fp_buf *
+kvw_dry_output(kvw *w)
+{
+	return &w->dry;
+}
+
+/* ---- positions ---- */
+
+static struct ppos *
+pos_get(kvw *w, const char *topic, size_t tlen, int32_t part)
+{
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		if (p->part == part && p->tlen == tlen && !memcmp(p->topic, topic, tlen))
+			return p;
+	}
+	if (w->npos == w->poscap) {
+		size_t nc = w->poscap ? w->poscap * 2 : 16;
+		struct ppos *np = realloc(w->pos, nc * sizeof *np);
+		if (!np)
+			return NULL;
+		w->pos = np;
+		w->poscap = nc;
+	}
+	struct ppos *p = &w->pos[w->npos];
+	memset(p, 0, sizeof *p);
+	if (!(p->topic = malloc(tlen + 1)))
+		return NULL;
+	memcpy(p->topic, topic, tlen);
+	p->topic[tlen] = 0;
+	p->tlen = tlen;
+	p->part = part;
+	w->npos++;
+	return p;
+}
+
+static int
+pos_dirty(const struct ppos *p)
+{
+	return p->has_pending && (!p->has_committed || store_pos_cmp(p->pending, p->committed) > 0);
+}
+
+static void
+note_change(kvw *w)
+{
+	if (!w->changed) {
+		w->changed = 1;
+		w->first_change = mono_ms();
+	}
+}
+
+/* Move a position forward (never back). */
+static int
+pos_advance(kvw *w, const char *topic, size_t tlen, int32_t part, store_pos np)
+{
+	struct ppos *p = pos_get(w, topic, tlen, part);
+	if (!p)
+		return -1;
+	store_pos cur = p->has_pending ? p->pending : p->committed;
+	if ((!p->has_pending && !p->has_committed) || store_pos_cmp(np, cur) > 0) {
+		p->pending = np;
+		p->has_pending = 1;
+		note_change(w);
+	}
+	return 0;
+}
+
+/* @src: [topic, partition, offset] or [topic, partition, offset, index]. */
+static int
+parse_src(const uint8_t *v, size_t vl, const char **topic, size_t *tlen, int32_t *part,
+          store_pos *np)
+{
+	uint32_t n;
+	size_t hdr, off;
+	int64_t x[3] = {0, 0, 0};
+	if (mp_read_array(v, vl, &n, &hdr) < 0 || (n != 3 && n != 4))
+		return -1;
+	off = hdr;
+	size_t s = mp_skip(v + off, vl - off);
+	if (!s || mp_read_str(v + off, s, topic, tlen) < 0 || *tlen == 0)
+		return -1;
+	off += s;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		s = mp_skip(v + off, vl - off);
+		if (!s || mp_read_int(v + off, s, &x[i]) < 0 || x[i] < 0)
+			return -1;
+		off += s;
+	}
+	if (x[0] > INT32_MAX || x[1] == INT64_MAX)
+		return -1;
+	*part = (int32_t)x[0];
+	if (n == 3) {
+		np->offset = x[1] + 1;
+		np->index = 0;
+	} else {
+		if (x[2] == INT64_MAX)
+			return -1;
+		np->offset = x[1];
+		np->index = x[2] + 1;
+	}
+	return 0;
+}
+
+static int
+add_barrier(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+{
+	const uint8_t *v;
+	size_t vl, hdr, off;
+	uint32_t n, m;
+	if (!find(body, len, "@pos", &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
+		return fail(w, KVW_DATA, "frame %llu: barrier without an @pos array",
+		            (unsigned long long)frameno);
+	/* check all, then apply */
+	for (int apply = 0; apply < 2; apply++) {
+		off = hdr;
+		for (uint32_t i = 0; i < n; i++) {
+			size_t es = mp_skip(v + off, vl - off), h2, o2;
+			const char *topic;
+			size_t tlen;
+			int64_t part, next;
+			if (!es || mp_read_array(v + off, es, &m, &h2) < 0 || m != 3)
+				goto bad;
+			o2 = off + h2;
+			size_t s = mp_skip(v + o2, vl - o2);
+			if (!s || mp_read_str(v + o2, s, &topic, &tlen) < 0 || !tlen)
+				goto bad;
+			o2 += s;
+			s = mp_skip(v + o2, vl - o2);
+			if (!s || mp_read_int(v + o2, s, &part) < 0 || part < 0 || part > INT32_MAX)
+				goto bad;
+			o2 += s;
+			s = mp_skip(v + o2, vl - o2);
+			if (!s || mp_read_int(v + o2, s, &next) < 0 || next < 0)
+				goto bad;
+			if (apply &&
+			    pos_advance(w, topic, tlen, (int32_t)part, (store_pos){next, 0}) < 0)
+				return fail(w, KVW_IO, "out of memory");
+			off += es;
+			continue;
+		bad:
+			return fail(w, KVW_DATA,
+			            "frame %llu: barrier @pos element %u is not [topic, partition, next_offset]",
+			            (unsigned long long)frameno, i + 1);
+		}
+	}
+	w->barrier = 1;
+	w->st.barriers++;
+	return 0;
+}
+
+/* ---- the key table ---- */
+
+static int
+table_grow(kvw *w)
+{
+	size_t ns = w->nslots * 2;
+	uint32_t *s = calloc(ns, sizeof *s);
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < w->nent; i++) {
+		size_t j = w->ent[i].hash & (ns - 1);
+		while (s[j])
+			j = (j + 1) & (ns - 1);
+		s[j] = (uint32_t)i + 1;
+	}
+	free(w->slots);
+	w->slots = s;
+	w->nslots = ns;
+	return 0;
+}
+
+/* The entry of key, or NULL; *slot gets where it is or would go. */
+static struct entry *
+table_find(kvw *w, const uint8_t *key, size_t klen, uint64_t h, size_t *slot)
+{
+	size_t j = h & (w->nslots - 1);
+	while (w->slots[j]) {
+		struct entry *e = &w->ent[w->slots[j] - 1];
+		if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
+			*slot = j;
+			return e;
+		}
+		j = (j + 1) & (w->nslots - 1);
+	}
+	*slot = j;
+	return NULL;
+}
+
+static int
+entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_t klen)
+{
+	if (e->cap < len) {
+		size_t nc = len < 256 ? 256 : len;
+		uint8_t *nb = realloc(e->body, nc);
+		if (!nb)
+			return -1;
+		e->body = nb;
+		e->cap = nc;
+	}
+	memcpy(e->body, body, len);
+	e->len = len;
+	e->key = e->body + keyoff;
+	e->klen = klen;
+	return 0;
+}
+
+/* The reserved fields of a frame, found in one pass over its top-level map;
+ * also the first --zset feature that is not a top-k list. */
+struct fields {
+	const uint8_t *ctl, *key, *src, *ttl, *state;
+	size_t ctll, keyl, srcl, ttll, statel;
+	const char *bad_zset;
+};
+
+static int
+scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
+{
+	uint32_t n;
+	size_t off;
+	memset(f, 0, sizeof *f);
+	if (mp_read_map(body, len, &n, &off) < 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		const uint8_t *v;
+		size_t kl, vl;
+		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
+			return -1;
+#define FIELD(name, p, l) \
+	if (kl == sizeof name - 1 && !memcmp(k, name, kl)) { \
+		if (!f->p) f->p = v, f->l = vl; \
+		continue; \
+	}
+		if (kl && k[0] == '@') {
+			FIELD("@ctl", ctl, ctll)
+			FIELD("@key", key, keyl)
+			FIELD("@src", src, srcl)
+			FIELD("@ttl", ttl, ttll)
+			FIELD("@state", state, statel)
+			continue;
+		}
+#undef FIELD
+		for (size_t z = 0; z < w->o.nzset && !f->bad_zset; z++)
+			if (strlen(w->o.zset[z]) == kl && !memcmp(w->o.zset[z], k, kl) &&
+			    check_topk(v, vl) < 0)
+				f->bad_zset = w->o.zset[z];
+	}
+	return 0;
+}
+
+int
+kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+{
+	unsigned long long fn = (unsigned long long)frameno;
+	const uint8_t *key;
+	size_t klen;
+	char sh[100];
+	struct fields f;
+
+	if (scan_fields(w, body, len, &f) < 0)
+		return fail(w, KVW_DATA, "frame %llu: not a valid frame body", fn);
+	if (f.ctl) {
+		const char *ctl;
+		size_t cl;
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 7 && !memcmp(ctl, "barrier", 7))
+			return add_barrier(w, body, len, frameno);
+		return 0; /* other control frames mean nothing to a sink */
+	}
+	if (!f.key)
+		return fail(w, KVW_DATA, "frame %llu: update has no @key (is the input fp-merge output?)", fn);
+	if (read_bytes(f.key, f.keyl, &key, &klen) < 0 || klen == 0)
+		return fail(w, KVW_DATA, "frame %llu: @key must be a non-empty str or bin", fn);
+	if (klen == strlen(w->offkey) && !memcmp(key, w->offkey, klen))
+		return fail(w, KVW_DATA, "frame %llu: @key '%s' is the offsets hash of this pipeline", fn,
+		            w->offkey);
+	size_t keyoff = (size_t)(key - body);
+
+	const char *topic = NULL;
+	size_t tlen = 0;
+	int32_t part = 0;
+	store_pos np = {0, 0};
+	if (f.src && parse_src(f.src, f.srcl, &topic, &tlen, &part, &np) < 0)
+		return fail(w, KVW_DATA,
+		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
+		            shown(key, klen, sh, sizeof sh));
+	int64_t ttl;
+	if (f.ttl && !is_nil(f.ttl, f.ttll) && (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0))
+		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds", fn,
+		            shown(key, klen, sh, sizeof sh));
+	const uint8_t *b;
+	size_t bl;
+	if (f.state && !is_nil(f.state, f.statel) && read_bytes(f.state, f.statel, &b, &bl) < 0)
+		return fail(w, KVW_DATA, "frame %llu: @state of '%s' is not bin", fn,
+		            shown(key, klen, sh, sizeof sh));
+	if (f.bad_zset)
+		return fail(w, KVW_DATA,
+		            "frame %llu: feature '%s' of '%s' is not a top-k list of [value, count] "
+		            "pairs (--zset)", fn, f.bad_zset, shown(key, klen, sh, sizeof sh));
+
+	uint64_t h = hash_bytes(key, klen);
+	size_t slot;
+	struct entry *e = table_find(w, key, klen, h, &slot);
+	if (!e) {
+		if ((w->nent + 1) * 2 > w->nslots) {
+			if (table_grow(w) < 0)
+				return fail(w, KVW_IO, "out of memory");
+			table_find(w, key, klen, h, &slot);
+		}
+		if (w->nent == w->entcap) {
+			size_t nc = w->entcap ? w->entcap * 2 : 1024;
+			struct entry *ne = realloc(w->ent, nc * sizeof *ne);
+			if (!ne)
+				return fail(w, KVW_IO, "out of memory");
+			memset(ne + w->entcap, 0, (nc - w->entcap) * sizeof *ne);
+			w->ent = ne;
+			w->entcap = nc;
+		}
+		e = &w->ent[w->nent];
+		w->slots[slot] = (uint32_t)++w->nent;
+		e->hash = h;
+	}
+	if (entry_set(e, body, len, keyoff, klen) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	if (topic && pos_advance(w, topic, tlen, part, np) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	note_change(w);
+	w->st.updates++;
+	return 0;
+}
+
+int
+kvw_due(kvw *w)
+{
+	if (w->barrier || w->nent >= w->o.max_batch)
+		return 1;
+	return w->changed && w->o.flush_ms > 0 && mono_ms() - w->first_change >= w->o.flush_ms;
+}
+
+int64_t
+kvw_wait_ms(kvw *w)
+{
+	if (!w->changed || w->o.flush_ms <= 0)
+		return -1;
+	int64_t left = w->first_change + w->o.flush_ms - mono_ms();
+	return left < 0 ? 0 : left;
+}
+
+/* ---- building an epoch ---- */
+
+static int
+build_entry(kvw *w, struct entry *e)
+{
+	const uint8_t *body = e->body, *v;
+	size_t len = e->len, vl, off, hdr;
+	uint32_t n;
+	int64_t ttl = 0;
+	if (find(body, len, "@ttl", &v, &vl) && !is_nil(v, vl))
+		mp_read_int(v, vl, &ttl);
+
+	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || fp_buf_addc(&w->kinds, 'h') < 0)
+		return -1;
+	size_t head = w->args.n;
+	for (int i = 0; i < 3; i++)
+		if (spanv_push(&w->args, 0, 0) < 0)
+			return -1;
+	w->dels.n = 0;
+	long long nset = 0;
+	if (mp_read_map(body, len, &n, &hdr) < 0)
+		return -1;
+	off = hdr;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		size_t kl;
+		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
+			return -1;
+		if (kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6)))
+			continue; /* @key, @src, @ts, @in, @ttl are not stored */
+		if (is_nil(v, vl)) {
+			if (push_bytes(w, &w->dels, k, kl) < 0)
+				return -1;
+			continue;
+		}
+		if (push_bytes(w, &w->args, k, kl) < 0)
+			return -1;
+		size_t start = w->arena.len;
+		if (value_text(&w->arena, v, vl) < 0 || spanv_push(&w->args, start, w->arena.len - start) < 0)
+			return -1;
+		nset++;
+	}
+	for (size_t i = 0; i < w->dels.n; i++)
+		if (spanv_push(&w->args, w->dels.v[i].off, w->dels.v[i].len) < 0)
+			return -1;
+	if (set_num(w, &w->args, head, nset) < 0 || set_num(w, &w->args, head + 1, (long long)w->dels.n) < 0 ||
+	    set_num(w, &w->args, head + 2, ttl) < 0)
+		return -1;
+
+	for (size_t z = 0; z < w->o.nzset; z++) {
+		const char *f = w->o.zset[z];
+		if (!find(body, len, f, &v, &vl))
+			continue;
+		size_t koff = w->arena.len;
+		if (fp_buf_add(&w->arena, e->key, e->klen) < 0 || fp_buf_addc(&w->arena, ':') < 0 ||
+		    fp_buf_adds(&w->arena, f) < 0 || spanv_push(&w->keys, koff, w->arena.len - koff) < 0 ||
+		    fp_buf_addc(&w->kinds, 'z') < 0)
+			return -1;
+		size_t zl = w->arena.len - koff, slot;
+		if (table_find(w, w->arena.p + koff, zl, hash_bytes(w->arena.p + koff, zl), &slot)) {
+			char sh[100];
+			return fail(w, KVW_DATA, "the sorted set '%s' of --zset %s is also the key of an update",
+			            shown(w->arena.p + koff, zl, sh, sizeof sh), f), -2;
+		}
+		if (push_num(w, &w->args, ttl) < 0)
+			return -1;
+		size_t cnt = w->args.n;
+		uint32_t pairs = 0;
+		if (spanv_push(&w->args, 0, 0) < 0)
+			return -1;
+		if (!is_nil(v, vl) && mp_read_array(v, vl, &pairs, &hdr) == 0) {
+			off = hdr;
+			for (uint32_t i = 0; i < pairs; i++) {
+				size_t es = mp_skip(v + off, vl - off), h2;
+				uint32_t two;
+				mp_read_array(v + off, es, &two, &h2);
+				const uint8_t *x = v + off + h2;
+				size_t xs = mp_skip(x, es - h2);
+				double d;
+				int64_t iv;
+				char t[40];
+				if (mp_read_int(x + xs, es - h2 - xs, &iv) == 0)
+					snprintf(t, sizeof t, "%lld", (long long)iv);
+				else {
+					mp_read_number(x + xs, es - h2 - xs, &d);
+					snprintf(t, sizeof t, "%.17g", d);
+				}
+				if (push_bytes(w, &w->args, t, strlen(t)) < 0)
+					return -1;
+				size_t start = w->arena.len;
+				if (value_text(&w->arena, x, xs) < 0 ||
+				    spanv_push(&w->args, start, w->arena.len - start) < 0)
+					return -1;
+				off += es;
+			}
+		} else
+			pairs = 0;
+		if (set_num(w, &w->args, cnt, pairs) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+build_epoch(kvw *w)
+{
+	w->arena.len = 0;
+	w->kinds.len = 0;
+	w->keys.n = w->args.n = 0;
+	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	for (size_t i = 0; i < w->nent; i++) {
+		int r = build_entry(w, &w->ent[i]);
+		if (r == -2)
+			return KVW_DATA;
+		if (r < 0)
+			return fail(w, KVW_IO, "out of memory");
+	}
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		char f[512], t[48];
+		if (!pos_dirty(p))
+			continue;
+		if (store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f) < 0)
+			return fail(w, KVW_DATA, "topic name '%.60s...' too long", p->topic);
+		store_pos_format(p->pending, t, sizeof t);
+		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
+			return fail(w, KVW_IO, "out of memory");
+	}
+	size_t off = w->arena.len;
+	if (fp_buf_add(&w->arena, w->kinds.p, w->kinds.len) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	w->args.v[0].off = off;
+	w->args.v[0].len = w->kinds.len;
+	return 0;
+}
+
+/* ---- dry run: the commands the script runs, as redis-cli lines ---- */
+
+int
+kvw_quote(fp_buf *o, const uint8_t *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (fp_buf_addc(o, '"') < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		char e[5] = {'\\', 0, 0, 0, 0};
+		size_t el = 2;
+		switch (c) {
+		case '\\': e[1] = '\\'; break;
+		case '"': e[1] = '"'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		default:
+			if (c >= 0x20 && c < 0x7f) {
+				e[0] = (char)c;
+				el = 1;
+			} else {
+				e[1] = 'x';
+				e[2] = hex[c >> 4];
+				e[3] = hex[c & 15];
+				el = 4;
+			}
+		}
+		if (fp_buf_add(o, e, el) < 0)
+			return -1;
+	}
+	return fp_buf_addc(o, '"');
+}
+
+static long long
+span_num(kvw *w, const struct span *s)
+{
+	char t[24];
+	int64_t v = 0;
+	size_t n = s->len < sizeof t - 1 ? s->len : sizeof t - 1;
+	memcpy(t, w->arena.p + s->off, n);
+	t[n] = 0;
+	fp_parse_i64(t, INT64_MIN, INT64_MAX, &v, NULL, 0);
+	return (long long)v;
+}
+
+static int
+render_cmd(kvw *w, const char *cmd, const struct span *key, const struct span *a, size_t n)
+{
+	fp_buf *o = &w->dry;
+	if (fp_buf_adds(o, cmd) < 0 || fp_buf_addc(o, ' ') < 0 ||
+	    kvw_quote(o, w->arena.p + key->off, key->len) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (fp_buf_addc(o, ' ') < 0 || kvw_quote(o, w->arena.p + a[i].off, a[i].len) < 0)
+			return -1;
+	return fp_buf_addc(o, '\n');
+}
+
+static int
+render_epoch(kvw *w)
+{
+	const struct span *a = w->args.v;
+	size_t i = 1;
+	if (fp_buf_adds(&w->dry, "MULTI\n") < 0)
+		return -1;
+	for (size_t k = 1; k < w->keys.n; k++) {
+		const struct span *key = &w->keys.v[k];
+		if (w->kinds.p[k - 1] == 'z') {
+			long long ttl = span_num(w, &a[i]), n = span_num(w, &a[i + 1]);
+			size_t ttl_at = i;
+			i += 2;
+			if (render_cmd(w, "DEL", key, NULL, 0) < 0 ||
+			    (n && render_cmd(w, "ZADD", key, a + i, (size_t)n * 2) < 0))
+				return -1;
+			i += (size_t)n * 2;
+			if (ttl > 0 && render_cmd(w, "EXPIRE", key, a + ttl_at, 1) < 0)
+				return -1;
+			continue;
+		}
+		long long nset = span_num(w, &a[i]), ndel = span_num(w, &a[i + 1]);
+		long long ttl = span_num(w, &a[i + 2]);
+		size_t ttl_at = i + 2;
+		i += 3;
+		if (nset && render_cmd(w, "HSET", key, a + i, (size_t)nset * 2) < 0)
+			return -1;
+		i += (size_t)nset * 2;
+		if (ndel && render_cmd(w, "HDEL", key, a + i, (size_t)ndel) < 0)
+			return -1;
+		i += (size_t)ndel;
+		if (ttl > 0 && render_cmd(w, "EXPIRE", key, a + ttl_at, 1) < 0)
+			return -1;
+	}
+	if (i < w->args.n && render_cmd(w, "HSET", &w->keys.v[0], a + i, w->args.n - i) < 0)
+		return -1;
+	return fp_buf_adds(&w->dry, "EXEC\n");
+}
+
+/* ---- the connection ---- */
+
+static int is_transient(const char *e);
+
+static void
+drop_conn(kvw *w)
+{
+	if (w->c)
+		redisFree(w->c);
+	w->c = NULL;
+}
+
+/* One more failed attempt in an outage: warn (rate-limited), back off, or
+ * give up.  0 to retry, KVW_REMOTE to stop. */
+static int
+outage_wait(kvw *w, const char *what)
+{
+	int64_t now = mono_ms();
+	if (!w->out_start) {
+		w->out_start = w->out_warned = now;
+		w->out_attempts = 0;
+		w->backoff = BACKOFF_MIN_MS;
+		warn(w, "%s; retrying with backoff%s", what,
+		     w->o.give_up_ms ? "" : " (no --give-up-after: until it works)");
+	} else if (now - w->out_warned >= WARN_EVERY_MS) {
+		w->out_warned = now;
+		warn(w, "still failing after %.0fs and %u attempts: %s",
+		     (double)(now - w->out_start) / 1000, w->out_attempts + 1, what);
+	}
+	w->out_attempts++;
+	int64_t wait = w->backoff;
+	if (w->o.give_up_ms) {
+		int64_t left = w->out_start + w->o.give_up_ms - now;
+		if (left <= 0)
+			return fail(w, KVW_REMOTE, "giving up after %.1fs (--give-up-after): %s",
+			            (double)(now - w->out_start) / 1000, what);
+		if (wait > left)
+			wait = left;
+	}
+	sleep_ms(wait);
+	w->backoff = w->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff * 2;
+	return 0;
+}
+
+static void
+outage_end(kvw *w)
+{
+	if (w->out_start) {
+		warn(w, "Redis is back after %.1fs and %u attempts",
+		     (double)(mono_ms() - w->out_start) / 1000, w->out_attempts);
+		w->out_start = 0;
+		w->st.reconnects++;
+	}
+	w->backoff = BACKOFF_MIN_MS;
+}
+
+/* CONFIG GET name: the value into buf; 1 ok, 0 CONFIG refused, -1 I/O,
+ * -2 a transient error reply (errstr set). */
+static int
+config_get(kvw *w, const char *name, char *buf, size_t len)
+{
+	redisReply *r = redisCommand(w->c, "CONFIG GET %s", name);
+	if (!r)
+		return -1;
+	if (r->type == REDIS_REPLY_ERROR && is_transient(r->str)) {
+		fail(w, -1, "CONFIG GET %s: %s", name, r->str);
+		freeReplyObject(r);
+		return -2;
+	}
+	int ok = 0;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING) {
+		snprintf(buf, len, "%.*s", (int)r->element[1]->len, r->element[1]->str);
+		ok = 1;
+	}
+	freeReplyObject(r);
+	return ok;
+}
+
+/* The store must not evict; persistence off only warrants a warning.
+ * 0, -1 transient (errstr), or KVW_CONFIG. */
+static int
+preflight(kvw *w)
+{
+	char policy[64], save[256], aof[16];
+	int r = config_get(w, "maxmemory-policy", policy, sizeof policy);
+	if (r == -2)
+		return -1;
+	if (r < 0)
+		return fail(w, -1, "checking Redis configuration: %s", w->c->errstr), -1;
+	if (r == 0) {
+		if (!w->warned_config)
+			warn(w, "CONFIG GET is refused by this Redis: cannot check that "
+			     "maxmemory-policy is noeviction; make sure it is");
+		w->warned_config = 1;
+		return 0;
+	}
+	if (!strncmp(policy, "allkeys-", 8) || !strncmp(policy, "volatile-", 9))
+		return fail(w, KVW_CONFIG,
+		            "Redis maxmemory-policy is '%s': it would evict features or offsets "
+		            "silently; set it to noeviction (CONFIG SET maxmemory-policy noeviction)",
+		            policy);
+	if (config_get(w, "save", save, sizeof save) == 1 &&
+	    config_get(w, "appendonly", aof, sizeof aof) == 1 && !save[0] &&
+	    !strcmp(aof, "no") && !w->warned_persist) {
+		warn(w, "Redis persistence is off (save \"\", appendonly no): a Redis restart "
+		     "loses features and offsets; fp-kvwrite then stops (exit 4) and the pipeline "
+		     "must replay from Kafka");
+		w->warned_persist = 1;
+	}
+	return 0;
+}
+
+static void
+seen_offset(void *arg, const char *topic, size_t tlen, int32_t part, int shard, int nshards,
+            store_pos pos)
+{
+	kvw *w = arg;
+	if (shard != w->o.shard || nshards != w->o.nshards)
+		return;
+	struct ppos *p = pos_get(w, topic, tlen, part);
+	if (!p)
+		return; /* out of memory: caught as a missing offset below */
+	p->seen = pos;
+	p->seen_ok = 1;
+	if (!w->started) {
+		p->committed = p->pending = pos;
+		p->has_committed = p->has_pending = 1;
+	}
+}
+
+/* Compare the stored offsets with what this process committed.  Sets
+ * w->landed when an ambiguous commit turns out to have landed.  0,
+ * KVW_REMOTE when Redis went back (lost data) or another writer moved them. */
+static int
+verify_offsets(kvw *w)
+{
+	size_t landed = 0, missing = 0;
+	char f[512], a[48], b[48];
+	w->landed = 0;
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f);
+		if (w->ambiguous && pos_dirty(p)) {
+			if (p->seen_ok && store_pos_cmp(p->seen, p->pending) == 0) {
+				landed++;
+				continue;
+			}
+			missing++;
+		}
+		if (p->has_committed && (!p->seen_ok || store_pos_cmp(p->seen, p->committed) < 0)) {
+			store_pos_format(p->committed, a, sizeof a);
+			if (p->seen_ok)
+				store_pos_format(p->seen, b, sizeof b);
+			return fail(w, KVW_REMOTE,
+			            "Redis lost data: '%s' field '%s' holds %s but this process committed %s "
+			            "(restarted without persistence, or rolled back?); stopping so that the "
+			            "pipeline restarts from what the store holds",
+			            w->offkey, f, p->seen_ok ? b : "nothing", a);
+		}
+		if (p->seen_ok && (!p->has_committed || store_pos_cmp(p->seen, p->committed) > 0)) {
+			store_pos_format(p->seen, b, sizeof b);
+			return fail(w, KVW_REMOTE,
+			            "'%s' field '%s' moved to %s behind this process's back: is another "
+			            "fp-kvwrite writing shard %d/%d of pipeline '%s'?",
+			            w->offkey, f, b, w->o.shard, w->o.nshards, w->o.pipeline);
+		}
+	}
+	if (landed && missing)
+		return fail(w, KVW_REMOTE, "'%s': the stored offsets show part of an epoch; "
+		            "is another fp-kvwrite writing shard %d/%d?", w->offkey, w->o.shard,
+		            w->o.nshards);
+	w->landed = landed > 0;
+	return 0;
+}
+
+/* Connect, preflight, load the script, read and check the offsets.
+ * 0, -1 transient (errstr), or a KVW_* code. */
+static int
+try_connect(kvw *w)
+{
+	w->c = store_connect(&w->o.url, w->o.connect_ms, w->o.command_ms, w->errstr, sizeof w->errstr);
+	if (!w->c)
+		return -1;
+	/* A Redis loading its data set or running a long script answers every
+	 * command with an error: wait for it like for one that is down. */
+	redisReply *ping = redisCommand(w->c, "PING");
+	int r = 0;
+	if (!ping)
+		r = fail(w, -1, "Redis does not answer PING: %s", w->c->errstr);
+	else if (ping->type == REDIS_REPLY_ERROR)
+		r = fail(w, is_transient(ping->str) ? -1 : KVW_REMOTE, "Redis answers PING with '%s'",
+		         ping->str);
+	if (ping)
+		freeReplyObject(ping);
+	if (r || (r = preflight(w)) != 0)
+		goto out;
+	redisReply *rep = redisCommand(w->c, "SCRIPT LOAD %s", COMMIT_LUA);
+	if (!rep) {
+		r = fail(w, -1, "loading the commit script: %s", w->c->errstr);
+		goto out;
+	}
+	if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof w->sha) {
+		r = fail(w, KVW_REMOTE, "Redis refused SCRIPT LOAD: %s",
+		         rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		freeReplyObject(rep);
+		goto out;
+	}
+	memcpy(w->sha, rep->str, rep->len);
+	w->sha[rep->len] = 0;
+	w->use_eval = 0;
+	freeReplyObject(rep);
+	for (size_t i = 0; i < w->npos; i++)
+		w->pos[i].seen_ok = 0;
+	if (store_read_offsets(w->c, w->o.pipeline, seen_offset, w, w->errstr, sizeof w->errstr) < 0) {
+		r = w->c->err ? -1 : KVW_REMOTE;
+		goto out;
+	}
+	if (w->started)
+		r = verify_offsets(w);
+out:
+	if (r)
+		drop_conn(w);
+	return r;
+}
+
+static int
+conn_ensure(kvw *w)
+{
+	while (!w->c) {
+		int r = try_connect(w);
+		if (r > 0)
+			return r;
+		if (r < 0 && (r = outage_wait(w, w->errstr)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+kvw_start(kvw *w)
+{
+	if (w->o.dry_run) {
+		w->started = 1;
+		return 0;
+	}
+	int r = conn_ensure(w);
+	if (r)
+		return r;
+	outage_end(w);
+	w->started = 1;
+	return 0;
+}
+
+/* ---- commit ---- */
+
+static int
+send_epoch(kvw *w, redisReply **rep)
+{
+	size_t n = 3 + w->keys.n + w->args.n;
+	if (n > w->argcap) {
+		const char **av = realloc(w->argv, n * sizeof *av);
+		if (av)
+			w->argv = av;
+		size_t *al = realloc(w->argl, n * sizeof *al);
+		if (al)
+			w->argl = al;
+		if (!av || !al)
+			return fail(w, KVW_IO, "out of memory");
+		w->argcap = n;
+	}
+	char nk[24];
+	snprintf(nk, sizeof nk, "%zu", w->keys.n);
+	w->argv[0] = w->use_eval ? "EVAL" : "EVALSHA";
+	w->argv[1] = w->use_eval ? COMMIT_LUA : w->sha;
+	w->argv[2] = nk;
+	for (int i = 0; i < 3; i++)
+		w->argl[i] = strlen(w->argv[i]);
+	size_t j = 3;
+	for (size_t i = 0; i < w->keys.n; i++, j++) {
+		w->argv[j] = (const char *)w->arena.p + w->keys.v[i].off;
+		w->argl[j] = w->keys.v[i].len;
+	}
+	for (size_t i = 0; i < w->args.n; i++, j++) {
+		w->argv[j] = (const char *)w->arena.p + w->args.v[i].off;
+		w->argl[j] = w->args.v[i].len;
+	}
+	*rep = redisCommandArgv(w->c, (int)n, w->argv, w->argl);
+	return 0;
+}
+
+static int
+is_transient(const char *e)
+{
+	static const char *const codes[] = {"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN",
+	                                    "TRYAGAIN", "NOREPLICAS"};
+	for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+		if (!strncmp(e, codes[i], strlen(codes[i])))
+			return 1;
+	return 0;
+}
+
+static void
+epoch_done(kvw *w)
+{
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		if (pos_dirty(p)) {
+			p->committed = p->pending;
+			p->has_committed = 1;
+		}
+	}
+	w->st.epochs++;
+	w->st.keys += w->nent;
+	w->nent = 0;
+	memset(w->slots, 0, w->nslots * sizeof *w->slots);
+	w->changed = w->barrier = 0;
+}
+
+static void
+note_latency(kvw *w, int64_t us)
+{
+	if (w->nlat == w->latcap) {
+		size_t nc = w->latcap ? w->latcap * 2 : 1024;
+		uint32_t *nl = realloc(w->lat, nc * sizeof *nl);
+		if (!nl)
+			return;
+		w->lat = nl;
+		w->latcap = nc;
+	}
+	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+int
+kvw_commit(kvw *w)
+{
+	int dirty = w->nent > 0;
+	for (size_t i = 0; i < w->npos && !dirty; i++)
+		dirty = pos_dirty(&w->pos[i]);
+	if (!dirty) {
+		w->changed = w->barrier = 0;
+		return 0;
+	}
+	int r = build_epoch(w);
+	if (r)
+		return r;
+	if (w->o.dry_run) {
+		if (render_epoch(w) < 0)
+			return fail(w, KVW_IO, "out of memory");
+		if (w->o.dry_fd >= 0) {
+			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0)
+				return fail(w, KVW_IO, "error writing standard output: %s", strerror(errno));
+			w->dry.len = 0;
+		}
+		epoch_done(w);
+		return 0;
+	}
+	int64_t t0 = mono_us();
+	size_t want = w->keys.n - 1;
+	for (;;) {
+		if (!w->c) {
+			if ((r = conn_ensure(w)) != 0)
+				return r;
+			outage_end(w);
+			if (w->ambiguous && w->landed) {
+				warn(w, "the commit whose reply was lost had been applied "
+				     "(the stored offsets match it); not sending it again");
+				break;
+			}
+			if (w->ambiguous)
+				warn(w, "the commit whose reply was lost had not been applied; sending it again");
+			w->ambiguous = 0;
+		}
+		redisReply *rep = NULL;
+		if ((r = send_epoch(w, &rep)) != 0)
+			return r;
+		if (!rep) {
+			/* no reply: the script may or may not have run */
+			char what[300];
+			snprintf(what, sizeof what, "no reply to the commit of %zu keys (%s)", want,
+			         w->c->errstr);
+			drop_conn(w);
+			w->ambiguous = 1;
+			if ((r = outage_wait(w, what)) != 0)
+				return r;
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want) {
+			freeReplyObject(rep);
+			break;
+		}
+		if (rep->type != REDIS_REPLY_ERROR) {
+			r = fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
+			freeReplyObject(rep);
+			return r;
+		}
+		const char *e = rep->str;
+		const char *wt = strstr(e, "FPWRONGTYPE ");
+		if (wt) {
+			long idx = strtol(wt + 12, NULL, 10);
+			char sh[100], type[32] = "";
+			const char *sp = strchr(wt + 12, ' ');
+			if (sp)
+				snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
+			const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
+			r = fail(w, KVW_REMOTE,
+			         "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
+			         "and the offsets did not move; delete or rename that key",
+			         k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
+			         idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+			freeReplyObject(rep);
+			return r;
+		}
+		if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
+			w->use_eval = 1;
+			freeReplyObject(rep);
+			continue;
+		}
+		if (is_transient(e)) {
+			char what[300];
+			snprintf(what, sizeof what, "Redis refused the commit: %s", e);
+			freeReplyObject(rep);
+			if ((r = outage_wait(w, what)) != 0)
+				return r;
+			continue;
+		}
+		r = fail(w, KVW_REMOTE, "Redis refused the commit: %s", e);
+		freeReplyObject(rep);
+		return r;
+	}
+	outage_end(w);
+	w->ambiguous = 0;
+	note_latency(w, mono_us() - t0);
+	epoch_done(w);
+	return 0;
+}
+
+/* ---- the read loop ---- */
+
+/* Commit what is buffered, then report the earlier failure rc. */
+static int
+commit_then(kvw *w, int rc)
+{
+	char saved[sizeof w->errstr];
+	memcpy(saved, w->errstr, sizeof saved);
+	int r = kvw_commit(w);
+	if (r)
+		return r;
+	memcpy(w->errstr, saved, sizeof saved);
+	return rc;
+}
+
+int
+kvw_run(kvw *w, int fd, const char *name)
+{
+	fr_reader rd;
+	int r = 0;
+	if (fr_reader_init(&rd, w->o.max_frame) < 0)
+		return fail(w, KVW_CONFIG, "%s", rd.errstr);
+	for (;;) {
+		const uint8_t *body;
+		size_t len;
+		enum fr_status st;
+		while ((st = fr_reader_next(&rd, &body, &len)) == FR_OK) {
+			if ((r = kvw_add(w, body, len, rd.frames)) != 0) {
+				r = commit_then(w, r);
+				goto out;
+			}
+			if (kvw_due(w) && (r = kvw_commit(w)) != 0)
+				goto out;
+		}
+		if (st == FR_ERROR) {
+			fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
+			r = commit_then(w, KVW_DATA);
+			goto out;
+		}
+		if (kvw_due(w) && (r = kvw_commit(w)) != 0)
+			goto out;
+		struct pollfd pfd = {fd, POLLIN, 0};
+		int64_t wait = kvw_wait_ms(w);
+		int pr = poll(&pfd, 1, wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
+		if (pr < 0 && errno != EINTR) {
+			r = fail(w, KVW_IO, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (pr <= 0)
+			continue; /* the timer: kvw_due() says so above */
+		ssize_t n = fr_reader_fill(&rd, fd);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n < 0) {
+			fail(w, KVW_IO, "error reading '%s': %s", name, strerror(errno));
+			r = commit_then(w, KVW_IO);
+			goto out;
+		}
+		if (n == 0) {
+			if (fr_reader_eof(&rd) < 0) {
+				fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
+				r = commit_then(w, KVW_DATA);
+			} else
+				r = kvw_commit(w);
+			goto out;
+		}
+	}
+out:
+	fr_reader_release(&rd);
+	return r;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void
+kvw_get_stats(kvw *w, kvw_stats *s)
+{
+	*s = w->st;
+	if (w->nlat) {
+		qsort(w->lat, w->nlat, sizeof *w->lat, cmp_u32);
+		s->commit_ms_p50 = w->lat[(w->nlat - 1) / 2] / 1000.0;
+		s->commit_ms_p99 = w->lat[(size_t)((w->nlat - 1) * 0.99)] / 1000.0;
+		s->commit_ms_max = w->lat[w->nlat - 1] / 1000.0;
+	}
+}

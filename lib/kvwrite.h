@@ -1,0 +1,107 @@
+/* kvwrite.h - fp-merge updates to Redis, one atomic epoch at a time.
+ *
+ * Updates are buffered, the latest per key (@key), together with the
+ * position reached in every (topic, partition) (@src, barriers).  A commit
+ * writes every buffered key and this shard's offsets through one Lua script
+ * that first checks the type of every key it touches and writes nothing when
+ * one is wrong: the features and the offsets that cover them land together
+ * or not at all (fp-kvwrite(1), DESIGN §3).
+ *
+ * Failures: connection and command timeouts, reconnect with exponential
+ * backoff, and a commit whose reply never came is resolved by reading the
+ * stored offsets back.  Stored offsets behind what this process committed
+ * mean Redis lost data: that is an error (KVW_REMOTE), never papered over.
+ *
+ * lib code: nothing is printed here except through the warn callback; every
+ * function returns 0 or a KVW_* code with errstr set.
+ */
+#ifndef FP_KVWRITE_H
+#define FP_KVWRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "store.h"
+
+/* Status codes, equal to the exit codes of featpipe(7). */
+enum {
+	KVW_OK = 0,
+	KVW_DATA = 1,    /* bad input */
+	KVW_CONFIG = 2,  /* the store is configured so that data could be lost */
+	KVW_IO = 3,      /* local I/O */
+	KVW_REMOTE = 4,  /* Redis failed, lost data, or holds a key of the wrong type */
+};
+
+typedef struct kvw_options {
+	const char *pipeline;     /* names fp:{pipeline}:offsets */
+	int shard, nshards;
+	size_t max_batch;         /* commit when this many keys are buffered */
+	int64_t flush_ms;         /* commit when the oldest buffered update is this old */
+	const char *const *zset;  /* features also written as sorted sets */
+	size_t nzset;
+	int dry_run;              /* render commands as text, no Redis */
+	int dry_fd;               /* dry-run text goes here after each epoch;
+	                           * -1: kept in kvw_dry_output() */
+	store_url url;
+	int connect_ms, command_ms;
+	int64_t give_up_ms;       /* 0: retry forever */
+	size_t max_frame;         /* 0: FP_MAX_FRAME or the default */
+	/* Called with a warning to show the user (reconnects, persistence off). */
+	void (*warn)(void *arg, const char *msg);
+	void *warn_arg;
+} kvw_options;
+
+typedef struct kvw_stats {
+	uint64_t updates;         /* update frames read */
+	uint64_t barriers;
+	uint64_t epochs;          /* commits sent and acknowledged */
+	uint64_t keys;            /* keys written (after coalescing) */
+	uint64_t reconnects;
+	double commit_ms_p50, commit_ms_p99, commit_ms_max;
+} kvw_stats;
+
+typedef struct kvw kvw;
+
+/* A writer with a copy of o (strings in o must outlive it).  NULL when out
+ * of memory. */
+kvw *kvw_new(const kvw_options *o);
+void kvw_free(kvw *w);
+
+/* Connect, check the store's configuration and read this shard's stored
+ * offsets (nothing in dry-run mode).  0 or a KVW_* code. */
+int kvw_start(kvw *w);
+
+/* Take one checked frame body: an update, or a control frame (a barrier
+ * moves positions and asks for a commit; other control frames are
+ * ignored).  frameno (1-based) names the frame in errors.  0, or KVW_DATA. */
+int kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno);
+
+/* 1 when a commit is due now: a barrier arrived, max_batch keys are buffered,
+ * or the oldest buffered change is flush_ms old. */
+int kvw_due(kvw *w);
+
+/* Milliseconds until the timer makes a commit due, or -1 when nothing is
+ * buffered. */
+int64_t kvw_wait_ms(kvw *w);
+
+/* Commit everything buffered (nothing when nothing changed).  Blocks while
+ * Redis is unreachable, up to give_up_ms.  0 or a KVW_* code. */
+int kvw_commit(kvw *w);
+
+/* Read frames from fd until end of input, committing as due; at the end
+ * commit what is buffered.  A bad or truncated frame: the whole updates
+ * before it are committed, then KVW_DATA.  0 or a KVW_* code. */
+int kvw_run(kvw *w, int fd, const char *name);
+
+/* The message of the last failure. */
+const char *kvw_errstr(const kvw *w);
+/* Dry-run output accumulated so far (the caller may write and empty it). */
+fp_buf *kvw_dry_output(kvw *w);
+void kvw_get_stats(kvw *w, kvw_stats *s);
+
+/* Append s[0..n) quoted as redis-cli reads it back ("..." with \\, \",
+ * \n, \r, \t and \xHH escapes).  -1 when out of memory. */
+int kvw_quote(fp_buf *out, const uint8_t *s, size_t n);
+
+#endif

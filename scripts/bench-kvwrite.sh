@@ -1,0 +1,96 @@
+#!/bin/sh
+# bench-kvwrite.sh - fp-kvwrite throughput against a private redis-server,
+# with redis-benchmark's pipelined HSET on the same server as the ceiling.
+#
+#   scripts/bench-kvwrite.sh [UPDATES [KEYS]]        (default 1000000 100000)
+#   FP_BIN=build/bin  KVW_ARGS='--max-batch 10000'   (extra fp-kvwrite flags)
+#
+# Input: UPDATES fp-merge-shaped updates over KEYS keys (uniform random),
+# 8 feature fields + @state each.  Prints records/s (input updates), keys
+# written/s (after coalescing), commit latency p50/p99, the ceiling and the
+# ratio records/s : ceiling.
+set -eu
+N=${1:-1000000}
+K=${2:-100000}
+BIN=${FP_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
+KVW_ARGS=${KVW_ARGS:-}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-kvwrite.XXXXXX")
+rpid=
+cleanup() {
+	if [ -n "$rpid" ]; then kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+	--daemonize no >"$tmp/redis.log" 2>&1 &
+rpid=$!
+i=0
+until redis-cli -p "$port" ping >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "redis-server did not start" >&2; exit 1; }
+	sleep 0.1
+done
+
+echo "generating $N updates over $K keys..." >&2
+python3 - "$N" "$K" >"$tmp/in.jsonl" <<'PY'
+import sys, random, json
+n, k = int(sys.argv[1]), int(sys.argv[2])
+rnd = random.Random(42)
+out = sys.stdout
+for i in range(n):
+    u = rnd.randrange(k)
+    out.write(json.dumps({
+        "@key": "u:%d" % u, "@src": ["events", i % 8, i // 8], "@ts": 1700000000000 + i,
+        "@in": 1700000000000000 + i, "@ttl": 604800,
+        "view_1h": i % 17, "view_7d": i % 301, "spend": round(i * 0.37, 2),
+        "price_avg_7d": 1234.5 + (i % 1000) / 8, "price_max": 99999,
+        "recent_cars": ["c%d" % (i % 977), "c%d" % (i % 541), "c%d" % (i % 113)],
+        "top_brands": [["bmw", 9], ["audi", 4], ["vw", 1]], "last_city": "Paris",
+        "@state": {"@b64": "kwEClAMEBQaRB5IICZMKCwyUDQ4PEA=="}},
+        separators=(",", ":")))
+    out.write("\n")
+PY
+"$BIN/fp-cat" -r "$tmp/in.jsonl" >"$tmp/in.frames"
+rm -f "$tmp/in.jsonl"
+
+# run ARGS...: one fp-kvwrite run on an empty store; sets secs, stats, keys
+run() {
+	redis-cli -p "$port" flushall >/dev/null
+	start=$(date +%s.%N)
+	"$BIN/fp-kvwrite" -v --store "redis://127.0.0.1:$port/0" "$@" "$tmp/in.frames" \
+		2>"$tmp/kv.err" || { cat "$tmp/kv.err" >&2; exit 1; }
+	end=$(date +%s.%N)
+	stats=$(grep 'updates=' "$tmp/kv.err")
+	keys=$(redis-cli -p "$port" dbsize)
+}
+
+redis-cli -p "$port" flushall >/dev/null
+ceiling=$(redis-benchmark -p "$port" -P 64 -t hset -n 1000000 -r 100000 -q 2>/dev/null |
+	tr '\r' '\n' | grep 'HSET:' | tail -1 | awk '{print $2}')
+echo "ceiling: redis-benchmark -P 64 -t hset -n 1000000 -r 100000: $ceiling HSET/s"
+
+report() {
+python3 - "$N" "$start" "$end" "$ceiling" "$keys" "$stats" "$*" <<'PY'
+import sys, re
+n, t0, t1, ceil, dbkeys, stats, args = sys.argv[1:8]
+n, secs, ceil = int(n), float(t1) - float(t0), float(ceil)
+st = dict(re.findall(r'(\w+)=([0-9.]+)', stats))
+rec = n / secs
+print("fp-kvwrite %s: %d updates in %.2fs, %d keys in Redis" % (args or "(defaults)", n, secs, int(dbkeys) - 1))
+print("  records/s (input updates):  %10.0f   ratio to the ceiling %.2f (target >= 0.8)" % (rec, rec / ceil))
+print("  keys written/s (coalesced): %10.0f   (%s key writes in %s epochs)" % (int(st["keys"]) / secs, st["keys"], st["epochs"]))
+print("  commit latency ms: p50 %s  p99 %s  max %s" % (st["commit_ms_p50"], st["commit_ms_p99"], st["commit_ms_max"]))
+PY
+}
+
+# shellcheck disable=SC2086
+run $KVW_ARGS
+report $KVW_ARGS
+# Long epochs: more coalescing, at the price of Redis blocked for the length
+# of each commit (about 10 us per key).
+if [ -z "$KVW_ARGS" ]; then
+	run --max-batch 100000 --flush-ms 5000
+	report --max-batch 100000 --flush-ms 5000
+fi

@@ -1,0 +1,350 @@
+#!/usr/bin/env bats
+# fp-kvwrite: updates to Redis in atomic epochs with the shard's offsets.
+load helper
+
+FX="$TESTS_DIR/fixtures/fp-kvwrite"
+
+# redis_on PORT [ARGS...]: a redis-server on a known port (so it can be
+# restarted on the same one), data in $T/redis.
+redis_on() {
+	local port=$1; shift
+	mkdir -p "$T/redis"
+	bg_start "redis-$port-${#FP_PIDS[@]}" redis-server --port "$port" --bind 127.0.0.1 \
+		--save '' --dir "$T/redis" --daemonize no "$@"
+	REDIS_PID=$BG_PID
+	REDIS_PORT=$port
+	export FP_REDIS="redis://127.0.0.1:$port/0"
+	wait_for redis-cli -p "$port" ping
+}
+
+# gen N KEYS [DELAY]: N updates round-robin over KEYS keys, partition ev/0,
+# offsets 0..N-1; field n counts the key's updates, seq is the offset.
+gen() {
+	python3 - "$@" <<'EOF'
+import sys, time, json
+n, keys = int(sys.argv[1]), int(sys.argv[2])
+delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0
+cnt = {}
+for i in range(n):
+    k = "k%d" % (i % keys)
+    cnt[k] = cnt.get(k, 0) + 1
+    print(json.dumps({"@key": k, "@src": ["ev", 0, i], "n": cnt[k], "seq": i,
+                      "@state": {"@b64": "AA=="}}), flush=True)
+    if delay:
+        time.sleep(delay)
+EOF
+}
+
+# dump: every key of the Redis on $REDIS_PORT with its type and contents,
+# sorted, binary-safe (redis-cli quotes the bytes).
+dump() {
+	redis-cli -p "$REDIS_PORT" --no-raw eval "
+		local keys = redis.call('KEYS', '*')
+		table.sort(keys)
+		local out = {}
+		for _, k in ipairs(keys) do
+			local t = redis.call('TYPE', k)['ok']
+			table.insert(out, 'key') table.insert(out, k) table.insert(out, t)
+			if t == 'hash' then
+				local h = redis.call('HGETALL', k)
+				local f = {}
+				for i = 1, #h, 2 do table.insert(f, h[i]) end
+				table.sort(f)
+				for _, x in ipairs(f) do table.insert(out, x) table.insert(out, redis.call('HGET', k, x)) end
+			elseif t == 'zset' then
+				for _, x in ipairs(redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')) do table.insert(out, x) end
+			end
+		end
+		return out" 0 | sed 's/^ *[0-9]*) //'
+}
+
+has_offset() {
+	[ "$(rcli hexists fp:default:offsets ev/0/0/1)" = 1 ]
+}
+
+# offset_is V: the stored position of ev/0 for shard 0/1 is V.
+offset_is() {
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = "$1" ]
+}
+
+@test "values and offsets land together; numbers, strings, JSON lists, ttl, nil deletes" {
+	start_redis
+	rcli hset u:1 max 99 stale 1 >/dev/null
+	frames_of "$FX/basic.jsonl" | fp-kvwrite 2>"$T/err"
+	grep -q 'persistence is off' "$T/err"
+	[ "$(rcli hget u:1 views)" = 2 ]
+	[ "$(rcli hget u:1 avg)" = 9.75 ]
+	[ "$(rcli hget u:2 avg)" = 3.0 ]
+	[ "$(rcli hget u:1 city)" = 'Paris "15e"' ]
+	[ "$(rcli hget u:1 recent)" = '["c2","c1"]' ]
+	[ "$(rcli hget u:1 top)" = '[["bmw",2],["audi",1]]' ]
+	[ "$(rcli hget u:1 max)" = 12.5 ]
+	[ "$(rcli hget u:1 @state | od -An -tx1 | tr -d ' \n')" = 9302030a ]
+	[ "$(rcli hget u:1 stale)" = 1 ]            # fields it does not know stay
+	[ "$(rcli ttl u:1)" -gt 3590 ]
+	[ "$(rcli ttl u)" = -1 ]                    # no @ttl: no EXPIRE
+	[ "$(rcli hget u:1 @src)" = '' ]            # @src, @ts, @in, @key are not stored
+	diff -u <(printf '%s\n' ev/0/0/1 12:3 ev/1/0/1 5 ev/2/0/1 100) <(rcli hgetall fp:default:offsets)
+}
+
+@test "a nil feature deletes its field" {
+	start_redis
+	rcli hset u:9 max 99 views 1 >/dev/null
+	printf '%s\n' '{"@key":"u:9","views":2,"max":null}' | frames_of | fp-kvwrite 2>/dev/null
+	[ "$(rcli hexists u:9 max)" = 0 ]
+	[ "$(rcli hget u:9 views)" = 2 ]
+}
+
+@test "coalescing: many updates of one key in an epoch are one HSET of the latest" {
+	start_redis
+	gen 3000 3 | frames_of | fp-kvwrite --flush-ms 0 2>/dev/null
+	rcli info commandstats >"$T/stats"
+	grep -q '^cmdstat_hset:calls=4,' "$T/stats"      # 3 keys + the offsets
+	grep -q '^cmdstat_evalsha:calls=1,' "$T/stats"
+	[ "$(rcli hget k0 n)" = 1000 ] && [ "$(rcli hget k2 seq)" = 2999 ]
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 3000 ]
+}
+
+@test "commit on barrier and on --max-batch keys (--dry-run)" {
+	frames_of "$FX/basic.jsonl" | fp-kvwrite --dry-run --flush-ms 0 >"$T/out"
+	[ "$(grep -c '^MULTI$' "$T/out")" = 2 ]      # the barrier, then the end of input
+	gen 5 5 | frames_of | fp-kvwrite --dry-run --flush-ms 0 --max-batch 2 >"$T/out"
+	[ "$(grep -c '^EXEC$' "$T/out")" = 3 ]
+	diff -u <(grep fp:default "$T/out") - <<'EOF'
+HSET "fp:default:offsets" "ev/0/0/1" "2"
+HSET "fp:default:offsets" "ev/0/0/1" "4"
+HSET "fp:default:offsets" "ev/0/0/1" "5"
+EOF
+}
+
+@test "commit on the --flush-ms timer while input stays open" {
+	start_redis
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --flush-ms 200 "$T/in"
+	exec 7>"$T/in"
+	gen 2 2 | frames_of >&7
+	wait_for offset_is 2
+	[ "$(rcli hget k1 n)" = 1 ]
+	exec 7>&-
+	wait "$BG_PID"
+}
+
+@test "--dry-run prints the epoch's commands; redis-cli replays them to the same state" {
+	frames_of "$FX/basic.jsonl" | fp-kvwrite --dry-run --zset top >"$T/dry"
+	diff -u "$FX/basic.dry" "$T/dry"
+	start_redis
+	rcli <"$T/dry" >/dev/null
+	dump >"$T/a"
+	rcli flushall >/dev/null
+	frames_of "$FX/basic.jsonl" | fp-kvwrite --zset top 2>/dev/null
+	dump >"$T/b"
+	diff -u "$T/a" "$T/b"
+}
+
+@test "--zset writes a top-k feature as a sorted set too" {
+	start_redis
+	rcli zadd u:1:top 5 old >/dev/null
+	frames_of "$FX/basic.jsonl" | fp-kvwrite --zset top 2>/dev/null
+	diff -u <(printf '%s\n' bmw 2 audi 1) <(rcli zrevrange u:1:top 0 -1 withscores)
+	[ "$(rcli exists u:top)" = 0 ]        # a nil top-k leaves no set
+	printf '%s\n' '{"@key":"x","top":[["a","b"]]}' | frames_of >"$T/bad"
+	run fp-kvwrite --dry-run --zset top "$T/bad"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 1: feature 'top' of 'x' is not a top-k list"* ]]
+}
+
+@test "binary keys with NUL and spaces stay distinct" {
+	start_redis
+	frames_of "$FX/basic.jsonl" | fp-kvwrite 2>/dev/null
+	dump | grep -A1 '^"key"$' | grep -v -e '^"key"$' -e '^--$' >"$T/keys"
+	diff -u - "$T/keys" <<'EOF'
+"fp:default:offsets"
+"u"
+"u\x001"
+"u 1"
+"u:1"
+"u:2"
+EOF
+}
+
+@test "a key of the wrong type: clear error, exit 4, nothing of the epoch written, offsets kept" {
+	start_redis
+	rcli hset fp:default:offsets ev/0/0/1 3 >/dev/null
+	rcli set u:2 'a string' >/dev/null
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 4 ]
+	[[ $output == *"key 'u:2' in Redis is a string, not a hash: nothing of this epoch was written"* ]]
+	[ "$(rcli exists u:1)" = 0 ]
+	diff -u <(printf '%s\n' ev/0/0/1 3) <(rcli hgetall fp:default:offsets)
+	[ "$(rcli get u:2)" = 'a string' ]
+}
+
+@test "an evicting maxmemory-policy is refused (exit 2)" {
+	start_redis --maxmemory-policy allkeys-lru
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 2 ]
+	[[ $output == *"maxmemory-policy is 'allkeys-lru': it would evict features or offsets"* ]]
+	[ "$(rcli dbsize)" = 0 ]
+}
+
+@test "CONFIG renamed away: a warning, and the writes still happen" {
+	start_redis --rename-command CONFIG ''
+	frames_of "$FX/basic.jsonl" | fp-kvwrite 2>"$T/err"
+	grep -q 'CONFIG GET is refused by this Redis' "$T/err"
+	[ "$(rcli hget u:1 views)" = 2 ]
+}
+
+@test "a truncated last frame: the whole updates are committed, then exit 1" {
+	start_redis
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	printf '\0\0\0\x20\x81' >>"$T/in"
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 1 ]
+	[[ $output == *"truncated"* ]] || [[ $output == *"cut short"* ]] || [[ $output == *"frame 8"* ]]
+	[ "$(rcli hget u views)" = 3 ]
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 12:3 ]
+}
+
+@test "an update without @key: exit 1 naming the frame; what came before is committed" {
+	start_redis
+	printf '%s\n' '{"@key":"a","@src":["ev",0,0],"v":1}' '{"v":2}' | frames_of >"$T/in"
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 2: update has no @key"* ]]
+	[ "$(rcli hget a v)" = 1 ]
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 1 ]
+}
+
+@test "FP_PIPELINE, FP_SHARD and FP_SHARDS name the offsets" {
+	printf '%s\n' '{"@key":"a","@src":["ev",3,7,2],"v":1}' | frames_of >"$T/in"
+	FP_PIPELINE=cars FP_SHARD=1 FP_SHARDS=4 fp-kvwrite --dry-run "$T/in" >"$T/out"
+	grep -qx 'HSET "fp:cars:offsets" "ev/3/1/4" "7:3"' "$T/out"
+	run env FP_SHARD=4 FP_SHARDS=4 fp-kvwrite --dry-run "$T/in"
+	[ "$status" -eq 2 ]
+}
+
+@test "positions never move back; a barrier moves every partition it lists" {
+	printf '%s\n' '{"@key":"a","@src":["ev",0,9],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,5],["ev",1,3]]}' \
+		'{"@key":"a","@src":["ev",0,9,0],"v":2}' | frames_of >"$T/in"
+	fp-kvwrite --dry-run "$T/in" >"$T/out"
+	diff -u <(grep fp:default "$T/out") - <<'EOF'
+HSET "fp:default:offsets" "ev/0/0/1" "10" "ev/1/0/1" "3"
+EOF
+}
+
+@test "no store: usage error" {
+	run fp-kvwrite </dev/null
+	[ "$status" -eq 2 ]
+	[[ $output == *"no store"* ]]
+}
+
+@test "redis-server killed and restarted (AOF always): reconnects, nothing lost or doubled" {
+	port=$(free_port)
+	redis_on "$port" --appendonly yes --appendfsync always
+	gen 300 7 0.01 | fp-cat -r -u | fp-kvwrite --flush-ms 50 --timeout 1s -v 2>"$T/kv.err" &
+	kv=$!
+	FP_PIDS+=("$kv")
+	sleep 1
+	kill -9 "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null || true
+	sleep 0.5
+	redis_on "$port" --appendonly yes --appendfsync always
+	wait "$kv"
+	grep -q 'Redis is back' "$T/kv.err"
+	[ "$(redis-cli -p "$port" hget fp:default:offsets ev/0/0/1)" = 300 ]
+	gen 300 7 | frames_of >"$T/all"
+	dump >"$T/got"
+	redis-cli -p "$port" flushall >/dev/null
+	fp-kvwrite "$T/all" 2>/dev/null
+	dump >"$T/want"
+	diff -u "$T/want" "$T/got"
+}
+
+@test "redis-server restarted without persistence: the data loss is noticed (exit 4), a replay restores" {
+	port=$(free_port)
+	redis_on "$port"
+	gen 300 7 0.01 | fp-cat -r -u | fp-kvwrite --flush-ms 50 --timeout 1s 2>"$T/kv.err" &
+	kv=$!
+	FP_PIDS+=("$kv")
+	sleep 1
+	kill -9 "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null || true
+	redis_on "$port"
+	st=0
+	wait "$kv" || st=$?
+	[ "$st" -eq 4 ]
+	grep -q 'Redis lost data: .fp:default:offsets. field .ev/0/0/1. holds nothing but this process committed' "$T/kv.err"
+	# the pipeline restarts from what the store holds (nothing): a full replay
+	gen 300 7 | frames_of | fp-kvwrite 2>/dev/null
+	[ "$(redis-cli -p "$port" hget fp:default:offsets ev/0/0/1)" = 300 ]
+	[ "$(redis-cli -p "$port" hget k6 n)" = 42 ]
+}
+
+@test "Redis paused with SIGSTOP: timeouts, backpressure (stops reading), recovery after SIGCONT" {
+	start_redis
+	mkfifo "$T/in"
+	gen 3000 50 0.0005 | fp-cat -r -u >"$T/in" &
+	FP_PIDS+=("$!")
+	bg_start kv fp-kvwrite --flush-ms 20 --timeout 300ms "$T/in"
+	kv=$BG_PID
+	wait_for has_offset
+	kill -STOP "$REDIS_PID"
+	sleep 1.5
+	r1=$(awk '/^rchar/ {print $2}' "/proc/$kv/io")
+	sleep 1
+	r2=$(awk '/^rchar/ {print $2}' "/proc/$kv/io")
+	[ "$r1" = "$r2" ]                               # not reading while Redis is away
+	grep -q 'no reply to the commit' "$T/kv.err"
+	kill -CONT "$REDIS_PID"
+	wait "$kv"
+	grep -q 'Redis is back' "$T/kv.err"
+	grep -Eq 'lost had (been|not been) applied' "$T/kv.err"
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 3000 ]
+	[ "$(rcli hget k49 n)" = 60 ] && [ "$(rcli hget k0 seq)" = 2950 ]
+}
+
+@test "--give-up-after: exit 4 when Redis stays away" {
+	port=$(free_port)
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	run fp-kvwrite --store "redis://127.0.0.1:$port/0" --give-up-after 1s "$T/in"
+	[ "$status" -eq 4 ]
+	[[ $output == *"unable to connect to Redis"*"retrying with backoff"* ]]
+	[[ $output == *"giving up after 1."*"s (--give-up-after)"* ]]
+}
+
+@test "man page example: dry run" {
+	printf '%s\n' '{"@key":"u:42","@src":["views",0,17],"@ttl":86400,"view_1h":3,"@state":{"@b64":"kQM="}}' >"$T/up.jsonl"
+	fp-cat -r "$T/up.jsonl" | fp-kvwrite --dry-run >"$T/out"
+	diff -u - "$T/out" <<'EOF'
+MULTI
+HSET "u:42" "view_1h" "3" "@state" "\x91\x03"
+EXPIRE "u:42" "86400"
+HSET "fp:default:offsets" "views/0/0/1" "18"
+EXEC
+EOF
+}
+
+@test "man page example: --zset and ZREVRANGE" {
+	start_redis
+	printf '%s\n' '{"@key":"u:42","@src":["views",0,18],"top_brands":[["bmw",3],["vw",1]]}' |
+		fp-cat -r | fp-kvwrite --store "$REDIS_URL" --zset top_brands 2>/dev/null
+	[ "$(rcli hget u:42 top_brands)" = '[["bmw",3],["vw",1]]' ]
+	diff -u <(printf '%s\n' bmw 3 vw 1) <(rcli zrevrange u:42:top_brands 0 4 withscores)
+}
+
+@test "a busy Redis (long script) is waited for like a down one" {
+	start_redis --busy-reply-threshold 100
+	bg_start busy redis-cli -p "$REDIS_PORT" eval 'local i = 0 while true do i = i + 1 end' 0
+	sleep 0.5
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	bg_start kv fp-kvwrite --timeout 2s "$T/in"
+	kv=$BG_PID
+	wait_for grep -q "answers PING with 'BUSY" "$T/kv.err"
+	rcli script kill >/dev/null
+	wait "$kv"
+	grep -q 'Redis is back' "$T/kv.err"
+	[ "$(rcli hget u:1 views)" = 2 ]
+}
