@@ -1,0 +1,131 @@
+#!/usr/bin/env bats
+# Exactly once, end to end (issue 8): crash any stage of
+#   fp-consume | fp-import | fp-keyby -n 2 -- 'fp-merge | fp-kvwrite'
+# at any moment, restart the pipeline as a whole, and the features in Redis
+# still equal what the oracle recounts from the topic.  Summaries (runs,
+# crashes per stage, keys checked, mismatches) are printed as TAP comments.
+load helper
+load e2e
+
+local_teardown() {
+	e2e_kill_all
+}
+
+@test "e2e: kill -9 a random stage 10 times while events flow; Redis equals the oracle" {
+	RANDOM=${E2E_SEED:-8}
+	e2e_services none
+	e2e_produce 300 30000 1500
+	e2e_crash_loop 10 300 2500
+	e2e_wait_producer
+	e2e_finish
+	e2e_check
+	((E2E_CRASHES >= 10))
+	[ "${E2E_HUNG:-0}" -eq 0 ]
+}
+
+@test "e2e: fp-merge --max-keys 5 (far below 400 keys) under crashes loses no buffered update" {
+	RANDOM=${E2E_SEED:-5}
+	E2E_MERGE_OPTS="--max-keys 5 --batch 32"
+	e2e_services none
+	e2e_produce 400 12000 1500
+	e2e_crash_loop 4 500 2000
+	e2e_wait_producer
+	e2e_finish
+	e2e_check
+	# keys were evicted (and reloaded) for real
+	grep -h 'evicted=[1-9]' "$T"/run-*.err | grep -q 'loaded=[1-9]'
+}
+
+@test "e2e: redis-server killed and restarted empty (no persistence): the pipeline stops and replays" {
+	e2e_services none
+	e2e_produce 200 12000 2000
+	e2e_start
+	sleep 2.5
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" || true
+	sleep 1
+	e2e_redis_start none
+	# the pipeline must notice the rollback by itself and fail as a whole
+	e2e_reap 30
+	[ "$E2E_UNWOUND" -eq 1 ]
+	[ "$E2E_STATUS" -ne 0 ]
+	grep -h 'Redis lost data\|fp-merge\[[0-9]*\]: .*[Rr]edis' "$T/run-1.err" >&2
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+}
+
+@test "e2e: redis-server killed and restarted from its AOF (everysec) mid-run" {
+	e2e_services aof
+	e2e_produce 200 12000 2000
+	e2e_start
+	sleep 2.5
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" || true
+	sleep 0.5
+	e2e_redis_start aof
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+	e2e_say "$(grep -ch 'Redis lost data' "$T"/run-*.err | paste -sd+ | bc) run(s) stopped on a rollback"
+}
+
+@test "e2e: broker down for 10 s while events flow" {
+	e2e_services none
+	e2e_produce 200 8000 500
+	e2e_start
+	sleep 2
+	broker_ctl 'down 1'
+	e2e_supervise 10
+	broker_ctl 'up 1'
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+}
+
+@test "e2e: fp-kvwrite killed after sending a commit and before its reply (Redis stopped)" {
+	e2e_services none
+	e2e_produce 200 10000 2000
+	e2e_start
+	sleep 2
+	local before after w
+	before=$(rcli hgetall fp:e2e:offsets | paste -sd' ')
+	kill -STOP "$REDIS_PID"
+	sleep 1
+	w=$(e2e_pending_writers)
+	[ -n "$w" ] || { kill -CONT "$REDIS_PID"; echo "no commit in flight" >&2; return 1; }
+	kill -KILL $w
+	kill -CONT "$REDIS_PID"
+	e2e_reap 30
+	[ "$E2E_UNWOUND" -eq 1 ]
+	after=$(rcli hgetall fp:e2e:offsets | paste -sd' ')
+	[ "$before" != "$after" ] # the unanswered commit landed
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+}
+
+@test "e2e: a stage's standard output closed under it (fp-consume, fp-import, fp-merge)" {
+	e2e_services none
+	e2e_produce 200 12000 2000
+	local stage pid
+	for stage in fp-consume fp-import fp-merge-1; do
+		e2e_start
+		sleep 1.5
+		pid=$(e2e_stage_pid "$stage")
+		[ -n "$pid" ]
+		e2e_close_stdout "$pid" || { cat "$T/gdb.out" >&2; return 1; }
+		e2e_reap 30
+		echo "$stage: status $E2E_STATUS" >&2
+		[ "$E2E_UNWOUND" -eq 1 ]
+		[ "$E2E_STATUS" -ne 0 ]
+	done
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+}
