@@ -142,7 +142,7 @@ e2e_reap() {
 		sleep 0.1
 	done
 	E2E_STATUS=0
-	[[ -z $E2E_PID ]] || wait "$E2E_PID" || E2E_STATUS=$?
+	[[ -z $E2E_PID ]] || { wait "$E2E_PID"; } 2>/dev/null || E2E_STATUS=$?
 	E2E_PID=
 }
 
@@ -177,7 +177,7 @@ e2e_kill_all() {
 	done
 }
 
-# e2e_crash [VICTIM]: kill -9 one stage (random when not named) of the
+# e2e_crash [VICTIM [MODE]]: kill -9 one stage (random when not named) of the
 # running pipeline, then restart-as-a-whole semantics: half of the time the
 # rest is killed at once (as supervisord's killasgroup would), otherwise it
 # is given 15 s to fail as a whole on its own (pipefail, fp-keyby stopping
@@ -196,9 +196,9 @@ e2e_crash() {
 	kill -KILL "$pid"
 	E2E_CRASHES=$((E2E_CRASHES + 1))
 	E2E_KILLED[$victim]=$((${E2E_KILLED[$victim]:-0} + 1))
-	local mode=unwind
-	if ((RANDOM % 2)); then
-		mode=at-once
+	local mode=${2:-}
+	[[ -n $mode ]] || { ((RANDOM % 2)) && mode=at-once || mode=unwind; }
+	if [[ $mode == at-once ]]; then
 		e2e_reap 0
 	else
 		e2e_reap 15

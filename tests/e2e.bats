@@ -18,7 +18,7 @@ local_teardown() {
 	e2e_crash_loop 10 300 2500
 	e2e_wait_producer
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 	((E2E_CRASHES >= 10))
 	[ "${E2E_HUNG:-0}" -eq 0 ]
 }
@@ -29,11 +29,17 @@ local_teardown() {
 	e2e_services none
 	e2e_produce 400 12000 1500
 	e2e_crash_loop 4 500 2000
+	# a dead writer must stop its fp-merge, which may be waiting for it to
+	# commit before it can evict, at once (not after --commit-wait)
+	e2e_start
+	sleep 1.5
+	e2e_crash fp-kvwrite-0 unwind
 	e2e_wait_producer
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 	# keys were evicted (and reloaded) for real
 	grep -h 'evicted=[1-9]' "$T"/run-*.err | grep -q 'loaded=[1-9]'
+	[ "${E2E_HUNG:-0}" -eq 0 ]
 }
 
 @test "e2e: redis-server killed and restarted empty (no persistence): the pipeline stops and replays" {
@@ -49,27 +55,38 @@ local_teardown() {
 	e2e_reap 30
 	[ "$E2E_UNWOUND" -eq 1 ]
 	[ "$E2E_STATUS" -ne 0 ]
-	grep -h 'Redis lost data\|fp-merge\[[0-9]*\]: .*[Rr]edis' "$T/run-1.err" >&2
+	grep 'Redis lost data' "$T/run-1.err"
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 }
 
-@test "e2e: redis-server killed and restarted from its AOF (everysec) mid-run" {
+@test "e2e: redis-server killed, its AOF (everysec) losing its tail: the rollback is noticed and replayed" {
+	# kill -9 alone loses nothing with appendfsync everysec (written data is
+	# in the page cache); a host crash loses up to the last second or so,
+	# which is what cutting the AOF's tail at a random byte simulates (Redis
+	# loads a truncated AOF and drops a MULTI left open at its end).
+	RANDOM=${E2E_SEED:-3}
 	e2e_services aof
 	e2e_produce 200 12000 2000
 	e2e_start
-	sleep 2.5
+	sleep 3
 	kill -KILL "$REDIS_PID"
 	wait "$REDIS_PID" || true
-	sleep 0.5
+	local aof size
+	aof=$(echo "$T"/redis/appendonlydir/*.incr.aof)
+	size=$(stat -c %s "$aof")
+	truncate -s $((size * (50 + RANDOM % 45) / 100)) "$aof"
 	e2e_redis_start aof
+	e2e_reap 30
+	[ "$E2E_UNWOUND" -eq 1 ]
+	[ "$E2E_STATUS" -ne 0 ]
+	grep 'Redis lost data' "$T/run-1.err"
 	e2e_supervise
 	e2e_stop
 	e2e_finish
 	e2e_check
-	e2e_say "$(grep -ch 'Redis lost data' "$T"/run-*.err | paste -sd+ | bc) run(s) stopped on a rollback"
 }
 
 @test "e2e: broker down for 10 s while events flow" {
@@ -83,7 +100,7 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 }
 
 @test "e2e: fp-kvwrite killed after sending a commit and before its reply (Redis stopped)" {
@@ -106,7 +123,7 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 }
 
 @test "e2e: a stage's standard output closed under it (fp-consume, fp-import, fp-merge)" {
@@ -127,5 +144,5 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check
+	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
 }
