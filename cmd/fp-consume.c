@@ -26,25 +26,16 @@ static const char USAGE[] =
 static struct {
 	const char *brokers, *group, *format;
 	const char **topics;
-	int ntopics, exit_eof, quiet, json, debug;
+	int ntopics, exit_eof, quiet, json;
 	uint64_t count;          /* 0: no limit */
 	fk_offset start;
 	int64_t stop_ms;         /* -1: none */
 	int64_t barrier_ms;
 } opt = {.start = {FK_OFF_BEGINNING, 0}, .stop_ms = -1, .barrier_ms = 1000};
 
-/* Every assigned partition and where the output stands in it. */
-typedef struct part {
-	char *topic;             /* owned */
-	int32_t partition;
-	int64_t next;            /* offset of the next message not yet written */
-	int eof, done;           /* reached the end (-e) / the e@ time */
-} part;
-
 static struct {
 	rd_kafka_t *rk;
-	part *parts;
-	int nparts, last;
+	fk_parts parts;           /* every assigned partition */
 	fr_writer fw;            /* frames */
 	fp_buf text;             /* -f / -J output */
 	int64_t epoch;
@@ -58,8 +49,8 @@ static volatile sig_atomic_t stop;
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
-		fp_warn("%s: %s", fac, msg);
+	(void)level;
+	fp_warn("%s: %s", fac, msg);
 }
 
 static void
@@ -95,48 +86,18 @@ barrier(void)
 	if (text_mode())
 		return;
 	fr_writer_begin(&c.fw);
-	fp_buf *b = &c.fw.buf;
-	int rc = mpw_map(b, 3) | mpw_str(b, "@ctl", 4) | mpw_str(b, "barrier", 7) |
-	         mpw_str(b, "@epoch", 6) | mpw_int(b, ++c.epoch) |
-	         mpw_str(b, "@pos", 4) | mpw_array(b, (uint32_t)c.nparts);
-	for (int i = 0; i < c.nparts; i++) {
-		part *p = &c.parts[i];
-		rc |= mpw_array(b, 3) | mpw_str(b, p->topic, strlen(p->topic)) |
-		      mpw_int(b, p->partition) | mpw_int(b, p->next);
-	}
-	if (rc < 0)
+	if (fk_barrier(&c.parts, ++c.epoch, &c.fw.buf) < 0)
 		fp_die(FP_EXIT_IO, "out of memory");
 	if (fr_writer_end(&c.fw) < 0)
 		write_failed(c.fw.err);
-}
-
-static void
-parts_clear(void)
-{
-	for (int i = 0; i < c.nparts; i++)
-		free(c.parts[i].topic);
-	free(c.parts);
-	c.parts = NULL;
-	c.nparts = c.last = 0;
 }
 
 /* Remember an assignment (offsets absolute) and hand it to librdkafka. */
 static int
 assign(rd_kafka_topic_partition_list_t *list, int incremental)
 {
-	part *np = realloc(c.parts, (size_t)(c.nparts + list->cnt + 1) * sizeof *np);
-	if (!np)
+	if (fk_parts_add(&c.parts, list) < 0)
 		fp_die(FP_EXIT_IO, "out of memory");
-	c.parts = np;
-	for (int i = 0; i < list->cnt; i++) {
-		rd_kafka_topic_partition_t *e = &list->elems[i];
-		part *p = &c.parts[c.nparts++];
-		if (!(p->topic = strdup(e->topic)))
-			fp_die(FP_EXIT_IO, "out of memory");
-		p->partition = e->partition;
-		p->next = e->offset;
-		p->eof = p->done = 0;
-	}
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	if (incremental) {
 		rd_kafka_error_t *e = rd_kafka_incremental_assign(c.rk, list);
@@ -167,7 +128,7 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
 			c.fatal = FP_EXIT_REMOTE;
 			stop = 1;
 		} else if (!opt.quiet) {
-			fp_warn("assigned %d partition(s), %d in all", list->cnt, c.nparts);
+			fp_warn("assigned %d partition(s), %d in all", list->cnt, c.parts.n);
 		}
 		return;
 	}
@@ -175,47 +136,30 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
 	barrier();
 	out_flush();
 	if (incremental) {
-		for (int i = 0; i < list->cnt; i++)
-			for (int j = 0; j < c.nparts; j++)
-				if (c.parts[j].partition == list->elems[i].partition &&
-				    strcmp(c.parts[j].topic, list->elems[i].topic) == 0) {
-					free(c.parts[j].topic);
-					c.parts[j] = c.parts[--c.nparts];
-					break;
-				}
-		c.last = 0;
+		fk_parts_remove(&c.parts, list);
 		rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, list);
 		if (e)
 			rd_kafka_error_destroy(e);
 	} else {
-		parts_clear();
+		fk_parts_release(&c.parts);
 		rd_kafka_assign(rk, NULL);
 	}
 }
 
-static part *
+static fk_part *
 find_part(const rd_kafka_message_t *m)
 {
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	if (c.last < c.nparts && c.parts[c.last].partition == m->partition &&
-	    strcmp(c.parts[c.last].topic, topic) == 0)
-		return &c.parts[c.last];
-	for (int i = 0; i < c.nparts; i++)
-		if (c.parts[i].partition == m->partition && strcmp(c.parts[i].topic, topic) == 0) {
-			c.last = i;
-			return &c.parts[i];
-		}
-	return NULL;
+	return fk_parts_find(&c.parts, rd_kafka_topic_name(m->rkt), m->partition);
 }
 
 /* 1 when every assigned partition is finished (-e or e@). */
 static int
 all_done(void)
 {
-	if (c.nparts == 0)
+	if (c.parts.n == 0)
 		return 0;
-	for (int i = 0; i < c.nparts; i++)
-		if (!c.parts[i].done && !(opt.exit_eof && c.parts[i].eof))
+	for (int i = 0; i < c.parts.n; i++)
+		if (!c.parts.v[i].done && !(opt.exit_eof && c.parts.v[i].eof))
 			return 0;
 	return 1;
 }
@@ -225,7 +169,7 @@ consume_error(rd_kafka_message_t *m)
 {
 	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-		part *p = find_part(m);
+		fk_part *p = find_part(m);
 		if (p && !p->eof) {
 			p->eof = 1;
 			if (m->offset > p->next)
@@ -235,7 +179,7 @@ consume_error(rd_kafka_message_t *m)
 	}
 	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 	    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-		part *p = topic ? find_part(m) : NULL;
+		fk_part *p = topic ? find_part(m) : NULL;
 		int64_t lo = -1, hi = -1;
 		if (topic)
 			rd_kafka_get_watermark_offsets(c.rk, topic, m->partition, &lo, &hi);
@@ -270,7 +214,7 @@ consume_error(rd_kafka_message_t *m)
 static void
 message(rd_kafka_message_t *m, int64_t now_us)
 {
-	part *p = find_part(m);
+	fk_part *p = find_part(m);
 	if (p && p->done)
 		return;
 	if (p && opt.stop_ms >= 0 && rd_kafka_message_timestamp(m, NULL) >= opt.stop_ms) {
@@ -292,7 +236,7 @@ message(rd_kafka_message_t *m, int64_t now_us)
 		if (fk_msg_frame(m, now_us, &c.fw.buf) < 0)
 			fp_die(FP_EXIT_IO, "out of memory");
 		if (fr_writer_end(&c.fw) < 0) {
-			if (c.fw.err == EMSGSIZE)
+			if (!c.fw.err && errno == EMSGSIZE)
 				fp_die(FP_EXIT_DATA, "'%s' [%" PRId32 "] offset %" PRId64 ": the message "
 				       "is larger than the maximum frame size %zu (FP_MAX_FRAME)",
 				       rd_kafka_topic_name(m->rkt), m->partition, m->offset, c.fw.max_frame);
@@ -441,8 +385,7 @@ configure(fk_conf *kc, int argc, char **argv)
 			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
 	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	opt.debug = fk_conf_user(kc, "debug");
-	fk_set_log(kc->rk, log_line);
+	fk_set_log(kc->rk, fk_conf_user(kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
 	if (opt.group)
 		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);
 }
@@ -516,10 +459,10 @@ main(int argc, char **argv)
 	barrier();
 	out_flush();
 	if (!opt.quiet && (opt.exit_eof || opt.count))
-		fp_warn("%" PRIu64 " message(s) from %d partition(s)", c.msgs, c.nparts);
+		fp_warn("%" PRIu64 " message(s) from %d partition(s)", c.msgs, c.parts.n);
 	rd_kafka_consumer_close(c.rk);
 	rd_kafka_destroy(c.rk);
-	parts_clear();
+	fk_parts_release(&c.parts);
 	fr_writer_release(&c.fw);
 	fp_buf_release(&c.text);
 	free(opt.topics);

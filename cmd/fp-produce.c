@@ -28,7 +28,7 @@ static struct {
 	const char *brokers, *topic, *key_field, *value_field;
 	enum value_mode value;
 	int32_t partition;
-	int lines, quiet, debug;
+	int lines, quiet;
 } opt = {.partition = RD_KAFKA_PARTITION_UA};
 
 static struct {
@@ -43,8 +43,8 @@ static volatile sig_atomic_t stop;
 static void
 log_line(int level, const char *fac, const char *msg)
 {
-	if (level <= 3 || (level <= 4 && !opt.quiet) || opt.debug)
-		fp_warn("%s: %s", fac, msg);
+	(void)level;
+	fp_warn("%s: %s", fac, msg);
 }
 
 static void
@@ -76,101 +76,6 @@ finish(int code)
 	fp_buf_release(&p.key);
 	fp_buf_release(&p.tmp);
 	exit(code);
-}
-
-/* Bytes of a scalar field: str/bin as they are, numbers as decimal text,
- * anything else as JSON.  0 with *isnil for nil. */
-static int
-field_bytes(const uint8_t *v, size_t n, fp_buf *out, int *isnil)
-{
-	const char *s;
-	const uint8_t *b;
-	size_t len;
-	int64_t i;
-	uint64_t u;
-	double d;
-	out->len = 0;
-	*isnil = v[0] == 0xc0;
-	if (*isnil)
-		return 0;
-	if (mp_read_str(v, n, &s, &len) == 0)
-		return fp_buf_add(out, s, len);
-	if (mp_read_bin(v, n, &b, &len) == 0)
-		return fp_buf_add(out, b, len);
-	char num[40];
-	if (mp_read_int(v, n, &i) == 0)
-		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRId64, i));
-	if (mp_read_uint(v, n, &u) == 0)
-		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, u));
-	if ((v[0] == 0xca || v[0] == 0xcb) && mp_read_number(v, n, &d) == 0)
-		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%.17g", d));
-	return mp_to_json(v, n, out);
-}
-
-/* A raw message frame as fp-consume writes it: only its keys, with @src
- * and a bin or nil value. */
-static int
-is_raw_message(const uint8_t *body, size_t len)
-{
-	static const char *const keys[] = {"@src", "@ts", "@in", "key", "value", "headers"};
-	uint32_t cnt;
-	size_t hdr;
-	const uint8_t *v;
-	size_t vlen;
-	if (mp_read_map(body, len, &cnt, &hdr) < 0 || cnt > 6 ||
-	    !mp_map_find(body, len, "@src", 4, &v, &vlen) ||
-	    !mp_map_find(body, len, "value", 5, &v, &vlen) ||
-	    !(v[0] == 0xc0 || v[0] == 0xc4 || v[0] == 0xc5 || v[0] == 0xc6))
-		return 0;
-	size_t off = hdr;
-	for (uint32_t i = 0; i < cnt; i++) {
-		const char *k;
-		size_t klen, known = 0;
-		if (mp_read_str(body + off, len - off, &k, &klen) < 0)
-			return 0;
-		for (size_t j = 0; j < 6; j++)
-			known |= strlen(keys[j]) == klen && memcmp(keys[j], k, klen) == 0;
-		if (!known)
-			return 0;
-		off += mp_skip(body + off, len - off);
-		off += mp_skip(body + off, len - off);
-	}
-	return 1;
-}
-
-/* headers [[name, bin|nil], ...] of a raw message frame; NULL when none. */
-static rd_kafka_headers_t *
-raw_headers(const uint8_t *body, size_t len, uint64_t frame)
-{
-	const uint8_t *v;
-	size_t vlen, hdr;
-	uint32_t cnt;
-	if (!mp_map_find(body, len, "headers", 7, &v, &vlen))
-		return NULL;
-	if (mp_read_array(v, vlen, &cnt, &hdr) < 0)
-		goto bad;
-	rd_kafka_headers_t *hs = rd_kafka_headers_new(cnt);
-	size_t off = hdr;
-	for (uint32_t i = 0; i < cnt; i++) {
-		uint32_t two;
-		size_t h2, nlen;
-		const char *name;
-		if (mp_read_array(v + off, vlen - off, &two, &h2) < 0 || two != 2 ||
-		    mp_read_str(v + off + h2, vlen - off - h2, &name, &nlen) < 0) {
-			rd_kafka_headers_destroy(hs);
-			goto bad;
-		}
-		const uint8_t *hv = v + off + h2 + mp_skip(v + off + h2, vlen - off - h2);
-		int isnil;
-		if (field_bytes(hv, vlen - (size_t)(hv - v), &p.tmp, &isnil) < 0)
-			fp_die(FP_EXIT_IO, "out of memory");
-		rd_kafka_header_add(hs, name, (ssize_t)nlen, isnil ? NULL : p.tmp.p, isnil ? 0 : (ssize_t)p.tmp.len);
-		off += mp_skip(v + off, vlen - off);
-	}
-	return hs;
-bad:
-	fp_warn("frame %" PRIu64 ": headers must be [[name, value], ...]", frame);
-	finish(FP_EXIT_DATA);
 }
 
 static void
@@ -210,7 +115,7 @@ produce_frame(const uint8_t *body, size_t len, uint64_t frame)
 	int64_t ts = 0;
 	if (mp_is_control(body, len))
 		return;
-	int raw = opt.value == V_AUTO && is_raw_message(body, len);
+	int raw = opt.value == V_AUTO && fk_is_raw_message(body, len);
 	const char *kf = opt.key_field ? opt.key_field : raw ? "key" : NULL;
 	if (kf) {
 		if (!mp_map_find(body, len, kf, strlen(kf), &v, &vlen)) {
@@ -219,7 +124,7 @@ produce_frame(const uint8_t *body, size_t len, uint64_t frame)
 				finish(FP_EXIT_DATA);
 			}
 		} else {
-			if (field_bytes(v, vlen, &p.key, &isnil) < 0)
+			if (fk_value_bytes(v, vlen, &p.key, &isnil) < 0)
 				fp_die(FP_EXIT_IO, "out of memory");
 			if (!isnil)
 				key = p.key.p ? p.key.p : (const uint8_t *)"", klen = p.key.len;
@@ -229,9 +134,13 @@ produce_frame(const uint8_t *body, size_t len, uint64_t frame)
 	isnil = 0;
 	if (raw) {
 		mp_map_find(body, len, "value", 5, &v, &vlen);
-		if (field_bytes(v, vlen, &p.val, &isnil) < 0)
+		if (fk_value_bytes(v, vlen, &p.val, &isnil) < 0)
 			fp_die(FP_EXIT_IO, "out of memory");
-		hs = raw_headers(body, len, frame);
+		char e[100];
+		if (fk_raw_headers(body, len, &hs, &p.tmp, e, sizeof e) < 0) {
+			fp_warn("frame %" PRIu64 ": %s", frame, e);
+			finish(FP_EXIT_DATA);
+		}
 		if (mp_map_find(body, len, "@ts", 3, &v, &vlen) && mp_read_int(v, vlen, &ts) < 0)
 			ts = 0;
 	} else if (opt.value == V_FIELD) {
@@ -239,7 +148,7 @@ produce_frame(const uint8_t *body, size_t len, uint64_t frame)
 			fp_warn("frame %" PRIu64 ": no value field '%s'", frame, opt.value_field);
 			finish(FP_EXIT_DATA);
 		}
-		if (field_bytes(v, vlen, &p.val, &isnil) < 0)
+		if (fk_value_bytes(v, vlen, &p.val, &isnil) < 0)
 			fp_die(FP_EXIT_IO, "out of memory");
 	} else if (opt.value == V_MSGPACK) {
 		if (fp_buf_add(&p.val, body, len) < 0)
@@ -393,8 +302,7 @@ main(int argc, char **argv)
 	if (fk_conf_default(&kc, "bootstrap.servers", opt.brokers, err, sizeof err) < 0 ||
 	    fk_conf_default(&kc, "enable.idempotence", "true", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	opt.debug = fk_conf_user(&kc, "debug");
-	fk_set_log(kc.rk, log_line);
+	fk_set_log(kc.rk, fk_conf_user(&kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
 	rd_kafka_conf_set_dr_msg_cb(kc.rk, delivered);
 	if (!(p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc.rk, err, sizeof err)))
 		fp_die(FP_EXIT_USAGE, "unable to create the producer: %s", err);

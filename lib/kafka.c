@@ -12,15 +12,17 @@
 #include <time.h>
 
 #include "json.h"
+#include "mpraw.h"
 #include "num.h"
 
 static fk_log_fn *log_fn;
+static int log_max;
 
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
 {
 	(void)rk;
-	if (log_fn)
+	if (log_fn && level <= log_max)
 		log_fn(level, fac, msg);
 }
 
@@ -29,16 +31,16 @@ static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk, (void)opaque;
-	if (log_fn && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		log_fn(4, "error", reason);
-	else if (log_fn)
-		log_fn(4, "error", "all brokers are down");
+	if (!log_fn || log_max < 4)
+		return;
+	log_fn(4, "error", err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? "all brokers are down" : reason);
 }
 
 void
-fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
+fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn)
 {
 	log_fn = fn;
+	log_max = max_level;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 }
@@ -324,6 +326,77 @@ fk_start_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int gro
 	return fk_resolve_offsets(rk, parts, spec, timeout_ms, errstr, errlen);
 }
 
+void
+fk_parts_release(fk_parts *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free(t->v[i].topic);
+	free(t->v);
+	t->v = NULL;
+	t->n = t->last = 0;
+}
+
+int
+fk_parts_add(fk_parts *t, const rd_kafka_topic_partition_list_t *list)
+{
+	fk_part *nv = realloc(t->v, (size_t)(t->n + list->cnt + 1) * sizeof *nv);
+	if (!nv)
+		return -1;
+	t->v = nv;
+	for (int i = 0; i < list->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &list->elems[i];
+		fk_part *p = &t->v[t->n];
+		if (!(p->topic = strdup(e->topic)))
+			return -1;
+		p->partition = e->partition;
+		p->next = e->offset;
+		p->eof = p->done = 0;
+		t->n++;
+	}
+	return 0;
+}
+
+void
+fk_parts_remove(fk_parts *t, const rd_kafka_topic_partition_list_t *list)
+{
+	for (int i = 0; i < list->cnt; i++) {
+		fk_part *p = fk_parts_find(t, list->elems[i].topic, list->elems[i].partition);
+		if (p) {
+			free(p->topic);
+			*p = t->v[--t->n];
+		}
+	}
+	t->last = 0;
+}
+
+fk_part *
+fk_parts_find(fk_parts *t, const char *topic, int32_t partition)
+{
+	if (t->last < t->n && t->v[t->last].partition == partition &&
+	    strcmp(t->v[t->last].topic, topic) == 0)
+		return &t->v[t->last];
+	for (int i = 0; i < t->n; i++)
+		if (t->v[i].partition == partition && strcmp(t->v[i].topic, topic) == 0) {
+			t->last = i;
+			return &t->v[i];
+		}
+	return NULL;
+}
+
+int
+fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *b)
+{
+	int rc = mpw_map(b, 3) | mpw_str(b, "@ctl", 4) | mpw_str(b, "barrier", 7) |
+	         mpw_str(b, "@epoch", 6) | mpw_int(b, epoch) |
+	         mpw_str(b, "@pos", 4) | mpw_array(b, (uint32_t)t->n);
+	for (int i = 0; i < t->n; i++) {
+		const fk_part *p = &t->v[i];
+		rc |= mpw_array(b, 3) | mpw_str(b, p->topic, strlen(p->topic)) |
+		      mpw_int(b, p->partition) | mpw_int(b, p->next);
+	}
+	return rc ? -1 : 0;
+}
+
 static int
 put_src_ts(fp_buf *out, const rd_kafka_message_t *m)
 {
@@ -366,8 +439,7 @@ fk_msg_frame(const rd_kafka_message_t *m, int64_t in_us, fp_buf *out)
 	return rc ? -1 : 0;
 }
 
-/* One format token at fmt[*i] (after '%' or '\\'); returns the bytes
- * consumed after the introducer, 0 when invalid. */
+/* The value of a hex digit, -1 for anything else. */
 static int
 hexval(int c)
 {
@@ -477,7 +549,7 @@ fk_msg_format(const rd_kafka_message_t *m, const char *fmt, fp_buf *out)
 				if (h)
 					rc |= fp_buf_addc(out, ',');
 				rc |= fp_buf_adds(out, name) | fp_buf_addc(out, '=');
-				rc |= fp_buf_add(out, val, val ? vlen : 0);
+				rc |= val ? fp_buf_add(out, val, vlen) : fp_buf_adds(out, "NULL"); /* as kcat */
 			}
 			break;
 		}
@@ -533,6 +605,104 @@ fk_msg_json(const rd_kafka_message_t *m, fp_buf *out)
 		rc = mp_to_json(b.p, b.len, out) | fp_buf_addc(out, '\n');
 	fp_buf_release(&b);
 	return rc ? -1 : 0;
+}
+
+int
+fk_value_bytes(const uint8_t *v, size_t n, fp_buf *out, int *isnil)
+{
+	const char *s;
+	const uint8_t *b;
+	size_t len;
+	int64_t i;
+	uint64_t u;
+	double d;
+	char num[40];
+	out->len = 0;
+	*isnil = n > 0 && v[0] == 0xc0;
+	if (*isnil)
+		return 0;
+	if (mp_read_str(v, n, &s, &len) == 0)
+		return fp_buf_add(out, s, len);
+	if (mp_read_bin(v, n, &b, &len) == 0)
+		return fp_buf_add(out, b, len);
+	if (mp_read_int(v, n, &i) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRId64, i));
+	if (mp_read_uint(v, n, &u) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%" PRIu64, u));
+	if (n > 0 && (v[0] == 0xca || v[0] == 0xcb) && mp_read_number(v, n, &d) == 0)
+		return fp_buf_add(out, num, (size_t)snprintf(num, sizeof num, "%.17g", d));
+	return mp_to_json(v, n, out);
+}
+
+int
+fk_is_raw_message(const uint8_t *body, size_t len)
+{
+	static const char *const keys[] = {"@src", "@ts", "@in", "key", "value", "headers"};
+	uint32_t cnt;
+	size_t hdr, vlen;
+	const uint8_t *v;
+	if (mp_read_map(body, len, &cnt, &hdr) < 0 || cnt > 6 ||
+	    !mp_map_find(body, len, "@src", 4, &v, &vlen) ||
+	    !mp_map_find(body, len, "value", 5, &v, &vlen) ||
+	    !(v[0] == 0xc0 || v[0] == 0xc4 || v[0] == 0xc5 || v[0] == 0xc6))
+		return 0;
+	size_t off = hdr;
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *k;
+		size_t klen;
+		int known = 0;
+		if (mp_read_str(body + off, len - off, &k, &klen) < 0)
+			return 0;
+		for (size_t j = 0; j < sizeof keys / sizeof keys[0]; j++)
+			known |= strlen(keys[j]) == klen && memcmp(keys[j], k, klen) == 0;
+		if (!known)
+			return 0;
+		off += mp_skip(body + off, len - off);
+		off += mp_skip(body + off, len - off);
+	}
+	return 1;
+}
+
+int
+fk_raw_headers(const uint8_t *body, size_t len, rd_kafka_headers_t **hs, fp_buf *tmp,
+               char *errstr, size_t errlen)
+{
+	const uint8_t *v;
+	size_t vlen, hdr;
+	uint32_t cnt;
+	*hs = NULL;
+	if (!mp_map_find(body, len, "headers", 7, &v, &vlen))
+		return 0;
+	if (mp_read_array(v, vlen, &cnt, &hdr) < 0)
+		goto bad;
+	*hs = rd_kafka_headers_new(cnt);
+	size_t off = hdr;
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint32_t two;
+		size_t h2, nlen;
+		const char *name;
+		int isnil;
+		if (mp_read_array(v + off, vlen - off, &two, &h2) < 0 || two != 2 ||
+		    mp_read_str(v + off + h2, vlen - off - h2, &name, &nlen) < 0)
+			goto bad;
+		const uint8_t *hv = v + off + h2 + mp_skip(v + off + h2, vlen - off - h2);
+		if (fk_value_bytes(hv, vlen - (size_t)(hv - v), tmp, &isnil) < 0) {
+			snprintf(errstr, errlen, "out of memory");
+			rd_kafka_headers_destroy(*hs);
+			*hs = NULL;
+			return -1;
+		}
+		rd_kafka_header_add(*hs, name, (ssize_t)nlen, isnil ? NULL : tmp->p,
+		                    isnil ? 0 : (ssize_t)tmp->len);
+		off += mp_skip(v + off, vlen - off);
+	}
+	return 0;
+bad:
+	if (*hs)
+		rd_kafka_headers_destroy(*hs);
+	*hs = NULL;
+	snprintf(errstr, errlen, "headers must be [[name, value], ...]");
+	return -1;
 }
 
 const char *

@@ -20,9 +20,10 @@
 
 /* Where librdkafka's log lines go (level is syslog's); set by the command. */
 typedef void fk_log_fn(int level, const char *fac, const char *msg);
-/* Install fn as conf's log callback, and for client errors (reported at
- * level 4: they are transient; fatal errors are checked by the caller). */
-void fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn);
+/* Send conf's log lines of level <= max_level (syslog levels: 3 errors,
+ * 4 warnings, 7 debug) to fn, and client errors too, as warnings (they are
+ * transient; fatal errors are checked by the caller). */
+void fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn);
 
 /* A librdkafka configuration being built, and the properties the user set
  * (so that tool defaults never override them). */
@@ -93,6 +94,35 @@ int fk_start_offsets(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int
                      fk_start_hook *hook, void *hook_ctx, const fk_offset *spec,
                      int timeout_ms, char *errstr, size_t errlen);
 
+/* The partitions a consumer has been assigned, and where its output
+ * stands in each. */
+typedef struct fk_part {
+	char *topic;             /* owned */
+	int32_t partition;
+	int64_t next;            /* offset of the next message not yet written */
+	int eof, done;           /* reached the end / a stop condition */
+} fk_part;
+
+typedef struct fk_parts {
+	fk_part *v;              /* owned */
+	int n, last;             /* count; index of the last one found */
+} fk_parts;
+
+#define FK_PARTS_INIT {NULL, 0, 0}
+
+void fk_parts_release(fk_parts *t);
+/* Add every partition of list, with next = its .offset.  -1 when out of
+ * memory. */
+int fk_parts_add(fk_parts *t, const rd_kafka_topic_partition_list_t *list);
+/* Remove the partitions of list (order of the rest may change). */
+void fk_parts_remove(fk_parts *t, const rd_kafka_topic_partition_list_t *list);
+/* The entry of topic/partition, or NULL.  Valid until the table changes. */
+fk_part *fk_parts_find(fk_parts *t, const char *topic, int32_t partition);
+/* Append the barrier control frame body for every partition of t:
+ * {"@ctl":"barrier","@epoch":epoch,"@pos":[[topic,partition,next],...]}.
+ * -1 when out of memory. */
+int fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *out);
+
 /* Append the raw message frame body (fp-frames(5)) for m to out:
  * {"@src":[t,p,o],"@ts":ms,"@in":in_us,"key":bin|nil,"value":bin|nil,
  *  "headers":[[name,bin|nil],...]}.  -1 when out of memory. */
@@ -109,6 +139,23 @@ int fk_msg_format(const rd_kafka_message_t *m, const char *fmt, fp_buf *out);
  *  "key","payload"}; text that is not valid UTF-8 is written as
  * {"@b64":"..."} (fp-frames(5)). */
 int fk_msg_json(const rd_kafka_message_t *m, fp_buf *out);
+
+/* The bytes a msgpack value v[0..n) stands for as a Kafka key or value:
+ * str and bin as they are, integers and floats as decimal text, anything
+ * else (map, array, bool) as JSON text; *isnil set (and nothing appended)
+ * for nil.  out is reset first.  -1 when out of memory. */
+int fk_value_bytes(const uint8_t *v, size_t n, fp_buf *out, int *isnil);
+
+/* 1 when a checked frame body is a raw message frame as fk_msg_frame()
+ * writes it: only the keys @src, @ts, @in, key, value, headers, with @src
+ * present and value bin or nil. */
+int fk_is_raw_message(const uint8_t *body, size_t len);
+
+/* The headers [[name, bin|nil], ...] of a raw message frame as librdkafka
+ * headers in *hs (owned by the caller; NULL when the frame has none).
+ * tmp is scratch space.  -1 with errstr when headers is malformed. */
+int fk_raw_headers(const uint8_t *body, size_t len, rd_kafka_headers_t **hs,
+                   fp_buf *tmp, char *errstr, size_t errlen);
 
 /* The error name without its RD_KAFKA_RESP_ERR_ prefix, e.g.
  * "NOT_LEADER_FOR_PARTITION" or "_TRANSPORT"; and back (case-insensitive,

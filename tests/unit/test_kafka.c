@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../lib/json.h"
 #include "../../lib/kafka.h"
 
 static int n, failed;
@@ -121,9 +122,118 @@ test_names(void)
 	ok(strcmp(fk_api_name(3), "Metadata") == 0 && fk_api_name(999) == NULL, "API names");
 }
 
+/* JSON text -> msgpack into b (reset first). */
+static void
+mp_of(const char *json, fp_buf *b)
+{
+	json_error e;
+	b->len = 0;
+	if (json_to_mp(json, strlen(json), b, 64, &e) < 0) {
+		printf("# bad fixture %s: %s\n", json, e.msg);
+		exit(2);
+	}
+}
+
+static int
+bytes_are(const char *json, const char *want, int want_nil)
+{
+	fp_buf in = FP_BUF_INIT, out = FP_BUF_INIT;
+	int isnil = -1;
+	mp_of(json, &in);
+	int r = fk_value_bytes(in.p, in.len, &out, &isnil) == 0 && isnil == want_nil &&
+	        out.len == strlen(want) && memcmp(out.p ? (char *)out.p : "", want, out.len) == 0;
+	if (!r)
+		printf("# %s gave '%.*s' nil=%d\n", json, (int)out.len, out.p ? (char *)out.p : "", isnil);
+	fp_buf_release(&in);
+	fp_buf_release(&out);
+	return r;
+}
+
+static int
+raw_is(const char *json, int want)
+{
+	fp_buf b = FP_BUF_INIT;
+	mp_of(json, &b);
+	int r = fk_is_raw_message(b.p, b.len) == want;
+	fp_buf_release(&b);
+	return r;
+}
+
+static void
+test_values(void)
+{
+	ok(bytes_are("\"abc\"", "abc", 0) && bytes_are("{\"@b64\":\"/wE=\"}", "\xff\x01", 0) &&
+	   bytes_are("\"\"", "", 0), "str and bin as bytes");
+	ok(bytes_are("-42", "-42", 0) && bytes_are("18446744073709551615", "18446744073709551615", 0) &&
+	   bytes_are("2.5", "2.5", 0), "numbers as decimal text");
+	ok(bytes_are("null", "", 1), "nil is a null");
+	ok(bytes_are("[1,\"a\"]", "[1,\"a\"]", 0) && bytes_are("{\"k\":true}", "{\"k\":true}", 0) &&
+	   bytes_are("false", "false", 0), "other values as JSON");
+	ok(raw_is("{\"@src\":[\"t\",0,1],\"@ts\":1,\"@in\":2,\"key\":null,\"value\":{\"@bin\":\"v\"}}", 1) &&
+	   raw_is("{\"@src\":[\"t\",0,1],\"value\":null,\"headers\":[]}", 1),
+	   "raw message frames are recognised");
+	ok(raw_is("{\"@src\":[\"t\",0,1],\"value\":\"text\"}", 0) &&
+	   raw_is("{\"value\":{\"@bin\":\"v\"}}", 0) &&
+	   raw_is("{\"@src\":[\"t\",0,1],\"value\":{\"@bin\":\"v\"},\"user\":1}", 0),
+	   "records are not raw messages (str value, no @src, extra field)");
+
+	fp_buf b = FP_BUF_INIT, tmp = FP_BUF_INIT;
+	rd_kafka_headers_t *hs;
+	char e[100];
+	const void *v;
+	size_t vn;
+	mp_of("{\"@src\":[\"t\",0,1],\"value\":null,\"headers\":[[\"a\",{\"@bin\":\"1\"}],[\"b\",null],[\"a\",\"2\"]]}", &b);
+	ok(fk_raw_headers(b.p, b.len, &hs, &tmp, e, sizeof e) == 0 && hs && rd_kafka_header_cnt(hs) == 3 &&
+	   rd_kafka_header_get_last(hs, "a", &v, &vn) == 0 && vn == 1 && memcmp(v, "2", 1) == 0 &&
+	   rd_kafka_header_get_last(hs, "b", &v, &vn) == 0 && v == NULL, "headers, null values, repeats");
+	rd_kafka_headers_destroy(hs);
+	mp_of("{\"@src\":[\"t\",0,1],\"value\":null}", &b);
+	ok(fk_raw_headers(b.p, b.len, &hs, &tmp, e, sizeof e) == 0 && hs == NULL, "no headers");
+	mp_of("{\"@src\":[\"t\",0,1],\"value\":null,\"headers\":[[\"a\"]]}", &b);
+	ok(fk_raw_headers(b.p, b.len, &hs, &tmp, e, sizeof e) < 0 && hs == NULL && strstr(e, "[[name, value]"),
+	   "malformed headers");
+	fp_buf_release(&b);
+	fp_buf_release(&tmp);
+}
+
+static void
+test_parts(void)
+{
+	fk_parts t = FK_PARTS_INIT;
+	fp_buf b = FP_BUF_INIT, j = FP_BUF_INIT;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+	rd_kafka_topic_partition_list_add(l, "a", 0)->offset = 5;
+	rd_kafka_topic_partition_list_add(l, "a", 1)->offset = 0;
+	rd_kafka_topic_partition_list_add(l, "bb", 0)->offset = 7;
+	ok(fk_parts_add(&t, l) == 0 && t.n == 3 && fk_parts_find(&t, "bb", 0)->next == 7 &&
+	   fk_parts_find(&t, "a", 1)->next == 0 && fk_parts_find(&t, "a", 2) == NULL &&
+	   fk_parts_find(&t, "b", 0) == NULL, "partitions added and found");
+	fk_parts_find(&t, "a", 1)->next = 12;
+	ok(fk_barrier(&t, 4, &b) == 0 && mp_to_json(b.p, b.len, &j) == 0 &&
+	   j.len == strlen("{\"@ctl\":\"barrier\",\"@epoch\":4,\"@pos\":[[\"a\",0,5],[\"a\",1,12],[\"bb\",0,7]]}") &&
+	   memcmp(j.p, "{\"@ctl\":\"barrier\",\"@epoch\":4,\"@pos\":[[\"a\",0,5],[\"a\",1,12],[\"bb\",0,7]]}", j.len) == 0,
+	   "barrier lists every partition");
+	rd_kafka_topic_partition_list_t *r = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(r, "a", 0);
+	fk_parts_remove(&t, r);
+	ok(t.n == 2 && fk_parts_find(&t, "a", 0) == NULL && fk_parts_find(&t, "bb", 0)->next == 7 &&
+	   fk_parts_find(&t, "a", 1)->next == 12, "revoked partitions removed");
+	b.len = j.len = 0;
+	fk_parts_release(&t);
+	ok(t.n == 0 && fk_barrier(&t, 5, &b) == 0 && mp_to_json(b.p, b.len, &j) == 0 &&
+	   memcmp(j.p, "{\"@ctl\":\"barrier\",\"@epoch\":5,\"@pos\":[]}", j.len) == 0,
+	   "empty barrier");
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_topic_partition_list_destroy(r);
+	fp_buf_release(&b);
+	fp_buf_release(&j);
+}
+
 int
 main(void)
 {
+	test_values();
+	test_parts();
 	test_offsets();
 	test_conf();
 	test_format();
