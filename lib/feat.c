@@ -28,13 +28,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int64_t
-fdiv(int64_t t, int64_t w)
-{
-	int64_t q = t / w;
-	return t % w < 0 ? q - 1 : q;
-}
-
 /* Age in buckets of bucket bid relative to now's bucket; valid when the
  * true age is below 2^32 (guaranteed for stored buckets, see advance()). */
 static uint32_t
@@ -86,12 +79,11 @@ grow(feat_state *st, fst *f, size_t need, size_t elem)
 static void
 fst_clear(fst *f)
 {
-	uint8_t mode = f->mode;
 	f->len = 0;
 	f->n = 0;
 	f->v.i = 0;
 	f->isf = 0;
-	f->mode = mode;
+	f->mode = 0;
 }
 
 static inline uint16_t
@@ -298,6 +290,18 @@ feat_state_memory(const feat_state *st)
 	       (st->size ? st->size + ALLOC_OVERHEAD : 0);
 }
 
+void
+feat_state_prefetch(const feat_state *st)
+{
+	const char *p = (const char *)st, *end = (const char *)(st->f + st->nf);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
+	p = (const char *)st->mem;
+	end = p + (st->used < 2048 ? st->used : 2048);
+	for (; p < end; p += 64)
+		__builtin_prefetch(p);
+}
+
 /* ---- windows ------------------------------------------------------------ */
 
 static int
@@ -337,8 +341,7 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		uint8_t *p = FPTR(st, f);
 		size_t off = 0;
 		int64_t cnt = 0;
-		int64_t cb64 = fdiv(now, d->bucket_ms);
-		while (off < f->len && cb64 - fdiv(rd64(p + off), d->bucket_ms) < nb) {
+		while (off < f->len && feat_bucket_age(now, rd64(p + off), d->bucket_ms) < nb) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}
@@ -372,6 +375,8 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		}
 		f->len = (uint32_t)out;
 		f->n = cnt;
+	} else if (d->agg == FEAT_DISTINCT && f->mode == 3) {
+		feat_slide_expire(FPTR(st, f), cb, nb);
 	} else if (d->agg == FEAT_DISTINCT && f->mode == 2) {
 		dh *h = FPTR(st, f);
 		uint32_t out = 0;
@@ -384,16 +389,19 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 
 /* now moved from old to st->now: prune the windows whose bucket changed. */
 static void
-advance(const feat_spec *s, feat_state *st, int64_t old)
+advance(const feat_spec *s, feat_state *st, int64_t old, const int64_t *bn)
 {
+	int64_t bo[FEAT_MAX_FEATURES];
+	for (size_t k = 0; k < s->nwidths; k++)
+		bo[k] = feat_floor(old, s->widths[k]);
 	for (size_t i = 0; i < s->n; i++) {
 		const feat_def *d = &s->f[i];
 		if (!d->nbuckets || !st->f[i].len)
 			continue;
-		int64_t ob = fdiv(old, d->bucket_ms), nbk = fdiv(st->now, d->bucket_ms);
-		if (ob == nbk)
+		int64_t moved = feat_age64(bn[d->bidx], bo[d->bidx]);
+		if (moved == 0)
 			continue;
-		if (nbk - ob >= d->nbuckets) { /* everything left the window */
+		if (moved >= d->nbuckets) { /* everything left the window */
 			fst_clear(&st->f[i]);
 			continue;
 		}
@@ -552,13 +560,17 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 		size_t el = rd16(p + off);
 		if (el == vl && !memcmp(p + off + 2, v, vl))
 			break;
-		uint64_t tot = tk_total(d, p + off, cb);
-		if (tot < vmin || (tot == vmin && victim != SIZE_MAX &&
-		                   feat_val_cmp(p + off + 2, el, p + victim + 2, rd16(p + victim)) > 0)) {
-			vmin = tot;
-			victim = off;
-		}
 		off += feat_tk_size(p + off);
+	}
+	if (off >= f->len && f->n >= d->capacity) { /* the least frequent gives way */
+		for (size_t o = 0; o < f->len; o += feat_tk_size(p + o)) {
+			uint64_t tot = tk_total(d, p + o, cb);
+			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + 2, rd16(p + o), p + victim + 2,
+			                                               rd16(p + victim)) > 0)) {
+				vmin = tot;
+				victim = o;
+			}
+		}
 	}
 	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
 	if (off < f->len) { /* known value: add to its bucket */
@@ -613,13 +625,6 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 	return 0;
 }
 
-static inline uint8_t
-hll_rank(uint64_t h)
-{
-	uint64_t w = h >> FEAT_HLL_BITS;
-	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
-}
-
 static int
 to_hll(feat_state *st, fst *f)
 {
@@ -631,7 +636,7 @@ to_hll(feat_state *st, fst *f)
 	uint8_t *r = FPTR(st, f);
 	memset(r, 0, HLL_M);
 	for (uint32_t k = 0; k < n; k++) {
-		uint8_t x = hll_rank(h[k]);
+		uint8_t x = feat_hll_rank(h[k]);
 		uint32_t j = (uint32_t)(h[k] & (HLL_M - 1));
 		if (x > r[j])
 			r[j] = x;
@@ -642,13 +647,30 @@ to_hll(feat_state *st, fst *f)
 	return 0;
 }
 
-void
-feat_hll_histogram(uint8_t *r)
+/* The exact windowed set has reached its cap: replay it into a sliding
+ * HyperLogLog. */
+static int
+to_slide(feat_state *st, fst *f, uint32_t cb, uint32_t nb)
 {
-	uint16_t c[HLL_Q + 2] = {0};
-	for (uint32_t j = 0; j < HLL_M; j++)
-		c[r[j]]++; /* at most 2^14 per rank: fits */
-	memcpy(r + HLL_M, c, sizeof c);
+	size_t n = f->len;
+	dh *tmp = malloc(n * sizeof *tmp + 1);
+	if (!tmp)
+		return -1;
+	memcpy(tmp, FPTR(st, f), n * sizeof *tmp);
+	if (feat_grow(st, f, SLIDE_BYTES) < 0) {
+		free(tmp);
+		return -1;
+	}
+	uint8_t *r = FPTR(st, f);
+	memset(r, 0, SLIDE_BYTES);
+	uint16_t all = HLL_M;
+	memcpy(r + FEAT_SLIDE_REGS, &all, 2);
+	for (size_t k = 0; k < n; k++)
+		feat_slide_add(r, tmp[k].h, tmp[k].bid, cb, nb);
+	free(tmp);
+	f->len = SLIDE_BYTES;
+	f->mode = 3;
+	return 0;
 }
 
 static int
@@ -656,19 +678,11 @@ distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size
                uint32_t cb, feat_stats *stats)
 {
 	uint64_t h = feat_hash(v, vl);
-	if (f->mode == 1) {
-		uint8_t *r = FPTR(st, f), x = hll_rank(h);
-		uint32_t j = (uint32_t)(h & (HLL_M - 1));
-		if (x > r[j]) {
-			uint16_t c[2];
-			memcpy(&c[0], r + HLL_M + 2 * r[j], 2);
-			memcpy(&c[1], r + HLL_M + 2 * x, 2);
-			c[0]--;
-			c[1]++;
-			memcpy(r + HLL_M + 2 * r[j], &c[0], 2);
-			memcpy(r + HLL_M + 2 * x, &c[1], 2);
-			r[j] = x;
-		}
+	if (f->mode == 1 || f->mode == 3) {
+		if (f->mode == 1)
+			feat_hll_add(FPTR(st, f), h);
+		else
+			feat_slide_add(FPTR(st, f), h, bid, cb, d->nbuckets);
 		if (stats)
 			stats->approx++;
 		return 0;
@@ -690,9 +704,9 @@ distinct_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size
 			return 0;
 		}
 		if (f->len >= FEAT_DISTINCT_WINDOW) {
-			if (stats)
-				stats->approx++;
-			return 0;
+			if (to_slide(st, f, cb, d->nbuckets) < 0)
+				return -1;
+			return distinct_apply(d, st, f, v, vl, bid, cb, stats);
 		}
 		if (grow(st, f, (size_t)f->len + 1, sizeof(dh)) < 0)
 			return -1;
@@ -777,6 +791,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 	if (!stats)
 		stats = &dummy;
 	stats->records++;
+	feat_state_prefetch(st); /* overlap the state's cache misses with the scan */
 	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
 	size_t fl[FEAT_MAX_FEATURES + 1];
 	signed char wr[FEAT_MAX_FEATURES];
@@ -787,11 +802,18 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		stats->no_time++;
 		return 1;
 	}
+	/* bucket numbers of t and now, once per distinct bucket width */
+	int64_t bt[FEAT_MAX_FEATURES], bn[FEAT_MAX_FEATURES];
+	int newest = t >= st->now;
+	for (size_t k = 0; k < s->nwidths; k++) {
+		bt[k] = feat_floor(t, s->widths[k]);
+		bn[k] = newest ? bt[k] : feat_floor(st->now, s->widths[k]);
+	}
 	if (t > st->now) {
 		int64_t old = st->now;
 		st->now = t;
 		if (old != INT64_MIN)
-			advance(s, st, old);
+			advance(s, st, old, bn);
 	}
 	int rc = 0;
 	for (size_t i = 0; i < s->n; i++) {
@@ -807,13 +829,12 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		}
 		uint32_t bid = 0, cb = 0;
 		if (d->nbuckets) {
-			int64_t b64 = fdiv(t, d->bucket_ms), c64 = fdiv(st->now, d->bucket_ms);
-			if (c64 - b64 >= d->nbuckets) {
+			if (feat_age64(bn[d->bidx], bt[d->bidx]) >= d->nbuckets) {
 				stats->late++;
 				continue;
 			}
-			bid = (uint32_t)b64;
-			cb = (uint32_t)c64;
+			bid = (uint32_t)bt[d->bidx];
+			cb = (uint32_t)bn[d->bidx];
 		}
 		const uint8_t *v = NULL;
 		size_t vl = 0;
@@ -857,50 +878,6 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 }
 
 /* ---- values ------------------------------------------------------------- */
-
-/* Ertl's improved raw estimator (arXiv:1702.01284), no bias tables. */
-static double
-hll_sigma(double x)
-{
-	if (x == 1.0)
-		return INFINITY;
-	double y = 1, z = x, zp;
-	do {
-		x *= x;
-		zp = z;
-		z += x * y;
-		y += y;
-	} while (z != zp);
-	return z;
-}
-
-static double
-hll_tau(double x)
-{
-	if (x == 0.0 || x == 1.0)
-		return 0;
-	double y = 1, z = 1 - x, zp;
-	do {
-		x = sqrt(x);
-		zp = z;
-		y *= 0.5;
-		z -= (1 - x) * (1 - x) * y;
-	} while (z != zp);
-	return z / 3;
-}
-
-static int64_t
-hll_estimate(const uint8_t *r)
-{
-	uint16_t c[HLL_Q + 2]; /* the histogram after the registers */
-	memcpy(c, r + HLL_M, sizeof c);
-	double m = HLL_M;
-	double z = m * hll_tau(1 - c[HLL_Q + 1] / m);
-	for (int k = HLL_Q; k >= 1; k--)
-		z = 0.5 * (z + c[k]);
-	z += m * hll_sigma(c[0] / m);
-	return llround(m * m / (2 * log(2)) / z);
-}
 
 typedef struct tkv {
 	const uint8_t *v;
@@ -986,16 +963,16 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 		return o + 1;
 	}
 	const uint8_t *p = FPTR(st, f);
-	int64_t c64 = d->nbuckets ? fdiv(now, d->bucket_ms) : 0;
+
 	switch (d->agg) {
 	case FEAT_FIRST: case FEAT_LATEST:
-		if (f->len && (!d->nbuckets || c64 - fdiv(rd64(p), d->bucket_ms) < d->nbuckets))
+		if (f->len && (!d->nbuckets || feat_bucket_age(now, rd64(p), d->bucket_ms) < d->nbuckets))
 			return feat_put_bytes(o, p + 10, rd16(p + 8));
 		break;
 	case FEAT_LAST: {
 		size_t off = 0, cnt = 0;
 		while (off < f->len && (!d->nbuckets ||
-		                        c64 - fdiv(rd64(p + off), d->bucket_ms) < d->nbuckets)) {
+		                        feat_bucket_age(now, rd64(p + off), d->bucket_ms) < d->nbuckets)) {
 			off += feat_item_size(p + off);
 			cnt++;
 		}
@@ -1038,7 +1015,9 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 	}
 	case FEAT_DISTINCT: {
 		if (f->mode == 1)
-			return feat_put_int(o, hll_estimate(p));
+			return feat_put_int(o, feat_hll_estimate(p + HLL_M));
+		if (f->mode == 3)
+			return feat_put_int(o, feat_hll_estimate(p + FEAT_SLIDE_REGS));
 		if (f->mode == 2) {
 			const dh *h = FPTR(st, f);
 			int64_t n = 0;
@@ -1062,7 +1041,6 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 	for (size_t i = 0; i < s->n; i++)
 		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
 	uint8_t small[4096], *buf = small;
-	small[0] = 0xc0;
 	if (bound > sizeof small && !(buf = malloc(bound)))
 		return -1;
 	uint8_t *o = buf;
@@ -1070,7 +1048,9 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
 		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
-	int r = o ? pk->callback(pk->data, (const char *)buf, (size_t)(o - buf)) : -1;
+	int r = -1;
+	if (o && o > buf)
+		r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
 	if (buf != small)
 		free(buf);
 	return r < 0 ? -1 : 0;

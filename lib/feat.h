@@ -21,10 +21,14 @@
  *
  * Values (fp-merge update frame): count, sum of integers, min/max of
  * integers: int; avg, and sums/min/max involving a float: float; first,
- * latest: the value as it appeared in the record (string, number, boolean,
- * binary); last: array newest first; topk: array of [value, count] pairs,
- * count descending (ties: value bytes ascending); distinct: int.  A feature
- * with no value yet is nil (count and distinct are 0, never nil).
+ * latest: the record's value (string, binary, number, boolean; integers in
+ * their smallest encoding, float32 widened to float64); last: array newest
+ * first; topk: array of [value, count] pairs, count descending (ties: value
+ * bytes ascending); distinct: int.  A feature with no value yet is nil,
+ * except count, sum and distinct (0) and last and topk ([]).
+ *
+ * Thread safety: a spec may be used by several threads at once; a state by
+ * one at a time.
  *
  * lib/ rule: nothing here prints or exits; failures return -1 (or NULL) and
  * fill err[0..errlen) when an err buffer is given.
@@ -66,8 +70,9 @@ typedef enum feat_agg {
 #define FEAT_MAX_VALUE 256         /* bytes of one stored value (msgpack) */
 #define FEAT_DISTINCT_EXACT 128    /* distinct(): exact up to this many values */
 #define FEAT_HLL_BITS 14           /* then HyperLogLog, 2^14 registers */
-#define FEAT_DISTINCT_WINDOW 65536 /* distinct() over a window: exact, at
-                                      most this many values in the window */
+#define FEAT_DISTINCT_WINDOW 12288 /* distinct() over a window: exact up to
+                                      this many values in the window, then
+                                      a sliding HyperLogLog (2^14 registers) */
 #define FEAT_STATE_VERSION 1       /* first element of every encoded state */
 
 /* Counters kept by feat_apply(); the caller zeroes the struct and reads it
@@ -82,9 +87,7 @@ typedef struct feat_stats {
 	uint64_t late;      /* pairs: the record's bucket was already out of
 	                       the feature's window */
 	uint64_t approx;    /* pairs: absorbed by a sketch (distinct past its
-	                       exact cap, topk past its tracked-value capacity),
-	                       or a new value dropped by a windowed distinct
-	                       holding FEAT_DISTINCT_WINDOW values */
+	                       exact cap, topk past its tracked-value capacity) */
 } feat_stats;
 
 /* ---- the feature file ---------------------------------------------- */
@@ -174,8 +177,13 @@ int feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n,
                       feat_state **out, size_t *changed,
                       char *err, size_t errlen);
 
-/* Bytes of memory the state occupies (structs and every allocation, with
- * 16 bytes of allocator overhead counted per allocation). */
+/* Hint that st is about to be used (feat_apply, feat_emit_values): issues
+ * prefetches for its memory so that a caller holding a batch of records
+ * can overlap the cache misses of the next keys with the current one. */
+void feat_state_prefetch(const feat_state *st);
+
+/* Bytes of memory the state occupies (the struct and its one data
+ * allocation, with 16 bytes of allocator overhead counted per allocation). */
 size_t feat_state_memory(const feat_state *st);
 
 #endif

@@ -56,7 +56,7 @@ enc_bound(const feat_def *d, const fst *f)
 	case FEAT_TOPK:
 		return 5 + 2 * (size_t)f->len + 16 * (size_t)f->n;
 	case FEAT_DISTINCT:
-		return 16 + (f->mode == 1 ? HLL_M : (size_t)f->len * 12);
+		return 16 + (f->mode == 1 ? HLL_M : f->mode == 3 ? FEAT_SLIDE_REGS : (size_t)f->len * 12);
 	}
 	return 0;
 }
@@ -108,15 +108,16 @@ enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
 		}
 		return o;
 	case FEAT_DISTINCT: {
-		int mode = d->nbuckets ? 2 : f->mode;
+		int mode = d->nbuckets && f->mode != 3 ? 2 : f->mode;
 		*o++ = 0x92;
 		o = feat_put_int(o, mode);
-		size_t w = mode == 0 ? 8 : 12, n = mode == 1 ? HLL_M : f->len * w;
+		size_t w = mode == 0 ? 8 : 12;
+		size_t n = mode == 1 ? HLL_M : mode == 3 ? FEAT_SLIDE_REGS : f->len * w;
 		*o++ = 0xc6; /* bin 32 */
 		be_put(o, n, 4);
 		o += 4;
-		if (mode == 1)
-			return feat_put_bytes(o, p, HLL_M);
+		if (mode == 1 || mode == 3)
+			return feat_put_bytes(o, p, n);
 		for (uint32_t k = 0; k < f->len; k++, o += w) {
 			if (mode == 0) {
 				be_put(o, ((const uint64_t *)p)[k], 8);
@@ -296,8 +297,7 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 					return -1; /* not in order */
 			}
 			if (d->nbuckets && (now == INT64_MIN ||
-			                    (uint64_t)(now / d->bucket_ms - t / d->bucket_ms) >
-			                    (uint64_t)d->nbuckets + 1))
+			                    t > now || feat_bucket_age(now, t, d->bucket_ms) >= d->nbuckets))
 				return -1;
 			uint16_t l16 = (uint16_t)vl;
 			if (fst_add(st, f, &t, 8) < 0 || fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0)
@@ -349,8 +349,18 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 		if (cnt != 2 || c_int(c, &mode) < 0 || c_take(c, &o, &ol) < 0 ||
 		    mp_read_bin(o, ol, &bin, &bl) < 0)
 			return -1;
-		if (mode != (d->nbuckets ? 2 : 0) && !(mode == 1 && !d->nbuckets))
+		if (d->nbuckets ? mode != 2 && mode != 3 : mode != 0 && mode != 1)
 			return -1;
+		if (mode == 3) {
+			if (bl != FEAT_SLIDE_REGS || now == INT64_MIN || feat_slide_check(bin) < 0 ||
+			    feat_grow(st, f, SLIDE_BYTES) < 0)
+				return -1;
+			memcpy(FPTR(st, f), bin, FEAT_SLIDE_REGS);
+			feat_slide_expire(FPTR(st, f), cb, d->nbuckets);
+			f->len = SLIDE_BYTES;
+			f->mode = 3;
+			return 0;
+		}
 		if (mode == 1) {
 			if (bl != HLL_M)
 				return -1;

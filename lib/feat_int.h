@@ -22,6 +22,7 @@ typedef struct feat_def {
 	uint64_t fingerprint;
 	int fidx;           /* index of field in spec->fields; -1 for count() */
 	int widx;           /* index of where in spec->wheres; -1 when none */
+	int bidx;           /* index of bucket_ms in spec->widths; -1: no window */
 } feat_def;
 
 /* A field read by feat_apply(): each distinct path once per record; a
@@ -45,6 +46,8 @@ struct feat_spec {
 	size_t nfields;
 	const expr **wheres; /* distinct where expressions (borrowed) */
 	size_t nwheres;
+	int64_t *widths;     /* distinct bucket widths of the windows */
+	size_t nwidths;
 };
 
 /* Canonical msgpack form of a stored value (smallest int/str/bin headers,
@@ -57,6 +60,30 @@ uint64_t feat_hash(const void *p, size_t n);
 /* Tie-break order of canonical values: str/bin by their bytes, others by
  * their msgpack bytes, then the whole encoding. */
 int feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
+
+/* floor(t / w) */
+static inline int64_t
+feat_floor(int64_t t, int64_t w)
+{
+	return t / w - (t % w < 0);
+}
+
+/* b - a for bucket numbers a <= b; INT64_MAX when that does not fit. */
+static inline int64_t
+feat_age64(int64_t b, int64_t a)
+{
+	int64_t r;
+	return __builtin_sub_overflow(b, a, &r) ? INT64_MAX : r;
+}
+
+/* How many buckets of width w the bucket of t lies before the bucket of
+ * now (t <= now); INT64_MAX when that does not fit. */
+static inline int64_t
+feat_bucket_age(int64_t now, int64_t t, int64_t w)
+{
+	int64_t a = now / w - (now % w < 0), b = t / w - (t % w < 0), r;
+	return __builtin_sub_overflow(a, b, &r) ? INT64_MAX : r;
+}
 
 /* Bucket id of time t for bucket width w: floor(t / w), modulo 2^32. */
 static inline uint32_t
@@ -172,6 +199,28 @@ feat_put_str(uint8_t *o, const char *p, size_t n)
 /* HLL region: HLL_M registers, then the count of registers holding each
  * value 0..HLL_Q+1 (uint16), kept up to date so estimates cost O(HLL_Q). */
 #define HLL_BYTES (HLL_M + 2 * (HLL_Q + 2))
+/* Sliding HLL (distinct over a window, past FEAT_DISTINCT_WINDOW values):
+ * HLL_M registers of FEAT_SLIDE_SLOTS (bucket16, rank) pairs, then the
+ * histogram of the registers' values in the window. */
+#define FEAT_SLIDE_SLOTS 4
+#define FEAT_SLIDE_REGS ((size_t)HLL_M * FEAT_SLIDE_SLOTS * 3)
+#define SLIDE_BYTES (FEAT_SLIDE_REGS + 2 * (HLL_Q + 2))
+
+static inline uint8_t
+feat_hll_rank(uint64_t h)
+{
+	uint64_t w = h >> FEAT_HLL_BITS;
+	return w ? (uint8_t)(__builtin_clzll(w) - FEAT_HLL_BITS + 1) : HLL_Q + 1;
+}
+
+/* feat_sketch.c */
+int64_t feat_hll_estimate(const uint8_t *hist);
+void feat_hll_add(uint8_t *r, uint64_t h);
+void feat_slide_add(uint8_t *r, uint64_t h, uint32_t bid, uint32_t cb, uint32_t nb);
+/* Drop pairs out of the window ending at bucket cb; rebuild the histogram. */
+void feat_slide_expire(uint8_t *r, uint32_t cb, uint32_t nb);
+/* 0 when every rank of the pairs is possible. */
+int feat_slide_check(const uint8_t *r);
 #define NF_FLOAT 0x80000000u
 #define NF_COUNT 0x7fffffffu
 

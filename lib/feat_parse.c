@@ -514,10 +514,24 @@ index_fields(feat_spec *s)
 {
 	s->fields = calloc(s->n + 1, sizeof *s->fields);
 	s->wheres = calloc(s->n + 1, sizeof *s->wheres);
+	s->widths = calloc(s->n + 1, sizeof *s->widths);
 	const char **wt = calloc(s->n + 1, sizeof *wt);
-	if (!s->fields || !s->wheres || !wt) {
+	if (!s->fields || !s->wheres || !s->widths || !wt) {
 		free(wt);
 		return -1;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		feat_def *d = &s->f[i];
+		d->bidx = -1;
+		if (!d->nbuckets)
+			continue;
+		for (size_t k = 0; k < s->nwidths; k++)
+			if (s->widths[k] == d->bucket_ms)
+				d->bidx = (int)k;
+		if (d->bidx < 0) {
+			s->widths[s->nwidths] = d->bucket_ms;
+			d->bidx = (int)s->nwidths++;
+		}
 	}
 	field_index(s, s->time);
 	for (size_t i = 0; i < s->n; i++) {
@@ -665,6 +679,7 @@ feat_spec_free(feat_spec *s)
 	free(s->f);
 	free(s->fields);
 	free(s->wheres);
+	free(s->widths);
 	free(s);
 }
 

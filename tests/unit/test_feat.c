@@ -236,6 +236,82 @@ test_aggregates(void)
 	feat_spec_free(s);
 }
 
+static void
+test_topk_capacity(void)
+{
+	/* topk(x, 1) tracks max(4K, K+8) = 9 values exactly */
+	feat_spec *s = spec("key u\nt = topk(x, 1)\n");
+	if (!s) {
+		ok(0, "topk capacity: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	feat_stats stats = {0};
+	char j[64];
+	for (int i = 0; i < 5; i++)
+		apply(s, st, "{\"@ts\":1,\"x\":\"a\"}", &stats);
+	for (char c = 'b'; c <= 'i'; c++) {
+		snprintf(j, sizeof j, "{\"@ts\":1,\"x\":\"%c\"}", c);
+		apply(s, st, j, &stats);
+	}
+	ok(stats.approx == 0, "topk capacity: 9 values tracked exactly");
+	apply(s, st, "{\"@ts\":1,\"x\":\"j\"}", &stats);
+	is_str(values(s, st), "{\"t\":[[\"a\",5]]}", "topk capacity: a 10th value replaces one");
+	ok(stats.approx == 1, "topk capacity: the replacement is counted approximate");
+	for (int i = 0; i < 4; i++)
+		apply(s, st, "{\"@ts\":1,\"x\":\"j\"}", &stats);
+	is_str(values(s, st), "{\"t\":[[\"j\",6]]}",
+	       "topk capacity: Space-Saving inherits the evicted count plus one (5 seen, 6 shown)");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+static void
+test_fields_and_keys(void)
+{
+	feat_spec *s = spec("key user.id\nprefix \"u:\"\ntime ev.ts\n"
+	                    "spent = sum(order.items[1].price) where order.ok\n"
+	                    "names = last(\"full name\", 2)\n");
+	if (!s) {
+		ok(0, "fields: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	feat_stats stats = {0};
+	apply(s, st, "{\"user\":{\"id\":7},\"ev\":{\"ts\":5},\"full name\":\"Ann B\","
+	      "\"order\":{\"ok\":true,\"items\":[{\"price\":1},{\"price\":20}]}}", &stats);
+	apply(s, st, "{\"ev\":{\"ts\":6},\"full name\":\"Bo\","
+	      "\"order\":{\"ok\":false,\"items\":[{\"price\":1},{\"price\":300}]}}", &stats);
+	apply(s, st, "{\"ev\":{\"ts\":\"7\"},\"full name\":\"Cy\"}", &stats);
+	apply(s, st, "{\"@ts\":8,\"full name\":\"Di\"}", &stats);
+	is_str(values(s, st), "{\"spent\":20,\"names\":[\"Bo\",\"Ann B\"]}",
+	       "fields: nested and quoted paths, a custom time field");
+	ok(stats.no_time == 2 && stats.filtered == 1, "fields: a time that is not an integer or "
+	   "missing ignores the record");
+	fp_buf k = FP_BUF_INIT;
+	fp_buf r = FP_BUF_INIT;
+	int utf8 = -1;
+	rec(&r, "{\"user\":{\"id\":-42}}");
+	int a = feat_record_key(s, r.p, r.len, &k, &utf8);
+	ok(a == 0 && k.len == 5 && !memcmp(k.p, "u:-42", 5) && utf8 == 1, "key: an integer in decimal");
+	k.len = 0;
+	rec(&r, "{\"user\":{\"id\":{\"@b64\":\"/w==\"}}}");
+	a = feat_record_key(s, r.p, r.len, &k, &utf8);
+	ok(a == 0 && k.len == 3 && k.p[2] == 0xff && utf8 == 0, "key: binary bytes, not UTF-8");
+	k.len = 0;
+	rec(&r, "{\"user\":{\"id\":1.5}}");
+	ok(feat_record_key(s, r.p, r.len, &k, NULL) < 0 && k.len == 0, "key: a float is refused");
+	rec(&r, "{\"user\":{}}");
+	ok(feat_record_key(s, r.p, r.len, &k, NULL) < 0 && k.len == 0, "key: a missing key is refused");
+	int64_t t = 0;
+	rec(&r, "{\"ev\":{\"ts\":99}}");
+	ok(feat_record_time(s, r.p, r.len, &t) == 0 && t == 99, "time: read from the time field");
+	fp_buf_release(&k);
+	fp_buf_release(&r);
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 /* ---- windows ------------------------------------------------------------- */
 
 static void
@@ -290,6 +366,15 @@ test_windows(void)
 	apply(s, st, "{\"@ts\":-10000,\"x\":1}", NULL);
 	apply(s, st, "{\"@ts\":-10001,\"x\":1}", NULL);
 	ok(!strncmp(values(s, st), "{\"c\":2,", 6), "windows: negative times bucket by floor");
+	feat_state_free(st);
+
+	st = feat_state_new(s);
+	apply(s, st, "{\"@ts\":-9223372036854775808,\"x\":1}", NULL);
+	apply(s, st, "{\"@ts\":9223372036854775807,\"x\":2}", NULL);
+	apply(s, st, "{\"@ts\":-9223372036854775808,\"x\":3}", NULL);
+	apply(s, st, "{\"@ts\":9223372036854775806,\"x\":4}", NULL);
+	is_str(values(s, st), "{\"c\":2,\"s\":6,\"a\":3.0,\"mx\":4,\"mn\":2,\"d\":2,"
+	       "\"t\":[[2,1],[4,1]],\"l\":[2,4],\"z\":2}", "windows: extreme times");
 	feat_state_free(st);
 	feat_spec_free(s);
 }
@@ -717,6 +802,67 @@ test_state(void)
 	feat_spec_free(s2);
 }
 
+/* ---- robustness: mutated states and files ------------------------------- */
+
+static void
+test_mutations(void)
+{
+	feat_spec *s = spec(prop_file);
+	if (!s) {
+		ok(0, "mutations: spec");
+		return;
+	}
+	static ev e[300];
+	gen(e, 300, 3600000);
+	feat_state *st = feat_state_new(s);
+	run_events(s, st, e, 300);
+	fp_buf enc = FP_BUF_INIT, m = FP_BUF_INIT, out = FP_BUF_INIT;
+	feat_state_encode(s, st, &enc);
+	int accepted = 0, crashed_values = 0;
+	for (int round = 0; round < 3000; round++) {
+		m.len = 0;
+		fp_buf_add(&m, enc.p, enc.len);
+		int flips = 1 + (int)(rnd() % 4);
+		for (int k = 0; k < flips; k++)
+			m.p[rnd() % m.len] ^= (uint8_t)(1u << (rnd() % 8));
+		feat_state *x = NULL;
+		char err[256];
+		if (feat_state_decode(s, m.p, m.len, &x, NULL, err, sizeof err) == 0) {
+			accepted++;
+			run_events(s, x, e, 20); /* still usable */
+			out.len = 0;
+			if (feat_state_encode(s, x, &out) < 0 || !strcmp(values(s, x), "(emit failed)"))
+				crashed_values++;
+			feat_state_free(x);
+		} else if (x || strncmp(err, "@state: ", 8)) {
+			crashed_values++;
+		}
+	}
+	ok(!crashed_values, "mutations: 3000 corrupted states rejected with a message or usable "
+	   "(%d accepted)", accepted);
+	feat_state_free(st);
+
+	/* a feature file with random bytes changed: parses or names line:col */
+	size_t fl = strlen(prop_file);
+	char *buf = malloc(fl + 1);
+	int bad_msg = 0;
+	for (int round = 0; round < 2000; round++) {
+		memcpy(buf, prop_file, fl + 1);
+		buf[rnd() % fl] = (char)(rnd() % 128);
+		char err[256] = "";
+		feat_spec *x = feat_spec_parse(buf, fl, "m.fp", err, sizeof err);
+		if (!x && strncmp(err, "m.fp:", 5))
+			bad_msg++;
+		feat_spec_free(x);
+	}
+	ok(!bad_msg, "mutations: 2000 corrupted feature files parse or give file:line:col");
+	free(buf);
+	fp_buf_release(&enc);
+	fp_buf_release(&m);
+	fp_buf_release(&out);
+	feat_spec_free(s);
+}
+
 /* ---- distinct sketch ----------------------------------------------------------- */
 
 static void
@@ -757,6 +903,79 @@ test_distinct(void)
 	}
 	ok(exact_ok, "distinct: exact up to %d values", FEAT_DISTINCT_EXACT);
 	ok(worst <= 0.02, "distinct: sketch within 2%% up to 1M values (worst %.2f%%)", worst * 100);
+	feat_spec_free(s);
+}
+
+static void
+test_distinct_window(void)
+{
+	feat_spec *s = spec("key u\nd = distinct(x) over 100s by 1s\n");
+	if (!s) {
+		ok(0, "distinct window: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	static const long spans[] = {50000, 120000, 300000, 600000};
+	int64_t tmax = 0;
+	long done = 0;
+	double worst = 0;
+	int bad_state = 0;
+	fp_buf b = FP_BUF_INIT;
+	static uint8_t seen[600000];
+	for (size_t k = 0; k < sizeof spans / sizeof spans[0]; k++) {
+		/* events done..spans[k]-1: event i at k * 1000s + (i * 7919) % 400s,
+		 * in scattered order, value i % 200000; each step moves past the
+		 * window, so the exact set restarts and turns into a sketch again */
+		for (long i = done; i < spans[k]; i++) {
+			int64_t t = (int64_t)k * 1000000 + (i * 7919) % 400000;
+			int64_t x = i % 200000;
+			b.len = 0;
+			mpw_map(&b, 2);
+			mpw_str(&b, "@ts", 3);
+			mpw_int(&b, t);
+			mpw_str(&b, "x", 1);
+			mpw_int(&b, x);
+			feat_apply(s, st, b.p, b.len, NULL);
+			if (t > tmax)
+				tmax = t;
+		}
+		done = spans[k];
+		/* brute force: distinct x of the events in the last 100 buckets */
+		memset(seen, 0, sizeof seen);
+		long want = 0;
+		for (long i = 0; i < done; i++) {
+			size_t kk = 0;
+			while (i >= spans[kk])
+				kk++;
+			int64_t t = (int64_t)kk * 1000000 + (i * 7919) % 400000;
+			if (tmax / 1000 - t / 1000 < 100 && !seen[i % 200000]++)
+				want++;
+		}
+		const char *v = values(s, st);
+		long got = strtol(v + 5, NULL, 10);
+		double err = want ? fabs((double)got - want) / want : (got != 0);
+		if (err > worst)
+			worst = err;
+		printf("# distinct over 100s: %ld values in the window, estimate %ld (%.2f%%)\n", want, got,
+		       err * 100);
+		/* the state survives a round trip */
+		fp_buf enc = FP_BUF_INIT;
+		feat_state *o = NULL;
+		char err2[256];
+		char before[64];
+		snprintf(before, sizeof before, "%s", v);
+		if (feat_state_encode(s, st, &enc) < 0 ||
+		    feat_state_decode(s, enc.p, enc.len, &o, NULL, err2, sizeof err2) < 0 ||
+		    strcmp(values(s, o), before))
+			bad_state++;
+		feat_state_free(o);
+		fp_buf_release(&enc);
+	}
+	ok(worst <= 0.02, "distinct over a window: exact, then a sliding sketch within 2%% "
+	   "(worst %.2f%%)", worst * 100);
+	ok(!bad_state, "distinct over a window: the sketch survives encode/decode");
+	fp_buf_release(&b);
+	feat_state_free(st);
 	feat_spec_free(s);
 }
 
@@ -858,9 +1077,13 @@ main(void)
 	test_parse();
 	test_aggregates();
 	test_windows();
+	test_topk_capacity();
+	test_fields_and_keys();
 	test_state();
 	test_property();
+	test_mutations();
 	test_distinct();
+	test_distinct_window();
 	test_memory();
 	printf("1..%d\n", ntest);
 	return nfail ? 1 : 0;
