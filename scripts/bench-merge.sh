@@ -35,6 +35,9 @@ uniq_cars    = distinct(car_id)
 last_city    = latest(city)
 EOF
 
+# the engine alone: one count() per key
+printf 'key user_id\nprefix "u:"\ntime ts\nn = count()\n' >"$W/one.fp"
+
 echo "generating $RECORDS records over $USERS users..." >&2
 python3 - "$RECORDS" "$USERS" >"$W/in.jsonl" <<'EOF'
 import random, sys
@@ -79,6 +82,7 @@ read -r cat_w cat_c _ <<<"$(measure cat)"
 read -r fpcat_w fpcat_c _ <<<"$(measure fp-cat)"
 read -r m_w m_c m_rss <<<"$(measure fp-merge -f "$W/bench.fp" --no-store --max-keys $((USERS * 2)) -v)"
 stats=$(grep 'records=' "$W/err")
+read -r o_w o_c _ <<<"$(measure fp-merge -f "$W/one.fp" --no-store --max-keys $((USERS * 2)))"
 keys=$(sed -n 's/.*keys=\([0-9]*\) .*/\1/p' <<<"$stats")
 key_bytes=$(sed -n 's/.*key_bytes=\([0-9]*\).*/\1/p' <<<"$stats")
 # RSS with one key: what the process costs without keys
@@ -91,6 +95,8 @@ printf '%-9s %8s %8s %12s\n' tool wall_s cpu_s records/cpu_s
 printf '%-9s %8s %8s %12s\n' cat "$cat_w" "$cat_c" "$(rate "$(echo "$cat_c + 0.001" | bc -l)")"
 printf '%-9s %8s %8s %12s\n' fp-cat "$fpcat_w" "$fpcat_c" "$(rate "$(echo "$fpcat_c + 0.001" | bc -l)")"
 printf '%-9s %8s %8s %12s\n' fp-merge "$m_w" "$m_c" "$(rate "$(echo "$m_c + 0.001" | bc -l)")"
+printf '%-9s %8s %8s %12s   (one count() feature: the engine alone)\n' fp-merge1 "$o_w" "$o_c" \
+	"$(rate "$(echo "$o_c + 0.001" | bc -l)")"
 echo "fp-merge / fp-cat cpu time: $(echo "$m_c / ($fpcat_c + 0.001)" | bc -l | xargs printf '%.2f')x"
 echo "keys in memory: $keys"
 echo "memory per key (state + table, counted): $((key_bytes / keys)) bytes"
