@@ -77,6 +77,7 @@ main(int argc, char **argv)
 		.warn = warn_cb,
 	};
 	const char *store = NULL;
+	const char *redis_flag = NULL; /* a Redis option, meaningless with --dry-run */
 	int verbose = 0;
 	char err[200];
 	int c;
@@ -90,6 +91,7 @@ main(int argc, char **argv)
 			break;
 		case OPT_STORE:
 			store = optarg;
+			redis_flag = "--store";
 			break;
 		case OPT_MAX_BATCH: {
 			uint64_t v;
@@ -110,12 +112,15 @@ main(int argc, char **argv)
 			break;
 		case OPT_CONNECT:
 			o.connect_ms = (int)duration("--connect-timeout", optarg, 1000, 0);
+			redis_flag = "--connect-timeout";
 			break;
 		case OPT_TIMEOUT:
-			o.command_ms = (int)duration("--timeout", optarg, 1000, 0);
+			o.command_ms = (int)duration("--timeout", optarg, 1000, 1);
+			redis_flag = "--timeout";
 			break;
 		case OPT_GIVE_UP:
 			o.give_up_ms = duration("--give-up-after", optarg, 1000, 0);
+			redis_flag = "--give-up-after";
 			break;
 		case OPT_MAX_FRAME: {
 			uint64_t v;
@@ -132,6 +137,8 @@ main(int argc, char **argv)
 			return FP_EXIT_USAGE;
 		}
 	}
+	if (o.dry_run && redis_flag)
+		fp_usage_error(USAGE, "%s has no use with --dry-run, which connects to nothing", redis_flag);
 	if (argc - optind > 1)
 		fp_usage_error(USAGE, "at most one input file");
 	if (o.connect_ms > 3600000 || o.command_ms > 3600000)
@@ -161,6 +168,8 @@ main(int argc, char **argv)
 	int r = kvw_start(w);
 	if (!r)
 		r = kvw_run(w, fd, name);
+	if (r == FP_EXIT_IO && kvw_output_closed(w))
+		r = 0; /* the reader of --dry-run went away: a quiet stop */
 	if (r)
 		fp_warn("%s", kvw_errstr(w));
 	if (verbose) {

@@ -106,6 +106,7 @@ struct kvw {
 	char sha[48];
 	int use_eval, started, ambiguous, landed;
 	int warned_config, warned_persist;
+	int epipe;              /* the dry-run reader went away */
 	int64_t out_start, out_warned, backoff;
 	unsigned out_attempts;
 
@@ -139,19 +140,17 @@ warn(kvw *w, const char *fmt, ...)
 }
 
 static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 static void
@@ -234,6 +233,55 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
+/* A double as the shortest plain decimal that reads back as the same value,
+ * for the everyday case: at most 17 decimals, |d| in [1e-5, 1e17), the
+ * digits fitting 53 bits.  m / 10^k with both exact is correctly rounded,
+ * just as strtod() of the text is, so the check is exact.  0, or -1 when the
+ * caller must take the general path. */
+static int
+fast_double(fp_buf *a, double d)
+{
+	static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	                             1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+	double ad = fabs(d);
+	if (!(ad >= 1e-5 && ad < 1e17) && d != 0)
+		return -1;
+	for (int k = 0; k < 18; k++) {
+		double t = d * p10[k];
+		if (fabs(t) >= 9007199254740992.0)
+			return -1;
+		long long m = llround(t);
+		if ((double)m / p10[k] != d)
+			continue;
+		char dig[24], out[48];
+		unsigned long long um = m < 0 ? 0ull - (unsigned long long)m : (unsigned long long)m;
+		int n = snprintf(dig, sizeof dig, "%llu", um), j = 0;
+		if (m < 0 || (m == 0 && signbit(d)))
+			out[j++] = '-';
+		if (k == 0) {
+			memcpy(out + j, dig, (size_t)n);
+			j += n;
+			memcpy(out + j, ".0", 2);
+			j += 2;
+		} else if (n > k) {
+			memcpy(out + j, dig, (size_t)(n - k));
+			j += n - k;
+			out[j++] = '.';
+			memcpy(out + j, dig + n - k, (size_t)k);
+			j += k;
+		} else {
+			out[j++] = '0';
+			out[j++] = '.';
+			for (int z = 0; z < k - n; z++)
+				out[j++] = '0';
+			memcpy(out + j, dig, (size_t)n);
+			j += n;
+		}
+		return fp_buf_add(a, out, (size_t)j);
+	}
+	return -1;
+}
+
 /* The Redis text of a feature value: numbers as decimal text, str and bin
  * as their bytes, true/false, arrays and maps as compact JSON. */
 static int
@@ -253,6 +301,8 @@ value_text(fp_buf *a, const uint8_t *v, size_t vl)
 			return fp_buf_adds(a, "nan");
 		if (isinf(d))
 			return fp_buf_adds(a, d > 0 ? "inf" : "-inf");
+		if (v[0] == 0xcb && fast_double(a, d) == 0)
+			return 0;
 	}
 	return mp_to_json(v, vl, a);
 }
@@ -394,6 +444,12 @@ const char *
 kvw_errstr(const kvw *w)
 {
 	return w->errstr;
+}
+
+int
+kvw_output_closed(const kvw *w)
+{
+	return w->epipe;
 }
 
 fp_buf *
@@ -682,8 +738,9 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
 	int64_t ttl;
-	if (f.ttl && !is_nil(f.ttl, f.ttll) && (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0))
-		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds", fn,
+	if (f.ttl && !is_nil(f.ttl, f.ttll) &&
+	    (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0 || ttl > ((int64_t)1 << 40)))
+		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds (0 to 2^40)", fn,
 		            shown(key, klen, sh, sizeof sh));
 	const uint8_t *b;
 	size_t bl;
@@ -1329,8 +1386,10 @@ kvw_commit(kvw *w)
 		if (render_epoch(w) < 0)
 			return fail(w, KVW_IO, "out of memory");
 		if (w->o.dry_fd >= 0) {
-			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0)
+			if (fr_write_all(w->o.dry_fd, w->dry.p, w->dry.len) < 0) {
+				w->epipe = errno == EPIPE;
 				return fail(w, KVW_IO, "error writing standard output: %s", strerror(errno));
+			}
 			w->dry.len = 0;
 		}
 		epoch_done(w);

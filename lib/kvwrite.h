@@ -96,6 +96,9 @@ int kvw_run(kvw *w, int fd, const char *name);
 
 /* The message of the last failure. */
 const char *kvw_errstr(const kvw *w);
+/* 1 when the last failure was the dry-run reader going away (EPIPE): a
+ * quiet, orderly stop. */
+int kvw_output_closed(const kvw *w);
 /* Dry-run output accumulated so far (the caller may write and empty it). */
 fp_buf *kvw_dry_output(kvw *w);
 void kvw_get_stats(kvw *w, kvw_stats *s);

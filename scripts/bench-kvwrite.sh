@@ -66,20 +66,25 @@ run() {
 	keys=$(redis-cli -p "$port" dbsize)
 }
 
-redis-cli -p "$port" flushall >/dev/null
-ceiling=$(redis-benchmark -p "$port" -P 64 -t hset -n 1000000 -r 100000 -q 2>/dev/null |
-	tr '\r' '\n' | grep 'HSET:' | tail -1 | awk '{print $2}')
-echo "ceiling: redis-benchmark -P 64 -t hset -n 1000000 -r 100000: $ceiling HSET/s"
+# The ceiling: pipelined one-field HSETs on the same server.  The machine may
+# be shared, so it is measured before and after the fp-kvwrite runs, and the
+# ratios use the mean.
+ceiling_run() {
+	redis-cli -p "$port" flushall >/dev/null
+	redis-benchmark -p "$port" -P 64 -t hset -n 1000000 -r 100000 -q 2>/dev/null |
+		tr '\r' '\n' | grep 'HSET:' | tail -1 | awk '{print $2}'
+}
+ceiling1=$(ceiling_run)
 
 report() {
-python3 - "$N" "$start" "$end" "$ceiling" "$keys" "$stats" "$*" <<'PY'
+python3 - "$N" "$start" "$end" "$ceiling1" "$keys" "$stats" "$*" <<'PY'
 import sys, re
 n, t0, t1, ceil, dbkeys, stats, args = sys.argv[1:8]
 n, secs, ceil = int(n), float(t1) - float(t0), float(ceil)
 st = dict(re.findall(r'(\w+)=([0-9.]+)', stats))
 rec = n / secs
 print("fp-kvwrite %s: %d updates in %.2fs, %d keys in Redis" % (args or "(defaults)", n, secs, int(dbkeys) - 1))
-print("  records/s (input updates):  %10.0f   ratio to the ceiling %.2f (target >= 0.8)" % (rec, rec / ceil))
+print("  records/s (input updates):  %10.0f" % rec)
 print("  keys written/s (coalesced): %10.0f   (%s key writes in %s epochs)" % (int(st["keys"]) / secs, st["keys"], st["epochs"]))
 print("  commit latency ms: p50 %s  p99 %s  max %s" % (st["commit_ms_p50"], st["commit_ms_p99"], st["commit_ms_max"]))
 PY
@@ -87,10 +92,26 @@ PY
 
 # shellcheck disable=SC2086
 run $KVW_ARGS
-report $KVW_ARGS
+r1=$(report $KVW_ARGS)
 # Long epochs: more coalescing, at the price of Redis blocked for the length
 # of each commit (about 10 us per key).
+r2=
 if [ -z "$KVW_ARGS" ]; then
 	run --max-batch 100000 --flush-ms 5000
-	report --max-batch 100000 --flush-ms 5000
+	r2=$(report --max-batch 100000 --flush-ms 5000)
 fi
+ceiling2=$(ceiling_run)
+ceiling=$(python3 -c "print(($ceiling1 + $ceiling2) / 2)")
+echo "ceiling: redis-benchmark -P 64 -t hset -n 1000000 -r 100000: $ceiling1 HSET/s before, $ceiling2 after, mean $ceiling"
+for r in "$r1" "$r2"; do
+	[ -n "$r" ] || continue
+	printf '%s\n' "$r" | python3 -c "
+import sys
+c = $ceiling
+for line in sys.stdin:
+    line = line.rstrip('\n')
+    if line.startswith('  records/s'):
+        rec = float(line.split()[-1])
+        line += '   ratio to the ceiling %.2f (target >= 0.8)' % (rec / c)
+    print(line)"
+done

@@ -348,3 +348,52 @@ EOF
 	grep -q 'Redis is back' "$T/kv.err"
 	[ "$(rcli hget u:1 views)" = 2 ]
 }
+
+@test "option values are checked" {
+	run fp-kvwrite --dry-run --max-batch 0 </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--max-batch"* ]]
+	run fp-kvwrite --dry-run --flush-ms soon </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--flush-ms"* ]]
+	run fp-kvwrite --dry-run --zset @state </dev/null
+	[ "$status" -eq 2 ]
+	run fp-kvwrite --store 'http://x' </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"invalid store URL"* ]]
+	run fp-kvwrite --dry-run --timeout 0 </dev/null
+	[ "$status" -eq 2 ] && [[ $output == *"--timeout has no use with --dry-run"* ]]
+	run fp-kvwrite --dry-run --flush-ms 0 </dev/null
+	[ "$status" -eq 0 ] && [ -z "$output" ]
+}
+
+# cut_commit MODE: run the basic fixture through a proxy that breaks the
+# first commit (cutproxy.py), with a barrier so that there are two epochs.
+cut_commit() {
+	start_redis
+	bg_start proxy python3 "$FX/cutproxy.py" "$T/proxy.port" "$REDIS_PORT" "$1"
+	wait_for test -s "$T/proxy.port"
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	fp-kvwrite --store "redis://127.0.0.1:$(cat "$T/proxy.port")/0" --timeout 2s "$T/in" 2>"$T/kv.err"
+	cat "$T/kv.err"
+	diff -u <(printf '%s\n' ev/0/0/1 12:3 ev/1/0/1 5 ev/2/0/1 100) <(rcli hgetall fp:default:offsets)
+	[ "$(rcli hget u:1 views)" = 2 ] && [ "$(rcli hget u views)" = 3 ]
+}
+
+@test "a commit whose reply is lost but which landed is not sent again" {
+	cut_commit reply
+	grep -q 'no reply to the commit of 2 keys' "$T/kv.err"
+	grep -q 'the commit whose reply was lost had been applied' "$T/kv.err"
+	rcli info commandstats | grep -q '^cmdstat_evalsha:calls=2,'    # two epochs, no resend
+}
+
+@test "a commit lost on the way is sent again" {
+	cut_commit request
+	grep -q 'no reply to the commit of 2 keys' "$T/kv.err"
+	grep -q 'the commit whose reply was lost had not been applied; sending it again' "$T/kv.err"
+	rcli info commandstats | grep -q '^cmdstat_evalsha:calls=2,'    # the lost one never arrived
+}
+
+@test "--dry-run into a reader that goes away: a quiet stop" {
+	gen 5000 100 | frames_of >"$T/in"
+	fp-kvwrite --dry-run --max-batch 1 "$T/in" 2>"$T/err" | head -1 >"$T/out"
+	[ "${PIPESTATUS[0]}" -eq 0 ]
+	[ "$(cat "$T/out")" = MULTI ] && [ ! -s "$T/err" ]
+}

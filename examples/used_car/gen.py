@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import time
 
 BRANDS = ["audi", "bmw", "citroen", "dacia", "fiat", "ford", "honda", "hyundai", "kia",
           "mazda", "mercedes", "nissan", "opel", "peugeot", "renault", "seat", "skoda",
@@ -29,13 +30,16 @@ def main():
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--cars", type=int, default=800)
     ap.add_argument("--events", type=int, default=50000)
-    ap.add_argument("--start-ms", type=int, default=1763700000000)
+    ap.add_argument("--start-ms", type=int, default=None,
+                    help="first event time (default: now minus --span-ms)")
     ap.add_argument("--span-ms", type=int, default=6 * 3600 * 1000,
                     help="event times spread over this long")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--split", metavar="DIR")
     a = ap.parse_args()
 
+    if a.start_ms is None:
+        a.start_ms = int(time.time() * 1000) - a.span_ms
     rnd = random.Random(a.seed)
     cars = []
     for c in range(a.cars):

@@ -121,5 +121,43 @@ main(void)
 	   same(commit(w), "MULTI\nHSET \"\\x00\" \"v\" \"1\"\nEXEC\n"), "a binary key");
 	kvw_free(w);
 
+	/* Float text: the same as mp_to_json() (fp-cat), fast path or not. */
+	w = writer(1000000);
+	uint64_t seed = 88172645463325252ull;
+	int same_text = 1;
+	for (int i = 0; i < 20000 && same_text; i++) {
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		double d;
+		static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e6, 1e9, 1e15};
+		if (i % 3 == 0)
+			memcpy(&d, &seed, sizeof d);
+		else
+			d = (double)(int64_t)(seed % 2000000000000000ull - 1000000000000000ull) / p10[i % 8];
+		if (d != d || d - d != 0)
+			d = 0.25;
+		fp_buf b = FP_BUF_INIT, want = FP_BUF_INIT;
+		mpw_map(&b, 2);
+		mpw_str(&b, "@key", 4);
+		mpw_str(&b, "k", 1);
+		mpw_str(&b, "x", 1);
+		size_t at = b.len;
+		mpw_double(&b, d);
+		mp_to_json(b.p + at, b.len - at, &want);
+		fp_buf *dry = kvw_dry_output(w);
+		dry->len = 0;
+		kvw_add(w, b.p, b.len, 1);
+		kvw_commit(w);
+		/* MULTI\nHSET "k" "x" "<text>"\n... */
+		const char *t = (const char *)dry->p + strlen("MULTI\nHSET \"k\" \"x\" \"");
+		if (want.len >= dry->len || memcmp(t, want.p, want.len) || t[want.len] != '"') {
+			printf("# %.17g: want %.*s\n", d, (int)want.len, (char *)want.p);
+			same_text = 0;
+		}
+		fp_buf_release(&b);
+		fp_buf_release(&want);
+	}
+	ok(same_text, "float text equals mp_to_json() over 20000 values");
+	kvw_free(w);
+
 	return tap_done();
 }
