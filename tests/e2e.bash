@@ -87,12 +87,7 @@ e2e_wait_producer() {
 e2e_start() {
 	E2E_RUNS=$((E2E_RUNS + 1))
 	local n=$E2E_RUNS
-	cat >"$T/pipeline.sh" <<-EOF
-		set -o pipefail
-		fp-consume -t ev -o beginning --barrier-ms 200 $* |
-		  fp-import -d "\$E2E_FX/e2e.fpd" |
-		  fp-keyby -k user -n $E2E_SHARDS -- "fp-merge -v -f \$E2E_FX/e2e.fp $E2E_MERGE_OPTS | fp-kvwrite -v --flush-ms 200 $E2E_KVW_OPTS"
-	EOF
+	e2e_script "$@"
 	setsid flock "$T/pipeline.lock" bash "$T/pipeline.sh" >"$T/run-$n.out" 2>"$T/run-$n.err" &
 	E2E_PID=$!
 	E2E_SID=$E2E_PID
@@ -101,6 +96,16 @@ e2e_start() {
 	local sid
 	sid=$(ps -o sid= -p "$E2E_PID" | tr -d ' ')
 	[[ -z $sid || $sid == "$E2E_PID" ]] || { echo "setsid forked: session $sid" >&2; return 1; }
+}
+
+# e2e_script [CONSUME-FLAGS...]: write the pipeline to $T/pipeline.sh.
+e2e_script() {
+	cat >"$T/pipeline.sh" <<-EOF
+		set -o pipefail
+		fp-consume -t ev -o beginning --barrier-ms 200 $* |
+		  fp-import -d "\$E2E_FX/e2e.fpd" |
+		  fp-keyby -k user -n $E2E_SHARDS -- "fp-merge -v -f \$E2E_FX/e2e.fp $E2E_MERGE_OPTS | fp-kvwrite -v --flush-ms 200 $E2E_KVW_OPTS"
+	EOF
 }
 
 # e2e_pids [SID]: the PIDs of every live process of a session.

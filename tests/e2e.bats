@@ -18,7 +18,7 @@ local_teardown() {
 	e2e_crash_loop 10 300 2500
 	e2e_wait_producer
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
 	((E2E_CRASHES >= 10))
 	[ "${E2E_HUNG:-0}" -eq 0 ]
 }
@@ -36,7 +36,7 @@ local_teardown() {
 	e2e_crash fp-kvwrite-0 unwind
 	e2e_wait_producer
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
 	# keys were evicted (and reloaded) for real
 	grep -h 'evicted=[1-9]' "$T"/run-*.err | grep -q 'loaded=[1-9]'
 	[ "${E2E_HUNG:-0}" -eq 0 ]
@@ -59,7 +59,7 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
 }
 
 @test "e2e: redis-server killed, its AOF (everysec) losing its tail: the rollback is noticed and replayed" {
@@ -100,7 +100,7 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
 }
 
 @test "e2e: fp-kvwrite killed after sending a commit and before its reply (Redis stopped)" {
@@ -123,7 +123,7 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
 }
 
 @test "e2e: a stage's standard output closed under it (fp-consume, fp-import, fp-merge)" {
@@ -144,5 +144,84 @@ local_teardown() {
 	e2e_supervise
 	e2e_stop
 	e2e_finish
-	e2e_check; rm -rf /tmp/e2e-dbg-$BATS_TEST_NUMBER; cp -r "$T" /tmp/e2e-dbg-$BATS_TEST_NUMBER
+	e2e_check
+}
+
+# sv CMD...: supervisorctl against the test's supervisord
+sv() {
+	supervisorctl -c "$T/sv.conf" "$@"
+}
+
+# sv_up: wait until the program runs with both shards' writers up.
+sv_up() {
+	local i
+	for i in $(seq 200); do
+		[[ $(e2e_stages | grep -c '^fp-kvwrite-') -eq 2 ]] && return 0
+		sleep 0.1
+	done
+	echo "the pipeline did not come up under supervisord" >&2
+	return 1
+}
+
+@test "e2e: under supervisord with featpipe(7)'s settings, crashes (fp-keyby -9 too) restart it, stop reaches every shard" {
+	RANDOM=${E2E_SEED:-11}
+	e2e_services none
+	e2e_produce 200 12000 1500
+	e2e_script
+	cat >"$T/sv.conf" <<-EOF
+		[unix_http_server]
+		file=$T/sv.sock
+		[supervisord]
+		nodaemon=true
+		logfile=$T/supervisord.log
+		pidfile=$T/supervisord.pid
+		childlogdir=$T
+		[rpcinterface:supervisor]
+		supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+		[supervisorctl]
+		serverurl=unix://$T/sv.sock
+		[program:e2e]
+		command=flock $T/pipeline.lock bash $T/pipeline.sh
+		autostart=true
+		autorestart=true
+		startsecs=1
+		startretries=100000
+		stopsignal=TERM
+		stopasgroup=true
+		killasgroup=true
+		stopwaitsecs=30
+		redirect_stderr=true
+		stdout_logfile=$T/sv-e2e.log
+	EOF
+	setsid supervisord -c "$T/sv.conf" >"$T/sv.out" 2>&1 &
+	local svpid=$! victim pid stages i
+	E2E_SID=$svpid
+	E2E_SESSIONS+=("$svpid")
+	for victim in fp-keyby "" "" fp-kvwrite-1 ""; do
+		sv_up
+		sleep "1.$((RANDOM % 10))"
+		mapfile -t stages < <(e2e_stages)
+		[[ -n $victim ]] || victim=${stages[RANDOM % ${#stages[@]}]%% *}
+		pid=$(printf '%s\n' "${stages[@]}" | awk -v n="$victim" '$1 == n {print $2}')
+		kill -KILL "$pid"
+		E2E_CRASHES=$((E2E_CRASHES + 1))
+		E2E_KILLED[$victim]=$((${E2E_KILLED[$victim]:-0} + 1))
+		# wait for supervisord to see the program exit
+		for i in $(seq 300); do
+			(($(grep -c 'exited: e2e' "$T/supervisord.log") >= E2E_CRASHES)) && break
+			sleep 0.1
+		done
+	done
+	sv_up
+	e2e_wait_producer
+	sv stop e2e
+	# the stop reached every process of the pipeline, the shards included
+	sleep 0.5
+	[ -z "$(e2e_pids "$svpid" | grep -vx "$svpid")" ]
+	E2E_RUNS=$(grep -c 'spawned: .e2e.' "$T/supervisord.log")
+	(($(grep -c 'exited: e2e' "$T/supervisord.log") >= 5))
+	kill -TERM "$svpid"
+	wait "$svpid" || true
+	e2e_finish
+	e2e_check
 }
