@@ -61,13 +61,15 @@ e2e_services() {
 	export E2E_FX
 }
 
-# e2e_produce USERS EVENTS RATE [SEED]: produce in the background (events
-# also kept in $T/events.jsonl); $E2E_PRODUCER is its PID.
+# e2e_produce USERS EVENTS RATE [SEED]: produce in the background, in a
+# session of its own (events also kept in $T/events.jsonl); $E2E_PRODUCER
+# is its PID.
 e2e_produce() {
-	bg_start producer bash -c 'set -o pipefail; "$0" "$1/gen.py" "$2" "$3" "$4" "$5" |
+	bg_start producer setsid bash -c 'set -o pipefail; "$0" "$1/gen.py" "$2" "$3" "$4" "$5" |
 		tee "$6/events.jsonl" | fp-cat -r | fp-produce -t ev -k user --value json' \
 		"$E2E_PY" "$E2E_FX" "$1" "$2" "$3" "${4:-1}" "$T"
 	E2E_PRODUCER=$BG_PID
+	E2E_SESSIONS+=("$BG_PID") # so that teardown stops fp-produce too
 }
 
 # e2e_wait_producer: wait for the producer to finish; fail if it failed.
@@ -143,7 +145,7 @@ e2e_reap() {
 		if ((SECONDS >= end)); then
 			# the leader (flock) last: it then exits by itself with 128+9
 			E2E_UNWOUND=0
-			pids=$(e2e_pids | grep -vx "$E2E_PID")
+			pids=$(e2e_pids | grep -vx "$E2E_PID" || true)
 			[[ -n $pids || $SECONDS -ge $((end + 3)) ]] || pids=$E2E_PID
 			for i in $pids; do kill -KILL "$i" 2>/dev/null || true; done
 		fi
