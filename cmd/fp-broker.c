@@ -239,7 +239,8 @@ main(int argc, char **argv)
 	fk_catch_stop(&stop);
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	fk_set_log(conf, 4, log_line);
+	fk_set_log_level(4);
+	fk_set_log(conf, log_line);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	if (!rk)
 		fp_die(FP_EXIT_IO, "unable to create a Kafka handle: %s", err);

@@ -385,7 +385,8 @@ configure(fk_conf *kc, int argc, char **argv)
 			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
 	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	fk_set_log(kc->rk, fk_conf_user(kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
+	fk_set_log_level(fk_conf_user(kc, "debug") ? 7 : opt.quiet ? 3 : 4);
+	fk_set_log(kc->rk, log_line);
 	if (opt.group)
 		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);
 }

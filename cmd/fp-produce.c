@@ -302,7 +302,8 @@ main(int argc, char **argv)
 	if (fk_conf_default(&kc, "bootstrap.servers", opt.brokers, err, sizeof err) < 0 ||
 	    fk_conf_default(&kc, "enable.idempotence", "true", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
-	fk_set_log(kc.rk, fk_conf_user(&kc, "debug") ? 7 : opt.quiet ? 3 : 4, log_line);
+	fk_set_log_level(fk_conf_user(&kc, "debug") ? 7 : opt.quiet ? 3 : 4);
+	fk_set_log(kc.rk, log_line);
 	rd_kafka_conf_set_dr_msg_cb(kc.rk, delivered);
 	if (!(p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc.rk, err, sizeof err)))
 		fp_die(FP_EXIT_USAGE, "unable to create the producer: %s", err);

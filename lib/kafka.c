@@ -16,7 +16,7 @@
 #include "num.h"
 
 static fk_log_fn *log_fn;
-static int log_max;
+static int log_max = 7;
 
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *msg)
@@ -37,10 +37,15 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 void
-fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn)
+fk_set_log_level(int max_level)
+{
+	log_max = max_level;
+}
+
+void
+fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn)
 {
 	log_fn = fn;
-	log_max = max_level;
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 }

@@ -20,10 +20,12 @@
 
 /* Where librdkafka's log lines go (level is syslog's); set by the command. */
 typedef void fk_log_fn(int level, const char *fac, const char *msg);
-/* Send conf's log lines of level <= max_level (syslog levels: 3 errors,
- * 4 warnings, 7 debug) to fn, and client errors too, as warnings (they are
- * transient; fatal errors are checked by the caller). */
-void fk_set_log(rd_kafka_conf_t *conf, int max_level, fk_log_fn *fn);
+/* Send conf's log lines to fn, and client errors too, as warnings (level
+ * 4: they are transient; fatal errors are checked by the caller). */
+void fk_set_log(rd_kafka_conf_t *conf, fk_log_fn *fn);
+/* Only lines of level <= max_level (syslog levels: 3 errors, 4 warnings,
+ * 7 debug) reach fn; the default is 7, every line. */
+void fk_set_log_level(int max_level);
 
 /* A librdkafka configuration being built, and the properties the user set
  * (so that tool defaults never override them). */

@@ -25,6 +25,7 @@ typedef struct mpart {
 	int has_start, has_committed;
 	store_pos start;     /* stored at start: records below it are skipped */
 	store_pos committed; /* stored when last read */
+	uint64_t seen;       /* the offsets read that last showed it */
 } mpart;
 
 enum { K_DATA, K_CTL, K_SKIP, K_NOKEY };
@@ -240,6 +241,8 @@ struct offsets_arg {
 	merge *m;
 	int start;
 	int oom;
+	int64_t back;        /* index of a partition whose offset went back, or -1 */
+	store_pos was, now;
 };
 
 static void
@@ -256,25 +259,49 @@ offset_cb(void *arg, const char *topic, size_t tlen, int32_t partition, int shar
 		return;
 	}
 	mpart *p = &m->parts[i];
+	if (p->has_committed && store_pos_cmp(pos, p->committed) < 0 && a->back < 0) {
+		a->back = i;
+		a->was = p->committed;
+		a->now = pos;
+	}
 	p->has_committed = 1;
 	p->committed = pos;
+	p->seen = m->st.offset_reads;
 	if (a->start) {
 		p->has_start = 1;
 		p->start = pos;
 	}
 }
 
+/* Read this shard's stored offsets (start: also as the skip positions).
+ * Stored offsets never go back while we run: if one does, or vanishes, Redis
+ * lost data (a restart without persistence, a failover), and a key loaded
+ * now could miss updates: stop, so that the pipeline replays. */
 static int
 read_offsets(merge *m, int start)
 {
 	char err[400];
-	struct offsets_arg a = {m, start, 0};
+	struct offsets_arg a = {m, start, 0, -1, {0, 0}, {0, 0}};
 	m->st.offset_reads++;
 	m->last_read_ms = now_ms();
 	if (store_read_offsets(m->o.store, m->o.pipeline, offset_cb, &a, err, sizeof err) < 0)
 		return fail(m, MERGE_REMOTE, "%s", err);
 	if (a.oom)
 		return fail(m, MERGE_IO, "out of memory");
+	for (size_t i = 0; a.back < 0 && i < m->nparts; i++)
+		if (m->parts[i].has_committed && m->parts[i].seen != m->st.offset_reads)
+			a.back = (int64_t)i;
+	if (a.back >= 0) {
+		const mpart *p = &m->parts[a.back];
+		char was[48], now[48] = "nothing";
+		store_pos_format(p->seen == m->st.offset_reads ? a.was : p->committed, was, sizeof was);
+		if (p->seen == m->st.offset_reads)
+			store_pos_format(a.now, now, sizeof now);
+		return fail(m, MERGE_REMOTE,
+		            "the store's offset for %.*s/%d went back from %s to %s: Redis lost data; "
+		            "restart the pipeline to replay from the stored offsets",
+		            (int)p->tlen, p->topic, (int)p->partition, was, now);
+	}
 	return MERGE_OK;
 }
 
@@ -329,6 +356,26 @@ fill_input(merge *m)
 
 /* ---- one batch ------------------------------------------------------ */
 
+/* The size of the object at p in a checked frame: scalars inline, the rest
+ * through mp_skip(). */
+static inline size_t
+skip_value(const uint8_t *p, size_t n)
+{
+	uint8_t c = p[0];
+	if (c <= 0x7f || c >= 0xe0 || (c >= 0xc0 && c <= 0xc3))
+		return 1; /* fixint, nil, bool */
+	if ((c & 0xe0) == 0xa0)
+		return 1 + (size_t)(c & 0x1f); /* fixstr */
+	switch (c) {
+	case 0xcc: case 0xd0: return 2;
+	case 0xcd: case 0xd1: return 3;
+	case 0xca: case 0xce: case 0xd2: return 5;
+	case 0xcb: case 0xcf: case 0xd3: return 9;
+	case 0xd9: return n >= 2 ? 2 + (size_t)p[1] : 0; /* str8 */
+	}
+	return mp_skip(p, n);
+}
+
 /* @src, @ts and @in of a record, in one pass over its top-level map.
  * 1 when the frame is a control frame (has "@ctl"). */
 static int
@@ -356,8 +403,8 @@ find_reserved(mframe *f)
 				return 0;
 		}
 		off += ks;
-		size_t vs = mp_skip(p + off, n - off);
-		if (!vs)
+		size_t vs = skip_value(p + off, n - off);
+		if (!vs || vs > n - off)
 			return 0;
 		if (k && (kl == 3 || kl == 4) && k[0] == '@') {
 			if (kl == 3 && !memcmp(k, "@ts", 3))

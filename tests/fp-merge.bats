@@ -253,3 +253,22 @@ last_per_key() {
 	fp-cat -r ev.jsonl | fp-merge -f used_car.fp | fp-kvwrite 2>/dev/null
 	[ "$(rcli HGET u:42 views)" = 2 ]
 }
+
+@test "fp-merge: stored offsets that vanish (Redis lost data) stop it with exit 4" {
+	start_redis
+	rcli HSET fp:default:offsets ev/0/0/1 1 >/dev/null
+	seq 1 40 | jq -c '{user_id: ., ts: 1, "@src": ["ev", 0, .]}' | fp-cat -r >"$T/in"
+	mkfifo "$T/fifo"
+	bg_start merge bash -c "exec fp-merge -f '$FIX/cars.fp' --max-keys 2 --batch 4 --commit-wait 20s <'$T/fifo'"
+	exec 8>"$T/fifo"
+	cat "$T/in" >&8
+	# no writer commits: it waits, re-reading the offsets
+	wait_for bash -c "[ \$(redis-cli -p $REDIS_PORT INFO commandstats |
+		sed -n 's/^cmdstat_hgetall:calls=\([0-9]*\),.*/\1/p') -ge 3 ]"
+	rcli DEL fp:default:offsets >/dev/null
+	wait_for bash -c "! kill -0 $BG_PID"
+	exec 8>&-
+	wait "$BG_PID" || status=$?
+	[ "${status:-0}" -eq 4 ]
+	grep -q "fp-merge: the store's offset for ev/0 went back from 1 to nothing: Redis lost data" "$T/merge.err"
+}

@@ -7,16 +7,7 @@
 
 #include "../../lib/json.h"
 #include "../../lib/kafka.h"
-
-static int n, failed;
-
-static void
-ok(int cond, const char *name)
-{
-	printf("%sok %d - %s\n", cond ? "" : "not ", ++n, name);
-	if (!cond)
-		failed = 1;
-}
+#include "tap.h"
 
 static int
 offset_is(const char *s, int rc, enum fk_offset_kind kind, int64_t value)
@@ -98,7 +89,7 @@ test_format(void)
 	ok(fk_format_check("%t %p %o %k %K %s %S %T %h %% \\n\\t\\r\\\\ \\x41", e, sizeof e) == 0,
 	   "every kcat token is accepted");
 	ok(fk_format_check("%z", e, sizeof e) < 0 && strstr(e, "'%z'"), "unknown token refused");
-	ok(fk_format_check("abc%", e, sizeof e) < 0, "trailing % refused");
+	ok(fk_format_check("abc%", e, sizeof e) < 0, "trailing %% refused");
 	ok(fk_format_check("\\q", e, sizeof e) < 0 && fk_format_check("\\xg", e, sizeof e) < 0,
 	   "bad escapes refused");
 }
@@ -238,6 +229,5 @@ main(void)
 	test_conf();
 	test_format();
 	test_names();
-	printf("1..%d\n", n);
-	return failed;
+	return tap_done();
 }

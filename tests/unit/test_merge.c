@@ -10,17 +10,7 @@
 #include "../../lib/json.h"
 #include "../../lib/merge.h"
 #include "../../lib/merge_table.h"
-
-static int ntest, nfail;
-
-static void
-ok(int cond, const char *name)
-{
-	ntest++;
-	if (!cond)
-		nfail++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
-}
+#include "tap.h"
 
 static merge_entry *
 put(merge_table *t, const char *k)
@@ -168,8 +158,8 @@ main(void)
 	feat_spec *spec = feat_spec_parse(SPEC, strlen(SPEC), "t.fp", err, sizeof err);
 	ok(spec != NULL, "spec parses");
 	if (!spec) {
-		printf("# %s\n1..%d\n", err, ntest);
-		return 1;
+		printf("# %s\n", err);
+		return tap_done();
 	}
 	static const char *const in[] = {
 		"{\"user_id\":1,\"kind\":\"a\",\"x\":2,\"ts\":10,\"@src\":[\"t\",0,0]}",
@@ -214,6 +204,5 @@ main(void)
 
 	fp_buf_release(&out);
 	feat_spec_free(spec);
-	printf("1..%d\n", ntest);
-	return nfail != 0;
+	return tap_done();
 }
