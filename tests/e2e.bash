@@ -213,7 +213,11 @@ e2e_crash() {
 	else
 		e2e_reap 15
 	fi
-	echo "run $E2E_RUNS: killed $victim ($mode), status $E2E_STATUS, ended alone $E2E_UNWOUND" >>"$T/crash.log"
+	# a stored position O:I: this crash left a shard inside an exploded record
+	local mid
+	mid=$(redis-cli -p "$REDIS_PORT" hvals fp:e2e:offsets 2>/dev/null | grep -c : || true)
+	((mid == 0)) || E2E_MIDREC=$((${E2E_MIDREC:-0} + 1))
+	echo "run $E2E_RUNS: killed $victim ($mode), status $E2E_STATUS, ended alone $E2E_UNWOUND, positions inside a record $mid" >>"$T/crash.log"
 	if [[ $mode == unwind && $E2E_UNWOUND == 0 ]]; then
 		e2e_say "run $E2E_RUNS: the pipeline did not end within 15 s after $victim was killed"
 		E2E_HUNG=$((${E2E_HUNG:-0} + 1))
@@ -272,6 +276,7 @@ e2e_check() {
 	local killed="" k
 	for k in "${!E2E_KILLED[@]}"; do killed+=" $k=${E2E_KILLED[$k]}"; done
 	e2e_say "events $(wc -l <"$T/events.jsonl"), runs $E2E_RUNS, crashes injected $E2E_CRASHES${killed:+ (}${killed# }${killed:+)}"
+	[[ -z ${E2E_MIDREC:-} ]] || e2e_say "crashes that left a shard's stored position inside an exploded record: $E2E_MIDREC"
 	e2e_say "$out"
 	return $rc
 }
