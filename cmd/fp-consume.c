@@ -11,17 +11,21 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "../lib/durable.h"
 #include "../lib/frame.h"
 #include "../lib/json.h"
 #include "../lib/kafka.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/store.h"
 
 static const char USAGE[] =
 	"usage: fp-consume [-b brokers] -t topic ... [-G group] [-o offset] [-o e@ms] [-e] [-c count] "
-	"[-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms]\n";
+	"[-X prop=val] ... [-F file] [-q] [-f format | -J] [--barrier-ms ms] "
+	"[--store url | --store -] [--commit-ms ms]\n";
 
 #define META_TIMEOUT_MS 10000
+#define STORE_TIMEOUT_MS 5000
 
 static struct {
 	const char *brokers, *group, *format;
@@ -31,7 +35,9 @@ static struct {
 	fk_offset start;
 	int64_t stop_ms;         /* -1: none */
 	int64_t barrier_ms;
-} opt = {.start = {FK_OFF_BEGINNING, 0}, .stop_ms = -1, .barrier_ms = 1000};
+	const char *store;       /* --store: resume from the store's positions */
+	int64_t commit_ms;       /* how often durable positions go to the group */
+} opt = {.start = {FK_OFF_BEGINNING, 0}, .stop_ms = -1, .barrier_ms = 1000, .commit_ms = 5000};
 
 static struct {
 	rd_kafka_t *rk;
@@ -41,6 +47,10 @@ static struct {
 	int64_t epoch;
 	uint64_t msgs;
 	int fatal;               /* exit code of an error raised in a callback */
+	store_url su;            /* --store */
+	redisContext *rc;        /* NULL without --store */
+	durable dur;             /* the store's positions, last read */
+	int store_code;          /* exit code of the last store failure */
 	char errstr[512];
 } c;
 
@@ -92,6 +102,91 @@ barrier(void)
 		write_failed(c.fw.err);
 }
 
+/* Read the store's positions into c.dur, reconnecting once when the
+ * connection was lost.  0, or -1 with errstr and c.store_code (2 for
+ * several layouts, 4 for Redis). */
+static int
+store_read(char *errstr, size_t errlen)
+{
+	char err[512];
+	int r = -1;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!c.rc && !(c.rc = store_connect(&c.su, STORE_TIMEOUT_MS, STORE_TIMEOUT_MS,
+		                                     err, sizeof err)))
+			break;
+		r = durable_read(&c.dur, c.rc, store_pipeline(), err, sizeof err);
+		if (r != -1 || !c.rc->err)
+			break;
+		redisFree(c.rc); /* a context is dead after an error: reconnect */
+		c.rc = NULL;
+	}
+	if (r == 0)
+		return 0;
+	snprintf(errstr, errlen, "store: %s", err);
+	c.store_code = r == -2 ? FP_EXIT_USAGE : FP_EXIT_REMOTE;
+	return -1;
+}
+
+/* fk_start_hook: start each partition at its durable position; one
+ * without falls back to -o (and ignores the group's committed offset,
+ * which only mirrors the store, unless -o stored asks for it). */
+static int
+resume_hook(void *ctx, rd_kafka_topic_partition_list_t *parts, char *errstr, size_t errlen)
+{
+	(void)ctx;
+	if (parts->cnt == 0)
+		return 0; /* a cooperative rebalance that brought nothing */
+	if (store_read(errstr, errlen) < 0)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *p = &parts->elems[i];
+		store_pos pos;
+		if (durable_find(&c.dur, p->topic, p->partition, &pos))
+			p->offset = pos.offset, n++;
+		else if (opt.start.kind != FK_OFF_STORED)
+			p->offset = RD_KAFKA_OFFSET_INVALID;
+	}
+	if (!opt.quiet)
+		fp_warn("resuming %d of %d partition(s) at their stored positions (pipeline '%s')",
+		        n, parts->cnt, store_pipeline());
+	return 0;
+}
+
+/* Commit the durable positions of the assigned partitions to the group,
+ * so that kcat, kafka-consumer-groups and fp-lag see the progress the
+ * store holds, never more.  0, or -1 with c.errstr on a store failure. */
+static int
+commit_durable(int async)
+{
+	if (!opt.store || !opt.group || c.parts.n == 0)
+		return 0;
+	if (store_read(c.errstr, sizeof c.errstr) < 0)
+		return -1;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c.parts.n);
+	for (int i = 0; i < c.parts.n; i++) {
+		store_pos pos;
+		if (durable_find(&c.dur, c.parts.v[i].topic, c.parts.v[i].partition, &pos))
+			rd_kafka_topic_partition_list_add(l, c.parts.v[i].topic,
+			                                  c.parts.v[i].partition)->offset = pos.offset;
+	}
+	rd_kafka_resp_err_t err = l->cnt ? rd_kafka_commit(c.rk, l, async) : 0;
+	if (err && !opt.quiet)
+		fp_warn("unable to commit offsets to group '%s': %s", opt.group, rd_kafka_err2str(err));
+	rd_kafka_topic_partition_list_destroy(l);
+	return 0;
+}
+
+/* An asynchronous commit's outcome. */
+static void
+committed(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *l,
+          void *opaque)
+{
+	(void)rk, (void)l, (void)opaque;
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !opt.quiet)
+		fp_warn("unable to commit offsets to group '%s': %s", opt.group, rd_kafka_err2str(err));
+}
+
 /* Remember an assignment (offsets absolute) and hand it to librdkafka. */
 static int
 assign(rd_kafka_topic_partition_list_t *list, int incremental)
@@ -122,10 +217,12 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
 	(void)opaque;
 	int incremental = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		if (fk_start_offsets(rk, list, 1, NULL, NULL, &opt.start, META_TIMEOUT_MS,
-		                     c.errstr, sizeof c.errstr) < 0 ||
+		c.store_code = 0;
+		if (fk_start_offsets(rk, list, !opt.store || opt.start.kind == FK_OFF_STORED,
+		                     opt.store ? resume_hook : NULL, NULL, &opt.start,
+		                     META_TIMEOUT_MS, c.errstr, sizeof c.errstr) < 0 ||
 		    assign(list, incremental) < 0) {
-			c.fatal = FP_EXIT_REMOTE;
+			c.fatal = c.store_code ? c.store_code : FP_EXIT_REMOTE;
 			stop = 1;
 		} else if (!opt.quiet) {
 			fp_warn("assigned %d partition(s), %d in all", list->cnt, c.parts.n);
@@ -135,6 +232,10 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
 	/* Revoked: everything written so far is covered; say so before letting go. */
 	barrier();
 	out_flush();
+	if (commit_durable(0) < 0) {
+		c.fatal = c.store_code;
+		stop = 1;
+	}
 	if (incremental) {
 		fk_parts_remove(&c.parts, list);
 		rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, list);
@@ -278,10 +379,11 @@ assign_all(void)
 	}
 	if (opt.start.kind == FK_OFF_STORED)
 		fp_usage_error(USAGE, "-o stored needs a group (-G)");
-	if (fk_start_offsets(c.rk, list, 0, NULL, NULL, &opt.start, META_TIMEOUT_MS,
-	                     c.errstr, sizeof c.errstr) < 0 ||
+	c.store_code = 0;
+	if (fk_start_offsets(c.rk, list, 0, opt.store ? resume_hook : NULL, NULL, &opt.start,
+	                     META_TIMEOUT_MS, c.errstr, sizeof c.errstr) < 0 ||
 	    assign(list, 0) < 0)
-		fp_die(FP_EXIT_REMOTE, "%s", c.errstr);
+		fp_die(c.store_code ? c.store_code : FP_EXIT_REMOTE, "%s", c.errstr);
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
@@ -296,9 +398,12 @@ configure(fk_conf *kc, int argc, char **argv)
 	opt.topics = calloc((size_t)argc, sizeof *opt.topics);
 	if (!xs || !opt.topics)
 		fp_die(FP_EXIT_IO, "out of memory");
-	enum { OPT_BARRIER = 256 };
+	int commit_set = 0;
+	enum { OPT_BARRIER = 256, OPT_STORE, OPT_COMMIT };
 	static const struct option longopts[] = {
 		{"barrier-ms", required_argument, NULL, OPT_BARRIER},
+		{"store", required_argument, NULL, OPT_STORE},
+		{"commit-ms", required_argument, NULL, OPT_COMMIT},
 		{NULL, 0, NULL, 0},
 	};
 	while ((ch = getopt_long(argc, argv, "b:t:G:o:ec:X:F:qf:J", longopts, NULL)) != -1) {
@@ -338,6 +443,14 @@ configure(fk_conf *kc, int argc, char **argv)
 			if (fp_parse_duration_ms(optarg, 1, 0, &opt.barrier_ms, err, sizeof err) < 0)
 				fp_usage_error(USAGE, "--barrier-ms: %s", err);
 			break;
+		case OPT_STORE:
+			opt.store = optarg;
+			break;
+		case OPT_COMMIT:
+			if (fp_parse_duration_ms(optarg, 1, 0, &opt.commit_ms, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "--commit-ms: %s", err);
+			commit_set = 1;
+			break;
 		default:
 			fputs(USAGE, stderr);
 			exit(FP_EXIT_USAGE);
@@ -351,6 +464,12 @@ configure(fk_conf *kc, int argc, char **argv)
 		fp_usage_error(USAGE, "-f and -J cannot be combined");
 	if (!opt.brokers && !(opt.brokers = getenv("FP_BROKERS")))
 		fp_usage_error(USAGE, "no brokers given (-b or FP_BROKERS)");
+	if (opt.store && !strcmp(opt.store, "-") && !(opt.store = getenv("FP_REDIS")))
+		fp_usage_error(USAGE, "--store -: FP_REDIS is not set");
+	if (opt.store && store_url_parse(opt.store, &c.su, err, sizeof err) < 0)
+		fp_usage_error(USAGE, "--store: %s", err);
+	if (commit_set && !(opt.store && opt.group))
+		fp_usage_error(USAGE, "--commit-ms needs --store and a group (-G)");
 	if (!text_mode() && isatty(STDOUT_FILENO))
 		fp_die(FP_EXIT_USAGE, "refusing to write binary frames to a terminal; "
 		       "pipe into another tool (e.g. '| fp-cat') or use -f or -J");
@@ -383,12 +502,23 @@ configure(fk_conf *kc, int argc, char **argv)
 	for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
 		if (fk_conf_default(kc, must[i][0], must[i][1], err, sizeof err) < 0)
 			fp_die(FP_EXIT_USAGE, "%s: %s", must[i][0], err);
-	if (!opt.group && fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
+	if (opt.store && fk_conf_user(kc, "enable.auto.commit")) {
+		char v[16];
+		size_t vn = sizeof v;
+		if (rd_kafka_conf_get(kc->rk, "enable.auto.commit", v, &vn) != RD_KAFKA_CONF_OK ||
+		    strcmp(v, "false"))
+			fp_usage_error(USAGE, "--store: enable.auto.commit must stay false: the group's "
+			               "offsets follow the store");
+	}
+	if ((!opt.group || opt.store) &&
+	    fk_conf_default(kc, "enable.auto.commit", "false", err, sizeof err) < 0)
 		fp_die(FP_EXIT_USAGE, "%s", err);
 	fk_set_log_level(fk_conf_user(kc, "debug") ? 7 : opt.quiet ? 3 : 4);
 	fk_set_log(kc->rk, log_line);
 	if (opt.group)
 		rd_kafka_conf_set_rebalance_cb(kc->rk, rebalance);
+	if (opt.group && opt.store)
+		rd_kafka_conf_set_offset_commit_cb(kc->rk, committed);
 }
 
 int
@@ -403,6 +533,9 @@ main(int argc, char **argv)
 	configure(&kc, argc, argv);
 
 	fk_catch_stop(&stop);
+	durable_init(&c.dur);
+	if (opt.store && store_read(c.errstr, sizeof c.errstr) < 0)
+		fp_die(c.store_code, "%s", c.errstr); /* fail early: Redis down, several layouts */
 
 	if (!(c.rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc.rk, err, sizeof err)))
 		fp_die(FP_EXIT_USAGE, "unable to create the consumer: %s", err);
@@ -425,6 +558,7 @@ main(int argc, char **argv)
 	}
 
 	int64_t next_barrier = fk_now_us() + opt.barrier_ms * 1000;
+	int64_t next_commit = fk_now_us() + opt.commit_ms * 1000;
 	int pending = 0; /* output buffered since the last flush */
 	while (!stop) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, 0);
@@ -432,7 +566,8 @@ main(int argc, char **argv)
 			/* Nothing queued: flush before blocking for more. */
 			if (pending)
 				out_flush(), pending = 0;
-			int64_t wait = (next_barrier - fk_now_us()) / 1000;
+			int64_t until = next_barrier < next_commit ? next_barrier : next_commit;
+			int64_t wait = (until - fk_now_us()) / 1000;
 			m = rd_kafka_consumer_poll(c.rk, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait);
 		}
 		int64_t now = fk_now_us();
@@ -452,6 +587,11 @@ main(int argc, char **argv)
 			pending = 1;
 			next_barrier = now + opt.barrier_ms * 1000;
 		}
+		if (now >= next_commit) {
+			if (commit_durable(1) < 0 && !c.fatal)
+				c.fatal = c.store_code, stop = 1;
+			next_commit = now + opt.commit_ms * 1000;
+		}
 	}
 	if (c.fatal) {
 		out_flush();
@@ -459,11 +599,16 @@ main(int argc, char **argv)
 	}
 	barrier();
 	out_flush();
+	if (commit_durable(0) < 0)
+		fp_die(c.store_code, "%s", c.errstr);
 	if (!opt.quiet && (opt.exit_eof || opt.count))
 		fp_warn("%" PRIu64 " message(s) from %d partition(s)", c.msgs, c.parts.n);
 	rd_kafka_consumer_close(c.rk);
 	rd_kafka_destroy(c.rk);
 	fk_parts_release(&c.parts);
+	durable_release(&c.dur);
+	if (c.rc)
+		redisFree(c.rc);
 	fr_writer_release(&c.fw);
 	fp_buf_release(&c.text);
 	free(opt.topics);

@@ -241,3 +241,135 @@ for i in range(12000): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/da
 	exec 5<&-
 	wait "$C"
 }
+
+# committed GROUP TOPIC NPARTS: the group's committed offsets, "p:o" per line
+# (-1001 when none), read by a client that does not join the group.
+committed() {
+	/usr/bin/python3 - "$BROKER" "$@" <<'PY'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+b, g, t, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer({'bootstrap.servers': b, 'group.id': g, 'enable.auto.commit': False})
+for tp in c.committed([TopicPartition(t, p) for p in range(n)], timeout=10):
+    print("%d:%d" % (tp.partition, tp.offset))
+c.close()
+PY
+}
+
+committed_is() {
+	[ "$(committed "$1" "$2" "$3" | tr '\n' ' ')" = "$4" ]
+}
+
+@test "--store resumes each partition at the smallest stored position over the shards" {
+	start_broker --topic r:2
+	start_redis
+	seqp r 0 10
+	seqp r 1 10
+	# Shard 1 is behind on partition 0; "3:2" = offset 3 only partly applied: re-read it.
+	rcli hset fp:default:offsets r/0/0/2 7 r/0/1/2 4 r/1/0/2 3:2 r/1/1/2 9 >/dev/null
+	run fp-consume -t r --store - -e -f '%p/%o '
+	[ "$status" -eq 0 ]
+	[ "$(echo "${lines[@]}" | grep -o '[01]/[0-9]*' | sort -t/ -k1,1n -k2,2n | tr '\n' ' ')" = "0/4 0/5 0/6 0/7 0/8 0/9 1/3 1/4 1/5 1/6 1/7 1/8 1/9 " ]
+	[[ $output == *"resuming 2 of 2 partition(s) at their stored positions (pipeline 'default')"* ]]
+	# FP_PIPELINE picks the hash; --store URL names the store; barriers start there.
+	rcli hset fp:p1:offsets r/0/0/1 9 r/1/0/1 10 >/dev/null
+	FP_PIPELINE=p1 fp-consume -q -t r --store "$REDIS_URL" -e | fp-cat > "$T/out"
+	[ "$(data_of "$T/out")" = "r 0 9 10" ]
+	[ "$(tail -1 "$T/out" | jq -c '.["@pos"]')" = '[["r",0,10],["r",1,10]]' ]
+}
+
+@test "--store: a partition without a position for every shard starts at -o" {
+	start_broker --topic f:2
+	start_redis
+	seqp f 0 10
+	seqp f 1 10
+	rcli hset fp:default:offsets f/0/0/2 7 f/1/0/2 5 f/1/1/2 6 >/dev/null
+	run fp-consume -t f --store - -o 8 -e -f '%p/%o '
+	[ "$status" -eq 0 ]
+	[[ $output == *"resuming 1 of 2 partition(s)"* ]]
+	[ "$(echo "${lines[@]}" | grep -o '[01]/[0-9]*' | sort -t/ -k1,1n -k2,2n | tr '\n' ' ')" = "0/8 0/9 1/5 1/6 1/7 1/8 1/9 " ]
+	# Nothing stored at all: -o for every partition.
+	rcli del fp:default:offsets >/dev/null
+	[ "$(fp-consume -q -t f --store - -o -1 -e -f "%p/%o\n" | sort | tr "\n" " ")" = "0/9 1/9 " ]
+}
+
+@test "--store refuses positions stored for several shard counts (exit 2)" {
+	start_broker --topic l:1
+	start_redis
+	rcli hset fp:default:offsets l/0/0/2 1 l/0/1/2 1 l/0/0/4 1 >/dev/null
+	run fp-consume -t l --store - -e -f '%o '
+	[ "$status" -eq 2 ]
+	[[ $output == *"fp-consume: store: 'fp:default:offsets' holds positions for 2 shard layouts (2 and 4 shards): re-sharding a pipeline is not supported"* ]]
+}
+
+@test "--store: Redis unreachable or failing is exit 4" {
+	start_broker --topic u:1
+	run fp-consume -t u --store "redis://127.0.0.1:$(free_port)" -e -f '%o '
+	[ "$status" -eq 4 ]
+	[[ $output == *"fp-consume: store: "* ]]
+	start_redis
+	rcli set fp:default:offsets x >/dev/null
+	run fp-consume -t u --store - -e -f '%o '
+	[ "$status" -eq 4 ]
+	[[ $output == *"WRONGTYPE"* ]]
+}
+
+@test "--store usage errors" {
+	start_broker --topic e:1
+	run env -u FP_REDIS fp-consume -t e --store - -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--store -: FP_REDIS is not set"* ]]
+	run fp-consume -t e --store nosuch://x -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--store: invalid store URL 'nosuch://x'"* ]]
+	run fp-consume -t e -G g --commit-ms 100 -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"--commit-ms needs --store and a group (-G)"* ]]
+	run fp-consume -t e -G g --store redis://127.0.0.1:1 -X enable.auto.commit=true -f '%o '
+	[ "$status" -eq 2 ] && [[ $output == *"enable.auto.commit must stay false"* ]]
+}
+
+@test "--store with a group: the group's commits follow the store, not the read position" {
+	start_broker --topic c:2
+	start_redis
+	seqp c 0 10
+	seqp c 1 10
+	rcli hset fp:default:offsets c/0/0/1 3 c/1/0/1 5 >/dev/null
+	local x=(-X heartbeat.interval.ms=300 -X session.timeout.ms=6000)
+	bg_start c fp-consume -t c -G cg --store - --commit-ms 200 "${x[@]}" -f '%p %o\n'
+	C=$BG_PID
+	wait_long 30 at_least 12 cat "$T/c.out"
+	wait_long 10 committed_is cg c 2 "0:3 1:5 "
+	sleep 1
+	committed_is cg c 2 "0:3 1:5 "   # read up to 10 in both: never committed
+	rcli hset fp:default:offsets c/0/0/1 10 >/dev/null
+	wait_long 10 committed_is cg c 2 "0:10 1:5 "
+	rcli hset fp:default:offsets c/1/0/1 8 >/dev/null
+	stop_pid "$C"
+	committed_is cg c 2 "0:10 1:8 "   # committed again at exit
+	# The store, not the group's commit, says where to resume.
+	rcli hset fp:default:offsets c/1/0/1 6 >/dev/null
+	[ "$(fp-consume -q -t c -G cg --store - "${x[@]}" -e -f '%p/%o ')" = "1/6 1/7 1/8 1/9 " ]
+	committed_is cg c 2 "0:10 1:6 "
+}
+
+@test "--store with a group: Redis lost mid-run stops the consumer with exit 4" {
+	start_broker --topic k:1
+	start_redis
+	bg_start c fp-consume -t k -G kg --store - --commit-ms 200 -X session.timeout.ms=6000 -f '%o\n'
+	C=$BG_PID
+	wait_long 30 grep -q 'assigned 1 partition' "$T/c.err"
+	stop_pid "$REDIS_PID"
+	wait_for bash -c "! kill -0 $C"
+	run wait "$C"
+	[ "$status" -eq 4 ]
+	grep -q "fp-consume: store: " "$T/c.err"
+}
+
+@test "man page example: resume a two-shard pipeline from its store" {
+	start_broker --topic views:1
+	start_redis
+	seqp views 0 125
+	rcli hset fp:shop:offsets views/0/0/2 120 views/0/1/2 118:3 >/dev/null
+	FP_PIPELINE=shop fp-consume -t views -G features --store - -e -f '%p %o\n' > "$T/out" 2> "$T/err"
+	grep -qx "fp-consume: resuming 1 of 1 partition(s) at their stored positions (pipeline 'shop')" "$T/err"
+	[ "$(head -2 "$T/out" | tr '\n' ' ')" = "0 118 0 119 " ]
+	[ "$(wc -l < "$T/out")" -eq 7 ]
+}
