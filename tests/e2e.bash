@@ -94,17 +94,22 @@ e2e_start() {
 	E2E_PID=$!
 	E2E_SID=$E2E_PID
 	E2E_SESSIONS+=("$E2E_SID")
-	# setsid execs in place only when not a process group leader; check it
-	local sid
-	sid=$(ps -o sid= -p "$E2E_PID" | tr -d ' ')
-	[[ -z $sid || $sid == "$E2E_PID" ]] || { echo "setsid forked: session $sid" >&2; return 1; }
+	# setsid execs in place (not a process group leader): wait until it has
+	local i sid
+	for i in $(seq 100); do
+		sid=$(ps -o sid= -p "$E2E_PID" | tr -d ' ')
+		[[ -z $sid || $sid == "$E2E_PID" ]] && return 0
+		sleep 0.01
+	done
+	echo "setsid did not make $E2E_PID a session leader" >&2
+	return 1
 }
 
 # e2e_script [CONSUME-FLAGS...]: write the pipeline to $T/pipeline.sh.
 e2e_script() {
 	cat >"$T/pipeline.sh" <<-EOF
 		set -o pipefail
-		fp-consume -t ev -o beginning --barrier-ms 200 $* |
+		fp-consume --store - -t ev -o beginning --barrier-ms 200 $* |
 		  fp-import -d "\$E2E_FX/e2e.fpd" |
 		  fp-keyby -k user -n $E2E_SHARDS -- "fp-merge -v -f \$E2E_FX/e2e.fp $E2E_MERGE_OPTS | fp-kvwrite -v --flush-ms 200 $E2E_KVW_OPTS"
 	EOF
@@ -235,12 +240,14 @@ e2e_crash_loop() {
 	done
 }
 
-# e2e_finish [TRIES]: run the pipeline with -e until it exits 0 (a restart
-# loop, as a supervisor would), at most TRIES times (default 5).
+# e2e_finish [TRIES [CONSUME-FLAGS...]]: run the pipeline with -e until it
+# exits 0 (a restart loop, as a supervisor would), at most TRIES times
+# (default 5).
 e2e_finish() {
-	local i
-	for ((i = 0; i < ${1:-5}; i++)); do
-		e2e_start -e
+	local i tries=${1:-5}
+	shift || true
+	for ((i = 0; i < tries; i++)); do
+		e2e_start -e "$@"
 		e2e_reap 300
 		((E2E_STATUS == 0)) && return 0
 		e2e_say "run $E2E_RUNS (-e) exited $E2E_STATUS; restarting"
@@ -248,6 +255,19 @@ e2e_finish() {
 		sleep 0.5
 	done
 	return 1
+}
+
+# e2e_group_committed GROUP: "partition offset" per partition of ev, as
+# committed to the consumer group.
+e2e_group_committed() {
+	"$E2E_PY" - "$BROKER" "$1" <<-'EOF'
+		import sys
+		from confluent_kafka import Consumer, TopicPartition
+		c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2]})
+		for tp in c.committed([TopicPartition("ev", p) for p in range(4)], timeout=10):
+		    print(tp.partition, tp.offset)
+		c.close()
+	EOF
 }
 
 # e2e_check: the oracle against Redis, and every stored offset against the
