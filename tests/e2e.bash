@@ -19,6 +19,9 @@ E2E_PY=${E2E_PYTHON:-/usr/bin/python3}   # has the redis module
 E2E_SHARDS=${E2E_SHARDS:-2}
 E2E_MERGE_OPTS=${E2E_MERGE_OPTS:-}
 E2E_KVW_OPTS=${E2E_KVW_OPTS:-}
+# how long a pipeline may take to end by itself after a crash (it drains
+# what it holds: slow with a tiny fp-merge --max-keys)
+E2E_UNWIND_S=${E2E_UNWIND_S:-15}
 E2E_RUNS=0
 E2E_CRASHES=0
 E2E_PID=
@@ -179,6 +182,25 @@ e2e_supervise() {
 	done
 }
 
+# e2e_fails_alone [PATTERN]: the running pipeline must end by itself within
+# 30 s, with a non-zero status (and PATTERN in its standard error).
+e2e_fails_alone() {
+	local n=$E2E_RUNS
+	e2e_reap 30
+	[[ $E2E_UNWOUND == 1 && $E2E_STATUS != 0 ]] ||
+		{ echo "run $n: ended alone $E2E_UNWOUND, status $E2E_STATUS" >&2; return 1; }
+	[[ -z ${1:-} ]] || grep -- "$1" "$T/run-$n.err"
+}
+
+# e2e_recover: restart the pipeline whenever it ends until the producer is
+# done, stop it, run it to the end (-e) and check it against the oracle.
+e2e_recover() {
+	e2e_supervise
+	e2e_stop
+	e2e_finish
+	e2e_check
+}
+
 # e2e_stop: kill -9 the running pipeline, every process of it.
 e2e_stop() {
 	e2e_reap 0
@@ -195,7 +217,7 @@ e2e_kill_all() {
 # e2e_crash [VICTIM [MODE]]: kill -9 one stage (random when not named) of the
 # running pipeline, then restart-as-a-whole semantics: half of the time the
 # rest is killed at once (as supervisord's killasgroup would), otherwise it
-# is given 15 s to fail as a whole on its own (pipefail, fp-keyby stopping
+# is given $E2E_UNWIND_S s to fail as a whole on its own (pipefail, fp-keyby stopping
 # its shards) before the rest is killed.
 e2e_crash() {
 	local victim=${1:-} stages pid
@@ -216,7 +238,7 @@ e2e_crash() {
 	if [[ $mode == at-once ]]; then
 		e2e_reap 0
 	else
-		e2e_reap 15
+		e2e_reap "$E2E_UNWIND_S"
 	fi
 	# a stored position O:I: this crash left a shard inside an exploded record
 	local mid
@@ -224,7 +246,7 @@ e2e_crash() {
 	((mid == 0)) || E2E_MIDREC=$((${E2E_MIDREC:-0} + 1))
 	echo "run $E2E_RUNS: killed $victim ($mode), status $E2E_STATUS, ended alone $E2E_UNWOUND, positions inside a record $mid" >>"$T/crash.log"
 	if [[ $mode == unwind && $E2E_UNWOUND == 0 ]]; then
-		e2e_say "run $E2E_RUNS: the pipeline did not end within 15 s after $victim was killed"
+		e2e_say "run $E2E_RUNS: the pipeline did not end within $E2E_UNWIND_S s after $victim was killed"
 		E2E_HUNG=$((${E2E_HUNG:-0} + 1))
 	fi
 }

@@ -34,6 +34,7 @@ local_teardown() {
 @test "e2e: fp-merge --max-keys 5 (far below 400 keys) under crashes loses no buffered update" {
 	RANDOM=${E2E_SEED:-5}
 	E2E_MERGE_OPTS="--max-keys 5 --batch 32"
+	E2E_UNWIND_S=45 # a slow drain, but less than fp-merge's --commit-wait (60 s)
 	e2e_services none
 	e2e_produce 400 12000 1500
 	e2e_crash_loop 4 500 2000
@@ -60,14 +61,8 @@ local_teardown() {
 	sleep 1
 	e2e_redis_start none
 	# the pipeline must notice the rollback by itself and fail as a whole
-	e2e_reap 30
-	[ "$E2E_UNWOUND" -eq 1 ]
-	[ "$E2E_STATUS" -ne 0 ]
-	grep 'Redis lost data' "$T/run-1.err"
-	e2e_supervise
-	e2e_stop
-	e2e_finish
-	e2e_check
+	e2e_fails_alone 'Redis lost data'
+	e2e_recover
 }
 
 @test "e2e: redis-server killed, its AOF (everysec) losing its tail: the rollback is noticed and replayed" {
@@ -87,14 +82,8 @@ local_teardown() {
 	size=$(stat -c %s "$aof")
 	truncate -s $((size * (50 + RANDOM % 45) / 100)) "$aof"
 	e2e_redis_start aof
-	e2e_reap 30
-	[ "$E2E_UNWOUND" -eq 1 ]
-	[ "$E2E_STATUS" -ne 0 ]
-	grep 'Redis lost data' "$T/run-1.err"
-	e2e_supervise
-	e2e_stop
-	e2e_finish
-	e2e_check
+	e2e_fails_alone 'Redis lost data'
+	e2e_recover
 }
 
 @test "e2e: broker down for 10 s while events flow" {
@@ -105,10 +94,7 @@ local_teardown() {
 	broker_ctl 'down 1'
 	e2e_supervise 10
 	broker_ctl 'up 1'
-	e2e_supervise
-	e2e_stop
-	e2e_finish
-	e2e_check
+	e2e_recover
 }
 
 @test "e2e: fp-kvwrite killed after sending a commit and before its reply (Redis stopped)" {
@@ -128,10 +114,7 @@ local_teardown() {
 	[ "$E2E_UNWOUND" -eq 1 ]
 	after=$(rcli hgetall fp:e2e:offsets | paste -sd' ')
 	[ "$before" != "$after" ] # the unanswered commit landed
-	e2e_supervise
-	e2e_stop
-	e2e_finish
-	e2e_check
+	e2e_recover
 }
 
 @test "e2e: a stage's standard output closed under it (fp-consume, fp-import, fp-merge)" {
@@ -144,15 +127,9 @@ local_teardown() {
 		pid=$(e2e_stage_pid "$stage")
 		[ -n "$pid" ]
 		e2e_close_stdout "$pid" || { cat "$T/gdb.out" >&2; return 1; }
-		e2e_reap 30
-		echo "$stage: status $E2E_STATUS" >&2
-		[ "$E2E_UNWOUND" -eq 1 ]
-		[ "$E2E_STATUS" -ne 0 ]
+		e2e_fails_alone
 	done
-	e2e_supervise
-	e2e_stop
-	e2e_finish
-	e2e_check
+	e2e_recover
 }
 
 # sv CMD...: supervisorctl against the test's supervisord
