@@ -59,7 +59,7 @@ MAN1      := $(wildcard man/*.1)
 MAN5      := $(wildcard man/*.5)
 MAN7      := $(wildcard man/*.7)
 
-.PHONY: all check unit bats fuzz install uninstall clean
+.PHONY: all check unit bats fuzz install uninstall clean demo
 .SECONDARY:
 all: $(BINS)
 
@@ -106,6 +106,10 @@ $(FUZZ_DIR)/fuzz_frame: tests/fuzz/fuzz_frame.c $(LIB_SRC) $(wildcard lib/*.h)
 	clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined \
 		$(PKG_CFLAGS) -o $@ tests/fuzz/fuzz_frame.c lib/frame.c lib/mpraw.c lib/json.c lib/buf.c lib/num.c \
 		$(call pkglibs,) -lm
+
+# README command #1: a broker, a Redis and a real pipeline (scripts/demo).
+demo:
+	scripts/demo
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -175,6 +176,32 @@ commit_durable(int async)
 		fp_warn("unable to commit offsets to group '%s': %s", opt.group, rd_kafka_err2str(err));
 	rd_kafka_topic_partition_list_destroy(l);
 	return 0;
+}
+
+/* At the end (-e, -c, e@): the stages downstream commit the final barrier
+ * shortly after it.  Wait, at most --commit-ms, until the store holds
+ * every position written, so the group's last commit shows the whole run.
+ * A store error is left for commit_durable() to report. */
+static void
+wait_durable(void)
+{
+	if (!opt.store || !opt.group)
+		return;
+	int64_t deadline = fk_now_us() + opt.commit_ms * 1000;
+	for (;;) {
+		if (store_read(c.errstr, sizeof c.errstr) < 0)
+			return;
+		int behind = 0;
+		for (int i = 0; i < c.parts.n && !behind; i++) {
+			store_pos pos;
+			behind = !durable_find(&c.dur, c.parts.v[i].topic, c.parts.v[i].partition, &pos) ||
+			         pos.offset < c.parts.v[i].next;
+		}
+		if (!behind || fk_now_us() >= deadline)
+			return;
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* An asynchronous commit's outcome. */
@@ -599,6 +626,7 @@ main(int argc, char **argv)
 	}
 	barrier();
 	out_flush();
+	wait_durable();
 	if (commit_durable(0) < 0)
 		fp_die(c.store_code, "%s", c.errstr);
 	if (!opt.quiet && (opt.exit_eof || opt.count))

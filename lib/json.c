@@ -752,10 +752,61 @@ put_json_string(fp_buf *o, const uint8_t *s, size_t n)
 	return fp_buf_addc(o, '"');
 }
 
+/* A double as the shortest plain decimal that reads back as the same value,
+ * for the everyday case: at most 17 decimals, |d| in [1e-5, 1e17), the
+ * digits fitting 53 bits.  m / 10^k with both exact is correctly rounded,
+ * just as strtod() of the text is, so the check is exact.  0, or -1 when the
+ * caller must take the general path (put_double). */
+static int
+put_double_fast(fp_buf *a, double d)
+{
+	static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	                             1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+	double ad = fabs(d);
+	if (!(ad >= 1e-5 && ad < 1e17) && d != 0)
+		return -1;
+	for (int k = 0; k < 18; k++) {
+		double t = d * p10[k];
+		if (fabs(t) >= 9007199254740992.0)
+			return -1;
+		long long m = llround(t);
+		if ((double)m / p10[k] != d)
+			continue;
+		char dig[24], out[48];
+		unsigned long long um = m < 0 ? 0ull - (unsigned long long)m : (unsigned long long)m;
+		int n = snprintf(dig, sizeof dig, "%llu", um), j = 0;
+		if (m < 0 || (m == 0 && signbit(d)))
+			out[j++] = '-';
+		if (k == 0) {
+			memcpy(out + j, dig, (size_t)n);
+			j += n;
+			memcpy(out + j, ".0", 2);
+			j += 2;
+		} else if (n > k) {
+			memcpy(out + j, dig, (size_t)(n - k));
+			j += n - k;
+			out[j++] = '.';
+			memcpy(out + j, dig + n - k, (size_t)k);
+			j += k;
+		} else {
+			out[j++] = '0';
+			out[j++] = '.';
+			for (int z = 0; z < k - n; z++)
+				out[j++] = '0';
+			memcpy(out + j, dig, (size_t)n);
+			j += n;
+		}
+		return fp_buf_add(a, out, (size_t)j);
+	}
+	return -1;
+}
+
 static int
 put_double(fp_buf *o, double d, int is32)
 {
 	char t[40];
+	if (!is32 && isfinite(d) && put_double_fast(o, d) == 0)
+		return 0;
 	if (isnan(d))
 		return fp_buf_adds(o, "{\"@float\":\"NaN\"}");
 	if (isinf(d))
@@ -775,7 +826,7 @@ put_double(fp_buf *o, double d, int is32)
 	 * 18000.0, not 1.8e+04. */
 	snprintf(t, sizeof t, "%.*e", lo - 1, d);
 	int e10 = atoi(strchr(t, 'e') + 1);
-	if (e10 >= -5 && e10 < 17)
+	if (e10 >= -5 && fabs(d) < 9007199254740992.0) /* 2^53: integers exact */
 		snprintf(t, sizeof t, "%.*f", lo - 1 - e10 > 0 ? lo - 1 - e10 : 0, d);
 	else
 		snprintf(t, sizeof t, "%.*g", lo, d);

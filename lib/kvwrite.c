@@ -233,55 +233,6 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
-/* A double as the shortest plain decimal that reads back as the same value,
- * for the everyday case: at most 17 decimals, |d| in [1e-5, 1e17), the
- * digits fitting 53 bits.  m / 10^k with both exact is correctly rounded,
- * just as strtod() of the text is, so the check is exact.  0, or -1 when the
- * caller must take the general path. */
-static int
-fast_double(fp_buf *a, double d)
-{
-	static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-	                             1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
-	double ad = fabs(d);
-	if (!(ad >= 1e-5 && ad < 1e17) && d != 0)
-		return -1;
-	for (int k = 0; k < 18; k++) {
-		double t = d * p10[k];
-		if (fabs(t) >= 9007199254740992.0)
-			return -1;
-		long long m = llround(t);
-		if ((double)m / p10[k] != d)
-			continue;
-		char dig[24], out[48];
-		unsigned long long um = m < 0 ? 0ull - (unsigned long long)m : (unsigned long long)m;
-		int n = snprintf(dig, sizeof dig, "%llu", um), j = 0;
-		if (m < 0 || (m == 0 && signbit(d)))
-			out[j++] = '-';
-		if (k == 0) {
-			memcpy(out + j, dig, (size_t)n);
-			j += n;
-			memcpy(out + j, ".0", 2);
-			j += 2;
-		} else if (n > k) {
-			memcpy(out + j, dig, (size_t)(n - k));
-			j += n - k;
-			out[j++] = '.';
-			memcpy(out + j, dig + n - k, (size_t)k);
-			j += k;
-		} else {
-			out[j++] = '0';
-			out[j++] = '.';
-			for (int z = 0; z < k - n; z++)
-				out[j++] = '0';
-			memcpy(out + j, dig, (size_t)n);
-			j += n;
-		}
-		return fp_buf_add(a, out, (size_t)j);
-	}
-	return -1;
-}
-
 /* The Redis text of a feature value: numbers as decimal text, str and bin
  * as their bytes, true/false, arrays and maps as compact JSON. */
 static int
@@ -301,8 +252,6 @@ value_text(fp_buf *a, const uint8_t *v, size_t vl)
 			return fp_buf_adds(a, "nan");
 		if (isinf(d))
 			return fp_buf_adds(a, d > 0 ? "inf" : "-inf");
-		if (v[0] == 0xcb && fast_double(a, d) == 0)
-			return 0;
 	}
 	return mp_to_json(v, vl, a);
 }

@@ -348,6 +348,11 @@ committed_is() {
 	rcli hset fp:default:offsets c/1/0/1 6 >/dev/null
 	[ "$(fp-consume -q -t c -G cg --store - "${x[@]}" -e -f '%p/%o ')" = "1/6 1/7 1/8 1/9 " ]
 	committed_is cg c 2 "0:10 1:6 "
+	# Partition 0 loses its stored position: -o stored falls back to the group's
+	# commit (10, the end), the default -o beginning to offset 0.
+	rcli hdel fp:default:offsets c/0/0/1 >/dev/null
+	[ "$(fp-consume -q -t c -G cg --store - -o stored "${x[@]}" -e -f '%p/%o ')" = "1/6 1/7 1/8 1/9 " ]
+	[ "$(fp-consume -q -t c -G cg --store - "${x[@]}" -e -f '%p/%o\n' | grep -c '^0/')" -eq 10 ]
 }
 
 @test "--store with a group: Redis lost mid-run stops the consumer with exit 4" {

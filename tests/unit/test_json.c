@@ -55,9 +55,67 @@ encodes_as(const char *in, const char *hex)
 	return strcmp(got, hex) == 0;
 }
 
+/* Significant digits of a printed number (sign, point, exponent and
+ * leading/trailing zeros dropped). */
+static int
+sig_digits(const char *t)
+{
+	char d[64];
+	int n = 0;
+	for (; *t && *t != 'e'; t++)
+		if (*t >= '0' && *t <= '9')
+			d[n++] = *t;
+	int a = 0;
+	while (a < n && d[a] == '0')
+		a++;
+	while (n > a && d[n - 1] == '0')
+		n--;
+	return n > a ? n - a : 1;
+}
+
+/* Every printed double reads back exactly and uses the fewest significant
+ * digits that do (the reference: the least %.*g precision that reads back). */
+static void
+test_doubles(void)
+{
+	srand(7);
+	int bad = 0;
+	for (int i = 0; i < 20000 && bad < 5; i++) {
+		double d;
+		switch (i % 4) {
+		case 0: d = (rand() % 100000000) / 100.0; break;           /* prices */
+		case 1: d = (double)rand() / RAND_MAX * 1000; break;       /* any digits */
+		case 2: d = ldexp((double)rand(), (rand() % 200) - 100); break;
+		default: d = -(rand() % 1000) / 1000.0; break;
+		}
+		fp_buf mp = FP_BUF_INIT, out = FP_BUF_INIT;
+		mpw_map(&mp, 1);
+		mpw_str(&mp, "d", 1);
+		mpw_double(&mp, d);
+		mp_to_json(mp.p, mp.len, &out);
+		fp_buf_addc(&out, 0);
+		const char *t = (const char *)out.p + 5; /* after {"d": */
+		int p = 1;
+		char ref[40];
+		for (; p <= 17; p++) {
+			snprintf(ref, sizeof ref, "%.*g", p, d);
+			if (strtod(ref, NULL) == d)
+				break;
+		}
+		if (strtod(t, NULL) != d || sig_digits(t) != p || !strpbrk(t, ".e")) {
+			printf("# %.17g printed as %s (want %d digits)\n", d, t, p);
+			bad++;
+		}
+		fp_buf_release(&mp);
+		fp_buf_release(&out);
+	}
+	ok(bad == 0, "20000 doubles print in the fewest digits that read back exactly, always as floats");
+}
+
 int
 main(void)
 {
+	test_doubles();
 	ok(roundtrip("{\"a\":1,\"b\":1.0,\"c\":-1,\"d\":0.1}", NULL), "ints stay ints, floats stay floats");
 	ok(roundtrip("{\"max\":18446744073709551615,\"min\":-9223372036854775808}", NULL), "64-bit extremes exact");
 	ok(roundtrip("{\"z\":1,\"a\":2,\"m\":3}", NULL), "map key order kept");
