@@ -318,6 +318,12 @@ e2e_check() {
 	local killed="" k
 	for k in "${!E2E_KILLED[@]}"; do killed+=" $k=${E2E_KILLED[$k]}"; done
 	e2e_say "events $(wc -l <"$T/events.jsonl"), runs $E2E_RUNS, crashes injected $E2E_CRASHES${killed:+ (}${killed# }${killed:+)}"
+	# a stage that failed a sanitizer check (make bats SAN=1) is a failure
+	# even when the restarts hid it
+	if grep -l 'Sanitizer\|runtime error:' "$T"/run-*.err "$T"/producer.err 2>/dev/null; then
+		e2e_say "sanitizer reports in the runs' standard error"
+		rc=1
+	fi
 	[[ -z ${E2E_MIDREC:-} ]] || e2e_say "crashes that left a shard's stored position inside an exploded record: $E2E_MIDREC"
 	e2e_say "$out"
 	return $rc
