@@ -320,7 +320,7 @@ e2e_check() {
 	e2e_say "events $(wc -l <"$T/events.jsonl"), runs $E2E_RUNS, crashes injected $E2E_CRASHES${killed:+ (}${killed# }${killed:+)}"
 	# a stage that failed a sanitizer check (make bats SAN=1) is a failure
 	# even when the restarts hid it
-	if grep -l 'Sanitizer\|runtime error:' "$T"/run-*.err "$T"/producer.err 2>/dev/null; then
+	if cat "$T"/run-*.err "$T"/producer.err 2>/dev/null | grep 'Sanitizer\|runtime error:'; then
 		e2e_say "sanitizer reports in the runs' standard error"
 		rc=1
 	fi
