@@ -18,6 +18,7 @@
 #include "../lib/kafka.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 #include "../lib/store.h"
 
 static const char USAGE[] =
@@ -56,6 +57,56 @@ static struct {
 } c;
 
 static volatile sig_atomic_t stop;
+
+/* Metrics (fp-consume(1) METRICS). */
+static struct {
+	stats *s;
+	stats_counter *in, *out, *bytes, *barriers, *rebalances;
+	stats_gauge *parts;
+	stats_hist *epoch;
+	uint64_t epoch_msgs0;   /* c.msgs at the last barrier */
+} mt;
+
+static void
+metrics_start(void)
+{
+	char err[300];
+	stats *s = mt.s = stats_new("fp-consume", err, sizeof err);
+	if (!s)
+		fp_die(FP_EXIT_IO, "%s", err);
+	mt.in = stats_counter_new(s, "records_in_total", "Messages consumed.", NULL, NULL);
+	mt.out = stats_counter_new(s, "records_out_total", "Messages written.", NULL, NULL);
+	mt.bytes = stats_counter_new(s, "bytes_total", "Bytes of message keys and values consumed.",
+	                             NULL, NULL);
+	mt.barriers = stats_counter_new(s, "barriers_total", "Barriers written.", NULL, NULL);
+	mt.rebalances = stats_counter_new(s, "rebalances_total",
+	                                  "Partitions assigned or revoked by the group.", NULL, NULL);
+	mt.parts = stats_gauge_new(s, "partitions_assigned", "Partitions assigned now.", NULL, NULL);
+	mt.epoch = stats_hist_new(s, "batch_size", "Messages between two barriers.", NULL, NULL);
+	stats_error(s, "consumer_error");
+	if (stats_register_errstr(s))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(s));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
+}
+
+static void
+metrics_sync(void)
+{
+	mt.in->v = c.msgs;
+	mt.out->v = c.msgs;
+	stats_set(mt.parts, c.parts.n);
+}
+
+static void
+metrics_last(void)
+{
+	if (!mt.s)
+		return;
+	metrics_sync();
+	if (stats_final(mt.s) < 0)
+		fp_warn("%s", stats_errstr(mt.s));
+}
 
 static void
 log_line(int level, const char *fac, const char *msg)
@@ -101,6 +152,9 @@ barrier(void)
 		fp_die(FP_EXIT_IO, "out of memory");
 	if (fr_writer_end(&c.fw) < 0)
 		write_failed(c.fw.err);
+	stats_add(mt.barriers, 1);
+	stats_observe(mt.epoch, c.msgs - mt.epoch_msgs0);
+	mt.epoch_msgs0 = c.msgs;
 }
 
 /* Read the store's positions into c.dur, reconnecting once when the
@@ -254,8 +308,10 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
 		} else if (!opt.quiet) {
 			fp_warn("assigned %d partition(s), %d in all", list->cnt, c.parts.n);
 		}
+		stats_add(mt.rebalances, 1);
 		return;
 	}
+	stats_add(mt.rebalances, 1);
 	/* Revoked: everything written so far is covered; say so before letting go. */
 	barrier();
 	out_flush();
@@ -335,6 +391,7 @@ consume_error(rd_kafka_message_t *m)
 		stop = 1;
 		return;
 	}
+	stats_add(stats_error(mt.s, "consumer_error"), 1);
 	if (!opt.quiet)
 		fp_warn("%s", rd_kafka_message_errstr(m));
 }
@@ -381,6 +438,7 @@ message(rd_kafka_message_t *m, int64_t now_us)
 		p->eof = 0;
 	}
 	c.msgs++;
+	stats_add(mt.bytes, m->len + m->key_len);
 }
 
 /* Assign mode: every partition of every topic, from -o. */
@@ -560,6 +618,8 @@ main(int argc, char **argv)
 	configure(&kc, argc, argv);
 
 	fk_catch_stop(&stop);
+	metrics_start();
+	atexit(metrics_last);
 	durable_init(&c.dur);
 	if (opt.store && store_read(c.errstr, sizeof c.errstr) < 0)
 		fp_die(c.store_code, "%s", c.errstr); /* fail early: Redis down, several layouts */
@@ -619,6 +679,9 @@ main(int argc, char **argv)
 				c.fatal = c.store_code, stop = 1;
 			next_commit = now + opt.commit_ms * 1000;
 		}
+		metrics_sync();
+		if (stats_tick(mt.s, now / 1000) < 0)
+			fp_warn("%s", stats_errstr(mt.s));
 	}
 	if (c.fatal) {
 		out_flush();
@@ -641,5 +704,8 @@ main(int argc, char **argv)
 	fp_buf_release(&c.text);
 	free(opt.topics);
 	fp_close_stdout();
+	metrics_last();
+	stats_free(mt.s);
+	mt.s = NULL;
 	return 0;
 }

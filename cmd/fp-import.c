@@ -16,6 +16,7 @@
 #include "../lib/json.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 
 static const char USAGE[] =
 	"usage: fp-import -d dict [--dead-letter path] [--strict] [--max-frame size] [file ...]\n"
@@ -35,6 +36,63 @@ static fp_buf out = FP_BUF_INIT;   /* finished frames for stdout */
 static fr_writer dlw;              /* dead letters */
 static int dl_fd = -1;
 static uint64_t n_msgs, n_dead;
+static stats *sts;                 /* metrics (stats.h); never NULL after start-up */
+static stats_counter *m_in, *m_out, *m_filtered, *m_dropped;
+
+/* The metrics' figures from the counts kept anyway (nothing per record). */
+static void
+stats_sync(void)
+{
+	m_in->v = n_msgs;
+	m_out->v = eng.records;
+	m_filtered->v = eng.filtered;
+	m_dropped->v = eng.dropped;
+}
+
+/* Due metrics file or SIGUSR1 dump: called once per input chunk. */
+static void
+stats_due(void)
+{
+	stats_sync();
+	if (stats_tick(sts, stats_clock_ms()) < 0)
+		fp_warn("%s", stats_errstr(sts));
+}
+
+/* At exit, whatever the exit: the last figures. */
+static void
+stats_last(void)
+{
+	if (!sts)
+		return;
+	stats_sync();
+	if (stats_final(sts) < 0)
+		fp_warn("%s", stats_errstr(sts));
+}
+
+/* The errors_total label of a reason from imp.c or raw_frame(): a small,
+ * fixed set (the full text goes to the dead letter). */
+static const char *
+reason_label(const char *why)
+{
+	static const struct { const char *prefix, *label; } map[] = {
+		{"not a raw message frame", "bad_src"},
+		{"@src is not", "bad_src"},
+		{"no source in the dictionary", "unknown_topic"},
+		{"no value", "no_value"},
+		{"bad JSON", "bad_payload"},
+		{"the JSON value is not", "bad_payload"},
+		{"bad ", "bad_payload"},           /* bad csv/tsv/kv: ... */
+		{"source '", "no_header"},
+		{"no shape", "no_shape"},
+		{"explode:", "bad_explode"},
+		{"the record is", "too_large"},
+		{"field '", "bad_field"},
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strncmp(why, map[i].prefix, strlen(map[i].prefix)) == 0)
+			return strstr(why, "is required but missing") ? "missing_field" : map[i].label;
+	return "other";
+}
 
 static void
 summary(void)
@@ -73,6 +131,7 @@ dead_letter(const char *where, const uint8_t *frame, size_t flen, const uint8_t 
             size_t srclen, const uint8_t *line, size_t llen)
 {
 	n_dead++;
+	stats_add(stats_error(sts, reason_label(eng.reason)), 1);
 	char e[200];
 	if (frame && mp_check_frame(frame, flen, NULL, e, sizeof e) < 0) {
 		flush_all();
@@ -250,6 +309,7 @@ import_frames(int fd, const char *name)
 			fp_die(FP_EXIT_DATA, "%s: %s", name, r.errstr);
 		}
 		flush_all();
+		stats_due();
 		ssize_t n = fr_reader_fill(&r, fd);
 		if (n < 0)
 			fp_die(FP_EXIT_IO, "error reading '%s': %s", name, strerror(errno));
@@ -282,6 +342,7 @@ import_lines(int fd, const char *name, const dict_source *s)
 			start = 0;
 		}
 		flush_all();
+		stats_due();
 		if (fp_buf_reserve(&in, 64u << 10) < 0)
 			oom();
 		ssize_t n;
@@ -459,6 +520,20 @@ main(int argc, char **argv)
 		fr_writer_init(&dlw, dl_fd, opt.max_frame);
 	}
 	imp_init(&eng, opt.max_frame);
+	if (!(sts = stats_new("fp-import", err, sizeof err)))
+		fp_die(FP_EXIT_IO, "%s", err);
+	m_in = stats_counter_new(sts, "records_in_total", "Messages read (raw frames or lines).",
+	                         NULL, NULL);
+	m_out = stats_counter_new(sts, "records_out_total", "Behaviour records written.", NULL, NULL);
+	m_filtered = stats_counter_new(sts, "records_filtered_total",
+	                               "Records left out by a where clause.", NULL, NULL);
+	m_dropped = stats_counter_new(sts, "messages_dropped_total",
+	                              "Messages of a shape the dictionary drops.", NULL, NULL);
+	if (stats_register_errstr(sts))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(sts));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
+	atexit(stats_last);
 	for (int i = 0; i < nfiles; i++) {
 		const char *name = files[i];
 		int fd = STDIN_FILENO;
@@ -481,6 +556,9 @@ main(int argc, char **argv)
 		fr_writer_release(&dlw);
 	}
 	summary();
+	stats_last();
+	stats_free(sts);
+	sts = NULL;
 	imp_release(&eng);
 	dict_free(dct);
 	fp_buf_release(&out);

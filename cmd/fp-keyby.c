@@ -14,12 +14,62 @@
 #include "../lib/keyby.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 
 static const char USAGE[] =
 	"usage: fp-keyby -k field -n shards [--dead-letter path] [--grace duration] [--max-frame size] -- command\n"
 	"       fp-keyby -k field -n shards [--dead-letter path] [--max-frame size] -o pattern\n";
 
 #define MAX_SHARDS 1024
+
+/* Metrics: copied from kb_run()'s counts at every tick. */
+static struct {
+	stats *s;
+	stats_counter *in, *out, *control, *bad_key;
+	stats_hist *batch;
+	uint64_t last_frames;
+} m;
+
+static void
+metrics_sync(const kb_stats *st)
+{
+	m.in->v = st->frames;
+	m.out->v = st->frames - st->bad_key;
+	m.control->v = st->control;
+	m.bad_key->v = st->bad_key;
+	if (st->frames > m.last_frames)
+		stats_observe(m.batch, st->frames - m.last_frames);
+	m.last_frames = st->frames;
+}
+
+static void
+metrics_tick(const kb_stats *st, void *arg)
+{
+	(void)arg;
+	metrics_sync(st);
+	if (stats_tick(m.s, stats_clock_ms()) < 0)
+		fp_warn("%s", stats_errstr(m.s));
+}
+
+static void
+metrics_start(void)
+{
+	char err[300];
+	if (!(m.s = stats_new("fp-keyby", err, sizeof err)))
+		fp_die(FP_EXIT_IO, "%s", err);
+	m.in = stats_counter_new(m.s, "records_in_total", "Frames read, control frames included.",
+	                         NULL, NULL);
+	m.out = stats_counter_new(m.s, "records_out_total",
+	                          "Frames handed to the shards (a control frame once).", NULL, NULL);
+	m.control = stats_counter_new(m.s, "control_frames_total",
+	                              "Control frames read (each goes to every shard).", NULL, NULL);
+	m.bad_key = stats_error(m.s, "bad_key");
+	m.batch = stats_hist_new(m.s, "batch_size", "Frames routed per chunk of input.", NULL, NULL);
+	if (stats_register_errstr(m.s))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(m.s));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
+}
 
 /* pattern with its one %d replaced by i ("%%" is a '%').  NULL with errstr
  * set when the pattern does not hold exactly one %d. */
@@ -139,7 +189,7 @@ main(int argc, char **argv)
 	kb_config cfg = {
 		.key = key, .nshards = (uint32_t)nshards, .in_fd = STDIN_FILENO,
 		.max_frame = max_frame, .dead_fd = -1, .dead_name = dead, .grace_ms = grace_ms,
-		.shard_buffer = 1u << 20, .warn = fp_warn,
+		.shard_buffer = 1u << 20, .warn = fp_warn, .tick = metrics_tick,
 	};
 	int *fds = NULL;
 	char **names = NULL;
@@ -172,7 +222,12 @@ main(int argc, char **argv)
 	}
 
 	kb_stats st;
+	metrics_start();
 	int code = kb_run(&cfg, &st);
+	metrics_sync(&st);
+	if (stats_final(m.s) < 0)
+		fp_warn("%s", stats_errstr(m.s));
+	stats_free(m.s);
 	if (st.dead)
 		fp_warn("%llu frame%s without a usable key written to '%s'",
 		        (unsigned long long)st.dead, st.dead == 1 ? "" : "s", dead);

@@ -12,6 +12,7 @@
 #include "../lib/kvwrite.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 
 static const char USAGE[] =
 	"usage: fp-kvwrite [-v] [--store url] [--max-batch keys] [--flush-ms ms] [--zset feature] [--connect-timeout duration] [--timeout duration] [--give-up-after duration] [--max-frame size] [file]\n"
@@ -24,6 +25,48 @@ warn_cb(void *arg, const char *msg)
 {
 	(void)arg;
 	fp_warn("%s", msg);
+}
+
+static void
+metrics_tick(void *arg)
+{
+	stats *st = arg;
+	if (stats_tick(st, stats_clock_ms()) < 0)
+		fp_warn("%s", stats_errstr(st));
+}
+
+/* Register fp-kvwrite's metrics (fp-kvwrite(1), FP_STATS_DIR). */
+static stats *
+metrics_start(kvw_metrics *m)
+{
+	char err[300];
+	stats *st = stats_new("fp-kvwrite", err, sizeof err);
+	if (!st)
+		fp_die(FP_EXIT_IO, "%s", err);
+	m->records_in = stats_counter_new(st, "records_in_total", "Update frames read.", NULL, NULL);
+	m->records_out = stats_counter_new(st, "records_out_total",
+	                                   "Update frames committed (acknowledged by Redis).", NULL, NULL);
+	m->barriers = stats_counter_new(st, "barriers_total", "Barriers read.", NULL, NULL);
+	m->epochs = stats_counter_new(st, "epochs_total", "Epochs committed.", NULL, NULL);
+	m->keys = stats_counter_new(st, "keys_written_total", "Keys written (after coalescing).",
+	                            NULL, NULL);
+	m->reconnects = stats_counter_new(st, "reconnects_total", "Connections to Redis re-made.",
+	                                  NULL, NULL);
+	m->e2e_us = stats_hist_new(st, "e2e_latency_microseconds",
+	                           "Event time (@ts) to commit, per update.", NULL, NULL);
+	m->pipeline_us = stats_hist_new(st, "pipeline_latency_microseconds",
+	                                "Read from Kafka (@in) to commit, per update.", NULL, NULL);
+	m->commit_us = stats_hist_new(st, "commit_latency_microseconds",
+	                              "Commit of an epoch, retries included.", NULL, NULL);
+	m->epoch_keys = stats_hist_new(st, "batch_size", "Keys written per epoch.", NULL, NULL);
+	m->epoch_updates = stats_hist_new(st, "batch_updates", "Update frames per epoch.", NULL, NULL);
+	if (stats_register_errstr(st))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(st));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
+	m->tick = metrics_tick;
+	m->tick_arg = st;
+	return st;
 }
 
 static int64_t
@@ -162,6 +205,9 @@ main(int argc, char **argv)
 			fp_die(FP_EXIT_IO, "unable to open '%s': %s", name, strerror(errno));
 	}
 
+	kvw_metrics metrics = {0};
+	stats *st = metrics_start(&metrics);
+	o.metrics = &metrics;
 	kvw *w = kvw_new(&o);
 	if (!w)
 		fp_die(FP_EXIT_IO, "out of memory");
@@ -182,6 +228,9 @@ main(int argc, char **argv)
 		        (unsigned long long)s.reconnects, s.commit_ms_p50, s.commit_ms_p99,
 		        s.commit_ms_max);
 	}
+	if (stats_final(st) < 0)
+		fp_warn("%s", stats_errstr(st));
+	stats_free(st);
 	kvw_free(w);
 	if (fd != STDIN_FILENO)
 		close(fd);

@@ -11,6 +11,7 @@
 #include "../lib/log.h"
 #include "../lib/merge.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 #include "../lib/store.h"
 
 static const char USAGE[] =
@@ -39,6 +40,78 @@ shard_env(int *shard, int *nshards)
 			fp_usage_error(USAGE, "FP_SHARD '%s' with FP_SHARDS %d: %s", s, *nshards, err);
 		*shard = (int)v;
 	}
+}
+
+/* Metrics: the engine's counts copied at every tick, its histograms. */
+static struct {
+	stats *s;
+	stats_counter *in, *out, *control, *skipped, *no_key, *no_time, *bad_field, *late;
+	stats_counter *loads, *evicted, *waits;
+	stats_gauge *keys;
+} mt;
+
+static void
+metrics_sync(const merge_stats *st)
+{
+	mt.in->v = st->records;
+	mt.out->v = st->updates;
+	mt.control->v = st->control;
+	mt.skipped->v = st->skipped;
+	mt.no_key->v = st->no_key;
+	mt.no_time->v = st->no_time;
+	mt.bad_field->v = st->feat.bad_field;
+	mt.late->v = st->feat.late;
+	mt.loads->v = st->loads;
+	mt.evicted->v = st->evicted;
+	mt.waits->v = st->waits;
+	stats_set(mt.keys, (double)st->keys);
+}
+
+static void
+metrics_tick(const merge_stats *st, void *arg)
+{
+	(void)arg;
+	metrics_sync(st);
+	if (stats_tick(mt.s, stats_clock_ms()) < 0)
+		fp_warn("%s", stats_errstr(mt.s));
+}
+
+static void
+metrics_start(merge_metrics *mm)
+{
+	char err[300];
+	stats *s = mt.s = stats_new("fp-merge", err, sizeof err);
+	if (!s)
+		fp_die(FP_EXIT_IO, "%s", err);
+	mt.in = stats_counter_new(s, "records_in_total", "Data frames read.", NULL, NULL);
+	mt.out = stats_counter_new(s, "records_out_total", "Update frames written.", NULL, NULL);
+	mt.control = stats_counter_new(s, "control_frames_total", "Control frames forwarded.",
+	                               NULL, NULL);
+	mt.skipped = stats_counter_new(s, "skipped_replays_total",
+	                               "Records below the stored offsets (already applied).", NULL, NULL);
+	mt.no_key = stats_error(s, "no_key");
+	mt.no_time = stats_error(s, "no_time");
+	mt.bad_field = stats_counter_new(s, "bad_fields_total",
+	                                 "Feature inputs missing or of the wrong type (record, feature pairs).",
+	                                 NULL, NULL);
+	mt.late = stats_counter_new(s, "late_total",
+	                            "Feature inputs already out of the window (record, feature pairs).",
+	                            NULL, NULL);
+	mt.loads = stats_counter_new(s, "keys_loaded_total", "Keys asked from the store.", NULL, NULL);
+	mt.evicted = stats_counter_new(s, "keys_evicted_total", "Keys evicted from memory.", NULL, NULL);
+	mt.waits = stats_counter_new(s, "commit_waits_total",
+	                             "Times input stopped until fp-kvwrite committed.", NULL, NULL);
+	mt.keys = stats_gauge_new(s, "keys", "Keys in memory.", NULL, NULL);
+	mm->batch_size = stats_hist_new(s, "batch_size", "Frames per input batch.", NULL, NULL);
+	mm->batch_us = stats_hist_new(s, "batch_latency_microseconds",
+	                              "A batch: keys loaded, features merged, updates written.", NULL, NULL);
+	mm->load_us = stats_hist_new(s, "load_latency_microseconds",
+	                             "A round trip loading a batch's keys from the store.", NULL, NULL);
+	mm->tick = metrics_tick;
+	if (stats_register_errstr(s))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(s));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
 }
 
 static void
@@ -162,6 +235,9 @@ main(int argc, char **argv)
 			fp_die(FP_EXIT_REMOTE, "%s", err);
 		o.store = rc;
 	}
+	merge_metrics mm = {0};
+	metrics_start(&mm);
+	o.metrics = &mm;
 	merge *m = merge_new(&o, err, sizeof err);
 	if (!m)
 		fp_die(FP_EXIT_IO, "%s", err);
@@ -171,6 +247,10 @@ main(int argc, char **argv)
 	else if (status != MERGE_OK)
 		fp_warn("%s", merge_errstr(m));
 	report(m, verbose);
+	metrics_sync(merge_get_stats(m));
+	if (stats_final(mt.s) < 0)
+		fp_warn("%s", stats_errstr(mt.s));
+	stats_free(mt.s);
 	merge_free(m);
 	if (rc)
 		redisFree(rc);

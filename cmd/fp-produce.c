@@ -16,6 +16,7 @@
 #include "../lib/kafka.h"
 #include "../lib/log.h"
 #include "../lib/num.h"
+#include "../lib/stats.h"
 
 static const char USAGE[] =
 	"usage: fp-produce [-b brokers] -t topic [-k field] [-p partition] "
@@ -40,6 +41,53 @@ static struct {
 
 static volatile sig_atomic_t stop;
 
+/* Metrics (fp-produce(1) METRICS). */
+static struct {
+	stats *s;
+	stats_counter *in, *out, *bytes, *failed;
+	stats_hist *latency;
+} mt;
+
+static void
+metrics_start(void)
+{
+	char err[300];
+	stats *s = mt.s = stats_new("fp-produce", err, sizeof err);
+	if (!s)
+		fp_die(FP_EXIT_IO, "%s", err);
+	mt.in = stats_counter_new(s, "records_in_total", "Messages handed to the producer.", NULL, NULL);
+	mt.out = stats_counter_new(s, "records_out_total", "Messages acknowledged by the broker.",
+	                           NULL, NULL);
+	mt.bytes = stats_counter_new(s, "bytes_total", "Bytes of keys and values acknowledged.",
+	                             NULL, NULL);
+	mt.failed = stats_error(s, "delivery_failed");
+	mt.latency = stats_hist_new(s, "delivery_latency_microseconds",
+	                            "A message from produce to its acknowledgement.", NULL, NULL);
+	if (stats_register_errstr(s))
+		fp_die(FP_EXIT_IO, "%s", stats_register_errstr(s));
+	if (stats_catch_sigusr1() < 0)
+		fp_die(FP_EXIT_IO, "sigaction: %s", strerror(errno));
+}
+
+static void
+metrics_tick(void)
+{
+	mt.in->v = p.sent;
+	if (stats_tick(mt.s, stats_clock_ms()) < 0)
+		fp_warn("%s", stats_errstr(mt.s));
+}
+
+/* The last figures: from finish(), or at an exit through fp_die(). */
+static void
+metrics_last(void)
+{
+	if (!mt.s)
+		return;
+	mt.in->v = p.sent;
+	if (stats_final(mt.s) < 0)
+		fp_warn("%s", stats_errstr(mt.s));
+}
+
 static void
 log_line(int level, const char *fac, const char *msg)
 {
@@ -51,16 +99,27 @@ static void
 delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	(void)rk, (void)opaque;
-	if (m->err && p.failed++ == 0)
-		snprintf(p.first_err, sizeof p.first_err, "%s", rd_kafka_err2str(m->err));
+	if (m->err) {
+		stats_add(mt.failed, 1);
+		if (p.failed++ == 0)
+			snprintf(p.first_err, sizeof p.first_err, "%s", rd_kafka_err2str(m->err));
+		return;
+	}
+	stats_add(mt.out, 1);
+	stats_add(mt.bytes, m->len + m->key_len);
+	int64_t us = rd_kafka_message_latency(m); /* kept by librdkafka: no clock read here */
+	if (us >= 0)
+		stats_observe(mt.latency, (uint64_t)us);
 }
 
 /* Wait for every message to be acknowledged (or to fail), then exit. */
 static noreturn void
 finish(int code)
 {
-	while (rd_kafka_outq_len(p.rk) > 0 && stop < 2)
+	while (rd_kafka_outq_len(p.rk) > 0 && stop < 2) {
 		rd_kafka_flush(p.rk, 200);
+		metrics_tick();
+	}
 	uint64_t lost = p.failed + (uint64_t)rd_kafka_outq_len(p.rk);
 	char e[256];
 	if (rd_kafka_fatal_error(p.rk, e, sizeof e))
@@ -71,7 +130,10 @@ finish(int code)
 		       p.sent, p.failed ? ": " : " (interrupted)", p.first_err);
 	if (!opt.quiet)
 		fp_warn("%" PRIu64 " message(s) delivered to '%s'", p.sent, opt.topic);
+	metrics_last();
 	rd_kafka_destroy(p.rk);
+	stats_free(mt.s);
+	mt.s = NULL;
 	fp_buf_release(&p.val);
 	fp_buf_release(&p.key);
 	fp_buf_release(&p.tmp);
@@ -179,6 +241,7 @@ read_frames(void)
 			finish(FP_EXIT_DATA);
 		}
 		rd_kafka_poll(p.rk, 0);
+		metrics_tick();
 		ssize_t n = fr_reader_fill(&r, STDIN_FILENO);
 		if (n < 0 && errno != EINTR)
 			fp_die(FP_EXIT_IO, "error reading standard input: %s", strerror(errno));
@@ -215,6 +278,8 @@ read_lines(void)
 			break;
 		if (fp_buf_reserve(&in, 64u << 10) < 0)
 			fp_die(FP_EXIT_IO, "out of memory");
+		rd_kafka_poll(p.rk, 0);
+		metrics_tick();
 		ssize_t n = read(STDIN_FILENO, in.p + in.len, in.cap - in.len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -311,6 +376,8 @@ main(int argc, char **argv)
 	fk_conf_release(&kc);
 
 	fk_catch_stop(&stop);
+	metrics_start();
+	atexit(metrics_last);
 
 	if (opt.lines)
 		read_lines();

@@ -217,6 +217,7 @@ bad_frame(run *r, const fr_reader *rd, const uint8_t *body, size_t len, const ch
 {
 	const kb_config *c = r->c;
 	unsigned long long fno = rd->frames, off = rd->frame_offset;
+	r->st->bad_key++;
 	if (c->dead_fd < 0) {
 		c->warn("frame %llu at offset %llu: %s", fno, off, why);
 		r->data_err = 1;
@@ -427,7 +428,9 @@ route_all(run *r, fr_reader *rd, struct pollfd *pfd, uint32_t *who)
 				who[np] = i;
 				pfd[np++] = (struct pollfd){r->sh[i].fd, POLLOUT, 0};
 			}
-		if (poll(pfd, np, -1) < 0) {
+		if (c->tick)
+			c->tick(r->st, c->tick_arg);
+		if (poll(pfd, np, c->tick ? (c->tick_ms > 0 ? (int)c->tick_ms : 1000) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			c->warn("poll: %s", strerror(errno));
@@ -486,7 +489,10 @@ drain_all(run *r, struct pollfd *pfd, uint32_t *who)
 		}
 		if (np == 1 || r->fail)
 			return;
-		if (poll(pfd, np, -1) < 0 && errno != EINTR) {
+		if (r->c->tick)
+			r->c->tick(r->st, r->c->tick_arg);
+		if (poll(pfd, np, r->c->tick ? (r->c->tick_ms > 0 ? (int)r->c->tick_ms : 1000) : -1) < 0 &&
+		    errno != EINTR) {
 			r->c->warn("poll: %s", strerror(errno));
 			set_fail(r, FP_EXIT_IO);
 			return;

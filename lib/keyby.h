@@ -25,6 +25,12 @@
 
 #include "expr.h"
 
+typedef struct kb_stats {
+	uint64_t frames, control, dead;
+	uint64_t bad_key;   /* frames without a usable key: dead letters, or the one that stopped the run */
+	int signal; /* set when stopped by SIGTERM/SIGINT: the caller re-raises it */
+} kb_stats;
+
 typedef struct kb_config {
 	const fp_path *key;
 	uint32_t nshards;
@@ -39,12 +45,12 @@ typedef struct kb_config {
 	size_t shard_buffer;     /* bytes buffered per shard before input pauses */
 	/* Called for every diagnostic (one line, no newline). */
 	void (*warn)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+	/* Or NULL.  Called with the counts so far after every chunk of input
+	 * and at least every tick_ms while waiting (metrics, stats.h). */
+	void (*tick)(const kb_stats *st, void *arg);
+	void *tick_arg;
+	int64_t tick_ms;         /* <= 0: 1000 */
 } kb_config;
-
-typedef struct kb_stats {
-	uint64_t frames, control, dead;
-	int signal; /* set when stopped by SIGTERM/SIGINT: the caller re-raises it */
-} kb_stats;
 
 /* Run until the end of input or a failure; returns the exit status (0 ok,
  * 1 bad data, 3 I/O or a shard stopped reading, else a shard's status:

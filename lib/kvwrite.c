@@ -114,6 +114,12 @@ struct kvw {
 	kvw_stats st;
 	uint32_t *lat;          /* commit latencies, µs */
 	size_t nlat, latcap;
+
+	/* metrics: @ts (ms) and @in (µs) of each update this epoch, INT64_MIN
+	 * when absent */
+	int64_t (*stamp)[2];
+	size_t nstamp, stampcap;
+	uint64_t epoch_updates;
 };
 
 static int
@@ -384,6 +390,7 @@ kvw_free(kvw *w)
 	free(w->argv);
 	free(w->argl);
 	free(w->lat);
+	free(w->stamp);
 	if (w->c)
 		redisFree(w->c);
 	free(w);
@@ -610,8 +617,8 @@ entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_
 /* The reserved fields of a frame, found in one pass over its top-level map;
  * also the first --zset feature that is not a top-k list. */
 struct fields {
-	const uint8_t *ctl, *key, *src, *ttl, *state;
-	size_t ctll, keyl, srcl, ttll, statel;
+	const uint8_t *ctl, *key, *src, *ttl, *state, *ts, *in;
+	size_t ctll, keyl, srcl, ttll, statel, tsl, inl;
 	const char *bad_zset;
 };
 
@@ -640,6 +647,8 @@ scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
 			FIELD("@src", src, srcl)
 			FIELD("@ttl", ttl, ttll)
 			FIELD("@state", state, statel)
+			FIELD("@ts", ts, tsl)
+			FIELD("@in", in, inl)
 			continue;
 		}
 #undef FIELD
@@ -649,6 +658,65 @@ scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
 				f->bad_zset = w->o.zset[z];
 	}
 	return 0;
+}
+
+/* Keep the update's @ts and @in until its commit is acknowledged. */
+static void
+note_stamps(kvw *w, const struct fields *f)
+{
+	if (w->nstamp == w->stampcap) {
+		size_t nc = w->stampcap ? w->stampcap * 2 : 1024;
+		int64_t (*ns)[2] = realloc(w->stamp, nc * sizeof *ns);
+		if (!ns)
+			return; /* out of memory: this update's latency is not observed */
+		w->stamp = ns;
+		w->stampcap = nc;
+	}
+	int64_t *st = w->stamp[w->nstamp++];
+	/* Kafka says -1 for no timestamp; a negative time is none */
+	if (!f->ts || mp_read_int(f->ts, f->tsl, &st[0]) < 0 || st[0] < 0)
+		st[0] = INT64_MIN;
+	if (!f->in || mp_read_int(f->in, f->inl, &st[1]) < 0 || st[1] < 0)
+		st[1] = INT64_MIN;
+}
+
+/* An epoch was acknowledged: latencies of its updates, its sizes. */
+static void
+observe_epoch(kvw *w, int64_t commit_us)
+{
+	kvw_metrics *m = w->o.metrics;
+	if (!m)
+		return;
+	stats_add(m->records_out, w->epoch_updates);
+	stats_add(m->epochs, 1);
+	stats_add(m->keys, w->nent);
+	stats_observe(m->epoch_keys, w->nent);
+	stats_observe(m->epoch_updates, w->epoch_updates);
+	if (w->o.dry_run)
+		return;
+	stats_observe(m->commit_us, commit_us < 0 ? 0 : (uint64_t)commit_us);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	int64_t now_ms = now_us / 1000;
+	for (size_t i = 0; i < w->nstamp; i++) {
+		int64_t t = w->stamp[i][0], in = w->stamp[i][1];
+		/* ms precision for @ts; a future time (a skewed producer) is 0 */
+		if (t != INT64_MIN)
+			stats_observe(m->e2e_us, t >= now_ms ? 0 : (uint64_t)(now_ms - t) * 1000u);
+		if (in != INT64_MIN)
+			stats_observe(m->pipeline_us, in >= now_us ? 0 : (uint64_t)(now_us - in));
+	}
+}
+
+/* The counters kept in w->st, into the metrics. */
+static void
+metrics_sync(kvw *w)
+{
+	kvw_metrics *m = w->o.metrics;
+	m->records_in->v = w->st.updates;
+	m->barriers->v = w->st.barriers;
+	m->reconnects->v = w->st.reconnects;
 }
 
 int
@@ -729,6 +797,9 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		return fail(w, KVW_IO, "out of memory");
 	note_change(w);
 	w->st.updates++;
+	w->epoch_updates++;
+	if (w->o.metrics && !w->o.dry_run)
+		note_stamps(w, &f);
 	return 0;
 }
 
@@ -1300,6 +1371,8 @@ epoch_done(kvw *w)
 	w->st.epochs++;
 	w->st.keys += w->nent;
 	w->nent = 0;
+	w->nstamp = 0;
+	w->epoch_updates = 0;
 	memset(w->slots, 0, w->nslots * sizeof *w->slots);
 	w->changed = w->barrier = 0;
 }
@@ -1341,6 +1414,7 @@ kvw_commit(kvw *w)
 			}
 			w->dry.len = 0;
 		}
+		observe_epoch(w, 0);
 		epoch_done(w);
 		return 0;
 	}
@@ -1419,7 +1493,9 @@ kvw_commit(kvw *w)
 	}
 	outage_end(w);
 	w->ambiguous = 0;
-	note_latency(w, mono_us() - t0);
+	int64_t took = mono_us() - t0;
+	note_latency(w, took);
+	observe_epoch(w, took);
 	epoch_done(w);
 	return 0;
 }
@@ -1465,8 +1541,15 @@ kvw_run(kvw *w, int fd, const char *name)
 		}
 		if (kvw_due(w) && (r = kvw_commit(w)) != 0)
 			goto out;
+		if (w->o.metrics) {
+			metrics_sync(w);
+			if (w->o.metrics->tick)
+				w->o.metrics->tick(w->o.metrics->tick_arg);
+		}
 		struct pollfd pfd = {fd, POLLIN, 0};
 		int64_t wait = kvw_wait_ms(w);
+		if (w->o.metrics && (wait < 0 || wait > 1000))
+			wait = 1000; /* metrics files keep coming while idle */
 		int pr = poll(&pfd, 1, wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
 		if (pr < 0 && errno != EINTR) {
 			r = fail(w, KVW_IO, "poll: %s", strerror(errno));
@@ -1492,6 +1575,8 @@ kvw_run(kvw *w, int fd, const char *name)
 		}
 	}
 out:
+	if (w->o.metrics)
+		metrics_sync(w);
 	fr_reader_release(&rd);
 	return r;
 }

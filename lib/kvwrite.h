@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "stats.h"
 #include "store.h"
 
 /* Status codes, equal to the exit codes of featpipe(7). */
@@ -32,6 +33,28 @@ enum {
 	KVW_IO = 3,      /* local I/O */
 	KVW_REMOTE = 4,  /* Redis failed, lost data, or holds a key of the wrong type */
 };
+
+/* Metrics (stats.h) the writer records into when kvw_options.metrics is
+ * set; every pointer is owned by the caller's registry.  Latencies are per
+ * update frame, observed when the commit that holds it is acknowledged
+ * (one wall-clock read per epoch, none per update): e2e from its @ts
+ * (event time, ms) and pipeline from its @in (when fp-consume read it, µs);
+ * an update without the field (or with a negative one: Kafka's -1 for no
+ * timestamp) is not observed, a timestamp in the future counts as 0.  --dry-run commits nothing: no latency is observed. */
+typedef struct kvw_metrics {
+	stats_counter *records_in;     /* update frames read */
+	stats_counter *records_out;    /* update frames committed */
+	stats_counter *barriers, *epochs, *keys, *reconnects;
+	stats_hist *e2e_us;            /* @ts -> commit acknowledged */
+	stats_hist *pipeline_us;       /* @in -> commit acknowledged */
+	stats_hist *commit_us;         /* per epoch: the commit, retries included */
+	stats_hist *epoch_keys;        /* per epoch: keys written */
+	stats_hist *epoch_updates;     /* per epoch: update frames */
+	/* Called by kvw_run() after every chunk of input and at least every
+	 * second while it waits (for stats_tick()); or NULL. */
+	void (*tick)(void *arg);
+	void *tick_arg;
+} kvw_metrics;
 
 typedef struct kvw_options {
 	const char *pipeline;     /* names fp:{pipeline}:offsets */
@@ -50,6 +73,8 @@ typedef struct kvw_options {
 	/* Called with a warning to show the user (reconnects, persistence off). */
 	void (*warn)(void *arg, const char *msg);
 	void *warn_arg;
+	kvw_metrics *metrics;     /* or NULL; every member set (stats_*_new never
+	                           * returns NULL) but tick */
 } kvw_options;
 
 typedef struct kvw_stats {

@@ -75,11 +75,17 @@ fail(merge *m, int status, const char *fmt, ...)
 }
 
 static int64_t
-now_ms(void)
+now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 /* A key for messages: at most 200 bytes (log.c shows control bytes as '?'). */
@@ -840,13 +846,29 @@ run(merge *m)
 			return MERGE_OK;
 		}
 		m->st.batches++;
+		merge_metrics *mm = m->o.metrics;
+		int64_t t0 = mm ? now_us() : 0, t1 = 0;
+		size_t nread = n;
 		int prc = prepare(m, &n, fno0);
 		if (prc == MERGE_IO)
 			return prc;
-		if (m->nloads && (rc = load_keys(m, m->nloads)) != MERGE_OK)
-			return rc;
+		if (m->nloads) {
+			if (mm)
+				t1 = now_us();
+			if ((rc = load_keys(m, m->nloads)) != MERGE_OK)
+				return rc;
+			if (mm)
+				stats_observe(mm->load_us, (uint64_t)(now_us() - t1));
+		}
 		if ((rc = apply_batch(m, n)) != MERGE_OK)
 			return rc;
+		if (mm) {
+			stats_observe(mm->batch_size, nread);
+			stats_observe(mm->batch_us, (uint64_t)(now_us() - t0));
+			m->st.keys = m->t.count;
+			if (mm->tick)
+				mm->tick(&m->st, mm->tick_arg);
+		}
 		if (prc != MERGE_OK)
 			return prc;
 		if ((rc = evict(m)) != MERGE_OK)

@@ -36,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "feat.h"
+#include "stats.h"
 
 /* Results of merge_run(); the values are the tools' exit codes. */
 enum merge_status {
@@ -46,6 +47,19 @@ enum merge_status {
 	MERGE_STOPPED = 100, /* the reader of our output went away (EPIPE) */
 };
 
+typedef struct merge_stats merge_stats;
+
+/* Metrics (stats.h) recorded per batch when merge_opts.metrics is set; the
+ * histograms are owned by the caller's registry (all set). */
+typedef struct merge_metrics {
+	stats_hist *batch_size;   /* frames per input batch */
+	stats_hist *batch_us;     /* a batch: read ahead to its updates written */
+	stats_hist *load_us;      /* a round trip loading keys from the store */
+	/* Called after every batch (for stats_tick()), or NULL. */
+	void (*tick)(const merge_stats *st, void *arg);
+	void *tick_arg;
+} merge_metrics;
+
 typedef struct merge_opts {
 	const feat_spec *spec;   /* borrowed; outlives the engine */
 	redisContext *store;     /* borrowed; NULL: start empty, never evict */
@@ -55,9 +69,10 @@ typedef struct merge_opts {
 	int shard, nshards;      /* this process's shard (FP_SHARD/FP_SHARDS) */
 	int64_t commit_wait_ms;  /* longest wait for fp-kvwrite to commit; 0: 60 s */
 	size_t max_frame;        /* 0: FP_MAX_FRAME or the default */
+	merge_metrics *metrics;  /* borrowed, or NULL */
 } merge_opts;
 
-typedef struct merge_stats {
+struct merge_stats {
 	uint64_t records;      /* data frames read */
 	uint64_t updates;      /* update frames written */
 	uint64_t control;      /* control frames forwarded */
@@ -75,7 +90,7 @@ typedef struct merge_stats {
 	size_t keys;           /* keys in memory now */
 	size_t keys_peak;      /* most keys in memory at once */
 	feat_stats feat;       /* from feat_apply() */
-} merge_stats;
+};
 
 typedef struct merge merge;
 

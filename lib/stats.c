@@ -514,6 +514,16 @@ stats_write(stats *s)
 }
 
 int
+stats_final(stats *s)
+{
+	if (stats_dump_requested) {
+		stats_dump_requested = 0;
+		stats_dump(s, stderr);
+	}
+	return stats_write(s);
+}
+
+int
 stats_dump(stats *s, FILE *f)
 {
 	if (render(s) < 0)

@@ -45,7 +45,7 @@
  *		... stats_observe(lat, now_us - in_us);
  *		if (stats_tick(st, stats_clock_ms()) < 0) fp_warn("%s", stats_errstr(st));
  *	}
- *	stats_write(st); stats_free(st);             (at exit: the last figures)
+ *	stats_final(st); stats_free(st);             (at exit: the last figures)
  */
 #ifndef FP_STATS_H
 #define FP_STATS_H
@@ -159,6 +159,10 @@ int stats_tick(stats *s, int64_t now_ms);
 /* Write the file now (e.g. at exit, so the last figures are seen).  0, or
  * -1 with stats_errstr(); 0 and nothing written without FP_STATS_DIR. */
 int stats_write(stats *s);
+
+/* At exit: the dump to stderr when SIGUSR1 arrived since the last tick,
+ * then stats_write() (the last figures).  0, or -1 with stats_errstr(). */
+int stats_final(stats *s);
 
 /* Write p[0..n) to path atomically: a temporary file beside it (named
  * path.PID.tmp, which the textfile collector ignores), then rename.  For

@@ -13,6 +13,7 @@ load helper
 	[[ $output == *'users with features: 300'* ]]
 	[[ $output == *'$ redis-cli ZREVRANGE hot:all:hot_cars_10m 0 4 WITHSCORES'* ]]
 	[[ $output =~ group\ demo:\ 10\ partitions,\ lag\ 0\ messages ]]
+	[[ $output =~ fp-kvwrite-[01]:\ e2e\ p50\ [0-9.]+\ ms,\ p99\ [0-9.]+\ ms\;\ pipeline\ p50\ [0-9.]+\ ms ]]
 	[[ $output == *'demo done'* ]]
 	! pgrep -f 'featpipe-demo\.' >/dev/null
 }

@@ -185,6 +185,24 @@ test_file(void)
 	ok(txt && strstr(txt, "featpipe_kv_write_records_in_total{") != NULL, "and dumps the text");
 	unlink(dump);
 
+	/* At exit: a pending dump, then the file, whatever the interval. */
+	unlink(path);
+	stats_add(in, 1);
+	raise(SIGUSR1);
+	fflush(stderr);
+	stderr = fopen(dump, "w");
+	int fr = stats_final(s);
+	fclose(stderr);
+	stderr = saved;
+	txt = slurp(dump);
+	ok(fr == 0 && stats_dump_requested == 0 && txt &&
+	   strstr(txt, "featpipe_kv_write_records_in_total{") != NULL,
+	   "stats_final dumps when SIGUSR1 is pending");
+	txt = slurp(path);
+	ok(txt && strstr(txt, "featpipe_kv_write_records_in_total{") && strstr(txt, "} 43\n"),
+	   "and writes the file with the last figures");
+	unlink(dump);
+
 	/* A directory that is not there is an error the tool can report. */
 	char missing[300];
 	snprintf(missing, sizeof missing, "%s/missing", dir);
