@@ -797,6 +797,13 @@ evict(merge *m)
 			            (long long)m->o.commit_wait_ms, key_text(e->key, e->klen, kt, sizeof kt),
 			            (int)p->tlen, p->topic, (int)p->partition, want);
 		}
+		/* A writer that has exited will never commit: stop as on EPIPE
+		 * rather than wait out --commit-wait. */
+		struct pollfd out = {m->w.fd, POLLOUT, 0};
+		if (poll(&out, 1, 0) == 1 && (out.revents & POLLERR)) {
+			m->w.err = EPIPE;
+			return write_failed(m);
+		}
 		struct timespec ts = {0, (long)sleep_ms * 1000000};
 		nanosleep(&ts, NULL);
 		if (sleep_ms < 100)

@@ -1,0 +1,252 @@
+#!/usr/bin/env bats
+# Exactly once, end to end (issue 8): crash any stage of
+#   fp-consume | fp-import | fp-keyby -n 2 -- 'fp-merge | fp-kvwrite'
+# at any moment, restart the pipeline as a whole, and the features in Redis
+# still equal what the oracle recounts from the topic.  Summaries (runs,
+# crashes per stage, keys checked, mismatches) are printed as TAP comments.
+load helper
+load e2e
+
+local_teardown() {
+	e2e_kill_all
+}
+
+@test "e2e: kill -9 a random stage 10 times while events flow; Redis equals the oracle" {
+	RANDOM=${E2E_SEED:-8}
+	e2e_services none
+	e2e_produce 300 30000 1500
+	e2e_crash_loop 10 300 2500
+	e2e_wait_producer
+	# the last run as a group member: it commits the durable positions
+	e2e_finish 5 -G e2e-group -X session.timeout.ms=6000
+	e2e_check
+	((E2E_CRASHES >= 10))
+	# the group's committed offsets show what the store holds: fp-consume
+	# --store waits at the end for the last epoch to be committed
+	diff -u <(cut -d' ' -f1 "$T/topic.txt" | awk '{c[$1]++} END {for (p = 0; p < 4; p++) print p, c[p] + 0}') \
+		<(e2e_group_committed e2e-group | sort)
+	[ "${E2E_HUNG:-0}" -eq 0 ]
+}
+
+@test "e2e: fp-merge --max-keys 5 (far below 400 keys) under crashes loses no buffered update" {
+	RANDOM=${E2E_SEED:-5}
+	E2E_MERGE_OPTS="--max-keys 5 --batch 32"
+	E2E_UNWIND_S=45 # a slow drain, but less than fp-merge's --commit-wait (60 s)
+	e2e_services none
+	e2e_produce 400 12000 1500
+	e2e_crash_loop 4 500 2000
+	# a dead writer must stop its fp-merge, which may be waiting for it to
+	# commit before it can evict, at once (not after --commit-wait)
+	e2e_start
+	sleep 1.5
+	e2e_crash fp-kvwrite-0 unwind
+	e2e_wait_producer
+	e2e_finish
+	e2e_check
+	# keys were evicted (and reloaded) for real
+	grep -h 'evicted=[1-9]' "$T"/run-*.err | grep -q 'loaded=[1-9]'
+	[ "${E2E_HUNG:-0}" -eq 0 ]
+}
+
+@test "e2e: redis-server killed and restarted empty (no persistence): the pipeline stops and replays" {
+	e2e_services none
+	e2e_produce 200 12000 2000
+	e2e_start
+	sleep 2.5
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" || true
+	sleep 1
+	e2e_redis_start none
+	# the pipeline must notice the rollback by itself and fail as a whole
+	e2e_fails_alone 'Redis lost data'
+	e2e_recover
+}
+
+@test "e2e: redis-server killed, its AOF (everysec) losing its tail: the rollback is noticed and replayed" {
+	# kill -9 alone loses nothing with appendfsync everysec (written data is
+	# in the page cache); a host crash loses up to the last second or so,
+	# which is what cutting the AOF's tail at a random byte simulates (Redis
+	# loads a truncated AOF and drops a MULTI left open at its end).
+	RANDOM=${E2E_SEED:-3}
+	e2e_services aof
+	e2e_produce 200 12000 2000
+	e2e_start
+	sleep 3
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" || true
+	local aof size
+	aof=$(echo "$T"/redis/appendonlydir/*.incr.aof)
+	size=$(stat -c %s "$aof")
+	truncate -s $((size * (50 + RANDOM % 45) / 100)) "$aof"
+	e2e_redis_start aof
+	e2e_fails_alone 'Redis lost data'
+	e2e_recover
+}
+
+@test "e2e: broker down for 10 s while events flow" {
+	e2e_services none
+	e2e_produce 200 8000 500
+	e2e_start
+	sleep 2
+	broker_ctl 'down 1'
+	e2e_supervise 10
+	broker_ctl 'up 1'
+	e2e_recover
+}
+
+@test "e2e: fp-kvwrite killed after sending a commit and before its reply (Redis stopped)" {
+	e2e_services none
+	e2e_produce 200 10000 2000
+	e2e_start
+	sleep 2
+	local before after w
+	before=$(rcli hgetall fp:e2e:offsets | paste -sd' ')
+	kill -STOP "$REDIS_PID"
+	sleep 1
+	w=$(e2e_pending_writers)
+	[ -n "$w" ] || { kill -CONT "$REDIS_PID"; echo "no commit in flight" >&2; return 1; }
+	kill -KILL $w
+	kill -CONT "$REDIS_PID"
+	e2e_reap 30
+	[ "$E2E_UNWOUND" -eq 1 ]
+	after=$(rcli hgetall fp:e2e:offsets | paste -sd' ')
+	[ "$before" != "$after" ] # the unanswered commit landed
+	e2e_recover
+}
+
+@test "e2e: a stage's standard output closed under it (fp-consume, fp-import, fp-merge)" {
+	e2e_services none
+	e2e_produce 200 12000 2000
+	local stage pid
+	for stage in fp-consume fp-import fp-merge-1; do
+		e2e_start
+		sleep 1.5
+		pid=$(e2e_stage_pid "$stage")
+		[ -n "$pid" ]
+		e2e_close_stdout "$pid" || { cat "$T/gdb.out" >&2; return 1; }
+		e2e_fails_alone
+	done
+	e2e_recover
+}
+
+# sv CMD...: supervisorctl against the test's supervisord
+sv() {
+	supervisorctl -c "$T/sv.conf" "$@"
+}
+
+# sv_up: wait until the program runs with both shards' writers up.
+sv_up() {
+	local i
+	for i in $(seq 200); do
+		[[ $(e2e_stages | grep -c '^fp-kvwrite-') -eq 2 ]] && return 0
+		sleep 0.1
+	done
+	echo "the pipeline did not come up under supervisord" >&2
+	return 1
+}
+
+@test "e2e: under supervisord with featpipe(7)'s settings, crashes (fp-keyby -9 too) restart it, stop reaches every shard" {
+	RANDOM=${E2E_SEED:-11}
+	e2e_services none
+	e2e_produce 200 12000 1500
+	e2e_script
+	cat >"$T/sv.conf" <<-EOF
+		[unix_http_server]
+		file=$T/sv.sock
+		[supervisord]
+		nodaemon=true
+		logfile=$T/supervisord.log
+		pidfile=$T/supervisord.pid
+		childlogdir=$T
+		[rpcinterface:supervisor]
+		supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+		[supervisorctl]
+		serverurl=unix://$T/sv.sock
+		[program:e2e]
+		command=flock $T/pipeline.lock bash $T/pipeline.sh
+		autostart=true
+		autorestart=true
+		startsecs=1
+		startretries=100000
+		stopsignal=TERM
+		stopasgroup=true
+		killasgroup=true
+		stopwaitsecs=30
+		redirect_stderr=true
+		stdout_logfile=$T/sv-e2e.log
+	EOF
+	setsid supervisord -c "$T/sv.conf" >"$T/sv.out" 2>&1 &
+	local svpid=$! victim pid stages i
+	E2E_SID=$svpid
+	E2E_SESSIONS+=("$svpid")
+	for victim in fp-keyby "" "" fp-kvwrite-1 ""; do
+		sv_up
+		sleep "1.$((RANDOM % 10))"
+		mapfile -t stages < <(e2e_stages)
+		[[ -n $victim ]] || victim=${stages[RANDOM % ${#stages[@]}]%% *}
+		pid=$(printf '%s\n' "${stages[@]}" | awk -v n="$victim" '$1 == n {print $2}')
+		kill -KILL "$pid"
+		E2E_CRASHES=$((E2E_CRASHES + 1))
+		E2E_KILLED[$victim]=$((${E2E_KILLED[$victim]:-0} + 1))
+		# wait for supervisord to see the program exit
+		for i in $(seq 300); do
+			(($(grep -c 'exited: e2e' "$T/supervisord.log") >= E2E_CRASHES)) && break
+			sleep 0.1
+		done
+	done
+	sv_up
+	e2e_wait_producer
+	sv stop e2e
+	# the stop reached every process of the pipeline, the shards included
+	sleep 0.5
+	[ -z "$(e2e_pids "$svpid" | grep -vx "$svpid")" ]
+	E2E_RUNS=$(grep -c 'spawned: .e2e.' "$T/supervisord.log")
+	(($(grep -c 'exited: e2e' "$T/supervisord.log") >= 5))
+	kill -TERM "$svpid"
+	wait "$svpid" || true
+	e2e_finish
+	e2e_check
+}
+
+# big_pos: the stored position of the shard that has user "big", as
+# "FIELD POSITION" (the only field whose position is inside a record).
+big_pos() {
+	rcli hgetall fp:e2e:offsets | paste - - | awk -F'\t' '$2 ~ /:/ {print $1, $2}'
+}
+
+@test "e2e: crashes inside an exploded record (one message, 20000 items) resume at its (offset, index)" {
+	E2E_KVW_OPTS="--max-batch 1" # an epoch per update: positions O:I
+	e2e_services none
+	"$E2E_PY" - >"$T/events.jsonl" <<-'EOF'
+		import json
+		items = [{"sku": "s%d" % (i % 8), "qty": 1 + i % 9} for i in range(20000)]
+		evs = [{"user": "big", "seq": 1, "ts": 1700000000000, "kind": "basket", "items": items}]
+		evs += [{"user": "big", "seq": s, "ts": 1700000000000 + s, "kind": "tick", "v": s} for s in range(2, 6)]
+		for e in evs:
+		    print(json.dumps(e, separators=(",", ":")))
+	EOF
+	fp-cat -r "$T/events.jsonl" | fp-produce -q -t ev -k user --value json
+	local victim field pos last=0 shard
+	for victim in fp-merge fp-kvwrite sh; do
+		e2e_start
+		# wait until this run has moved the position further into the record
+		for i in $(seq 200); do
+			read -r field pos < <(big_pos) || true
+			[[ -n ${pos:-} && ${pos#*:} -gt $last ]] && break
+			sleep 0.05
+		done
+		[[ -n ${pos:-} && ${pos#*:} -gt $last ]]
+		shard=$(echo "$field" | cut -d/ -f3)
+		e2e_crash "$victim-$shard" at-once
+		read -r field pos < <(big_pos)
+		echo "killed $victim-$shard at $field $pos" >&2
+		((${pos#*:} > last && ${pos#*:} < 20000))
+		last=${pos#*:}
+	done
+	e2e_finish
+	e2e_check
+	# every item counted once; the last run skipped exactly the items the
+	# store held (its fp-merge started inside the record, at the index)
+	[ "$(rcli hget e2e:big items)" = 20000 ]
+	grep "fp-merge\[$shard\]: skipped $last records" "$T/run-$E2E_RUNS.err"
+}
