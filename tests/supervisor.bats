@@ -57,7 +57,7 @@ autorestart=true
 startsecs=3
 startretries=1000000
 stopsignal=TERM
-stopwaitsecs=10
+stopwaitsecs=30
 stopasgroup=true
 killasgroup=true
 stdout_logfile=/var/log/fp/used_car.out.log
@@ -77,6 +77,7 @@ name      demo
 logdir    /logs
 env       FP_PIPELINE=demo
 env       FP_SHARDS=9
+lock      /run/fp/demo.lock
 command   fp-consume -t a |
             fp-merge -f x.fp |
             fp-kvwrite
@@ -84,7 +85,7 @@ EOF
 	run GEN -f "$T/p.pipeline" -e FP_SHARDS=2 --stopwaitsecs 30
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"[program:demo]"* ]]
-	[[ "$output" == *"command=/bin/bash -o pipefail -c 'fp-consume -t a | fp-merge -f x.fp | fp-kvwrite'"* ]]
+	[[ "$output" == *"command=/usr/bin/flock /run/fp/demo.lock /bin/bash -o pipefail -c 'fp-consume -t a | fp-merge -f x.fp | fp-kvwrite'"* ]]
 	[[ "$output" == *'environment=FP_PIPELINE="demo",FP_SHARDS="2"'* ]]
 	[[ "$output" == *"stopwaitsecs=30"* ]]
 	[[ "$output" == *"stdout_logfile=/logs/demo.out.log"* ]]
@@ -215,7 +216,7 @@ EOF
 		"$REPO_DIR/examples/supervisord/used_car.pipeline" >"$T/used_car.pipeline"
 	grep -q 'session.timeout.ms=6000.*' "$T/used_car.pipeline"
 	grep -q 'fp-kvwrite --max-batch 40' "$T/used_car.pipeline"
-	GEN -f "$T/used_car.pipeline" -d "$REPO_DIR" -l "$T/logs" \
+	GEN -f "$T/used_car.pipeline" -d "$REPO_DIR" -l "$T/logs" --lock "$T/used_car.lock" \
 		--startsecs 1 --stopwaitsecs 5 -e "PATH=$FP_BIN:$PATH" -e "FP_BROKERS=$BROKER" \
 		-e "FP_REDIS=$REDIS_URL" -e FP_PIPELINE=sv -e "FP_STATS_DIR=$T/stats" \
 		>>"$T/supervisord.conf"
@@ -227,6 +228,8 @@ EOF
 	pid1=$(prog_pid)
 	[ "$pid1" -gt 0 ]
 	running
+	run flock -n "$T/used_car.lock" true          # the running pipeline holds the lock
+	[ "$status" -ne 0 ]
 
 	# kill -9 one fp-kvwrite (shard 0 or 1) of the running pipeline while input
 	# flows: its open epoch is lost while the other shard commits all it got at
@@ -264,4 +267,5 @@ EOF
 	ctl stop used_car
 	ctl status used_car | grep -q STOPPED
 	for p in $old; do gone "$p"; done
+	flock -n "$T/used_car.lock" true              # and lets it go when it has ended
 }
