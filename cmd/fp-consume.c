@@ -571,7 +571,7 @@ configure(fk_conf *kc, int argc, char **argv)
 		 * are queued: keep the queue bounded by bytes instead. */
 		{"queued.min.messages", "1000000"},
 		{"queued.max.messages.kbytes", "131072"},
-		{"fetch.wait.max.ms", "100"},
+		{"fetch.wait.max.ms", "10"},
 		{"fetch.error.backoff.ms", "100"},
 		/* Never skip data silently: out of range is an error unless asked. */
 		{"auto.offset.reset", "error"},
