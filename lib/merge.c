@@ -684,12 +684,22 @@ emit_update(merge *m, const mframe *f)
 	return MERGE_OK;
 }
 
+/* How far ahead apply_batch() prefetches a key's state: far enough for the
+ * cache misses of a large key set to overlap with the work on the records
+ * before it (feat_state_prefetch(), lib/feat.h). */
+#define PREFETCH_AHEAD 8
+
 static int
 apply_batch(merge *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		mframe *f = &m->batch[i];
 		int rc;
+		if (i + PREFETCH_AHEAD < n) {
+			const mframe *a = &m->batch[i + PREFETCH_AHEAD];
+			if (a->kind == K_DATA && a->e && a->e->state)
+				feat_state_prefetch(a->e->state);
+		}
 		switch (f->kind) {
 		case K_CTL:
 			m->st.control++;
