@@ -142,7 +142,11 @@ last_per_key() {
 	{"user_id":1,"ts":1,"@src":["other",0,0]}
 	EOF
 	fp-cat -r "$T/in.jsonl" | FP_PIPELINE=p1 FP_SHARD=1 FP_SHARDS=2 fp-merge -f "$FIX/cars.fp" \
-		2>"$T/err" | fp-cat | jq -c '.["@src"]' >"$T/out"
+		2>"$T/err" | fp-cat >"$T/frames"
+	# first the origin: this shard's stored positions, before any update
+	head -1 "$T/frames" | jq -c '[.["@ctl"], .["@pipeline"], .["@shard"], .["@shards"], (.["@pos"] | sort)]' |
+		diff -u - <(echo '["origin","p1",1,2,[["ev",0,"5:2"],["ev",1,"3"]]]')
+	tail -n +2 "$T/frames" | jq -c '.["@src"]' >"$T/out"
 	printf '%s\n' '["ev",0,5,2]' '["ev",1,3]' '["ev",0,6]' '["other",0,0]' | diff -u - "$T/out"
 	grep -q 'fp-merge\[1\]: skipped 4 records already applied (below the stored offsets)' "$T/err"
 }
