@@ -414,8 +414,9 @@ cut_commit() {
 	printf '%s\n' '{"@key":"a","@src":["ev",0,1],"v":2}' '{"@key":"b","@src":["ev",0,2],"v":3}' \
 		'{"@ctl":"barrier","@epoch":2,"@pos":[["ev",0,3]]}' | frames_of >&7
 	exec 7>&-
-	run wait "$BG_PID"
-	[ "$status" -eq 4 ]
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
 	grep -q "fp-kvwrite: another writer changed the stored offsets of shard 0/1 of pipeline 'default': field 'ev/0/0/1' expected 1, found 5; is an old pipeline still running?" "$T/kv.err"
 	[ "$(rcli hget a v)" = 1 ] && [ "$(rcli exists b)" = 0 ] && offset_is 5
 }
@@ -433,8 +434,9 @@ cut_commit() {
 	printf '%s\n' '{"@key":"b","@src":["ev",1,0],"v":1}' \
 		'{"@ctl":"barrier","@epoch":2,"@pos":[["ev",0,4],["ev",1,1]]}' | frames_of >&7
 	exec 7>&-
-	run wait "$BG_PID"
-	[ "$status" -eq 4 ]
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
 	grep -q "field 'ev/1/0/1' expected nothing, found 4; is an old pipeline still running?" "$T/kv.err"
 	[ "$(rcli exists b)" = 0 ] && [ "$(rcli hget fp:default:offsets ev/1/0/1)" = 4 ]
 }
@@ -477,8 +479,9 @@ cut_commit() {
 	rcli hset fp:default:offsets ev/0/0/1 2 >/dev/null
 	printf '%s\n' '{"@key":"b","@src":["ev",0,5],"v":1}' | frames_of >&7
 	exec 7>&-
-	run wait "$BG_PID"
-	[ "$status" -eq 4 ]
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
 	grep -q "the stored offsets of shard 0/1 went back: 'fp:default:offsets' field 'ev/0/0/1' holds 2 but this process expected 5: Redis lost data" "$T/kv.err"
 	[ "$(rcli exists b)" = 0 ]
 }
