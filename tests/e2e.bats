@@ -278,7 +278,7 @@ sv_up() {
 		[supervisorctl]
 		serverurl=unix://$T/sv.sock
 		[program:e2e]
-		command=flock $T/pipeline.lock bash $T/pipeline.sh
+		command=bash $T/pipeline.sh
 		autostart=true
 		autorestart=true
 		startsecs=1
