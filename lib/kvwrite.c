@@ -530,12 +530,37 @@ parse_src(const uint8_t *v, size_t vl, const char **topic, size_t *tlen, int32_t
 	return 0;
 }
 
+/* One element [topic, partition, X] of a barrier's or an origin's @pos at
+ * v + off: *es its size, X's raw bytes in *x, *xl.  0, or -1 when malformed. */
+static int
+pos_elem(const uint8_t *v, size_t vl, size_t off, size_t *es, const char **topic, size_t *tlen,
+         int64_t *part, const uint8_t **x, size_t *xl)
+{
+	uint32_t m;
+	size_t h2, s;
+	*es = mp_skip(v + off, vl - off);
+	if (!*es || mp_read_array(v + off, *es, &m, &h2) < 0 || m != 3)
+		return -1;
+	off += h2;
+	s = mp_skip(v + off, vl - off);
+	if (!s || mp_read_str(v + off, s, topic, tlen) < 0 || !*tlen)
+		return -1;
+	off += s;
+	s = mp_skip(v + off, vl - off);
+	if (!s || mp_read_int(v + off, s, part) < 0 || *part < 0 || *part > INT32_MAX)
+		return -1;
+	off += s;
+	*x = v + off;
+	*xl = mp_skip(v + off, vl - off);
+	return *xl ? 0 : -1;
+}
+
 static int
 add_barrier(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 {
-	const uint8_t *v;
-	size_t vl, hdr, off;
-	uint32_t n, m;
+	const uint8_t *v, *x;
+	size_t vl, hdr, off, xl;
+	uint32_t n;
 	if (!find(body, len, "@pos", &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
 		return fail(w, KVW_DATA, "frame %llu: barrier without an @pos array",
 		            (unsigned long long)frameno);
@@ -543,33 +568,18 @@ add_barrier(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	for (int apply = 0; apply < 2; apply++) {
 		off = hdr;
 		for (uint32_t i = 0; i < n; i++) {
-			size_t es = mp_skip(v + off, vl - off), h2, o2;
+			size_t es, tlen;
 			const char *topic;
-			size_t tlen;
 			int64_t part, next;
-			if (!es || mp_read_array(v + off, es, &m, &h2) < 0 || m != 3)
-				goto bad;
-			o2 = off + h2;
-			size_t s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_str(v + o2, s, &topic, &tlen) < 0 || !tlen)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_int(v + o2, s, &part) < 0 || part < 0 || part > INT32_MAX)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_int(v + o2, s, &next) < 0 || next < 0)
-				goto bad;
+			if (pos_elem(v, vl, off, &es, &topic, &tlen, &part, &x, &xl) < 0 ||
+			    mp_read_int(x, xl, &next) < 0 || next < 0)
+				return fail(w, KVW_DATA,
+				            "frame %llu: barrier @pos element %u is not [topic, partition, next_offset]",
+				            (unsigned long long)frameno, i + 1);
 			if (apply &&
 			    pos_advance(w, topic, tlen, (int32_t)part, (store_pos){next, 0}) < 0)
 				return fail(w, KVW_IO, "out of memory");
 			off += es;
-			continue;
-		bad:
-			return fail(w, KVW_DATA,
-			            "frame %llu: barrier @pos element %u is not [topic, partition, next_offset]",
-			            (unsigned long long)frameno, i + 1);
 		}
 	}
 	w->barrier = 1;
@@ -584,9 +594,9 @@ static int
 add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 {
 	unsigned long long fn = (unsigned long long)frameno;
-	const uint8_t *v;
-	size_t vl, hdr, off;
-	uint32_t n, m;
+	const uint8_t *v, *x;
+	size_t vl, hdr, off, xl;
+	uint32_t n;
 	int64_t shard, nshards;
 	if (w->origin)
 		return 0; /* only the first one counts */
@@ -598,6 +608,13 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		            "frame %llu: origin of shard %lld/%lld, but this fp-kvwrite writes shard "
 		            "%d/%d (FP_SHARD, FP_SHARDS)", fn, (long long)shard, (long long)nshards,
 		            w->o.shard, w->o.nshards);
+	const char *pipe;
+	size_t pipel;
+	if (find(body, len, "@pipeline", &v, &vl) &&
+	    (mp_read_str(v, vl, &pipe, &pipel) < 0 || pipel != strlen(w->o.pipeline) ||
+	     memcmp(pipe, w->o.pipeline, pipel)))
+		return fail(w, KVW_DATA, "frame %llu: origin of another pipeline than '%s' (FP_PIPELINE)",
+		            fn, w->o.pipeline);
 	if (w->st.updates || w->st.barriers || w->st.epochs)
 		return fail(w, KVW_DATA, "frame %llu: origin after updates or barriers", fn);
 	if (!find(body, len, "@pos", &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
@@ -608,24 +625,15 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 				w->pos[i].has_committed = w->pos[i].has_pending = 0;
 		off = hdr;
 		for (uint32_t i = 0; i < n; i++) {
-			size_t es = mp_skip(v + off, vl - off), h2, o2, s, tlen, pl;
+			size_t es, tlen, pl;
 			const char *topic, *ps;
 			int64_t part;
 			store_pos sp;
-			if (!es || mp_read_array(v + off, es, &m, &h2) < 0 || m != 3)
-				goto bad;
-			o2 = off + h2;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_str(v + o2, s, &topic, &tlen) < 0 || !tlen)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_int(v + o2, s, &part) < 0 || part < 0 || part > INT32_MAX)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_str(v + o2, s, &ps, &pl) < 0 || store_pos_parse(ps, pl, &sp) < 0)
-				goto bad;
+			if (pos_elem(v, vl, off, &es, &topic, &tlen, &part, &x, &xl) < 0 ||
+			    mp_read_str(x, xl, &ps, &pl) < 0 || store_pos_parse(ps, pl, &sp) < 0)
+				return fail(w, KVW_DATA,
+				            "frame %llu: origin @pos element %u is not [topic, partition, \"O\" or \"O:I\"]",
+				            fn, i + 1);
 			if (apply) {
 				struct ppos *p = pos_get(w, topic, tlen, (int32_t)part);
 				if (!p)
@@ -634,11 +642,6 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 				p->has_committed = p->has_pending = 1;
 			}
 			off += es;
-			continue;
-		bad:
-			return fail(w, KVW_DATA,
-			            "frame %llu: origin @pos element %u is not [topic, partition, \"O\" or \"O:I\"]",
-			            fn, i + 1);
 		}
 	}
 	w->origin = 1;

@@ -463,6 +463,9 @@ cut_commit() {
 	run bash -c "{ $(declare -f origin); origin '[]'; } | fp-cat -r | FP_SHARD=1 FP_SHARDS=2 fp-kvwrite"
 	[ "$status" -eq 1 ]
 	[[ $output == *"frame 1: origin of shard 0/1, but this fp-kvwrite writes shard 1/2 (FP_SHARD, FP_SHARDS)"* ]]
+	run bash -c "{ $(declare -f origin); origin '[]'; } | fp-cat -r | FP_PIPELINE=other fp-kvwrite"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 1: origin of another pipeline than 'other' (FP_PIPELINE)"* ]]
 	{ origin '[["ev",0,"5:3"],["ev",1,"3"]]'; origin '[]'; echo '{"@key":"b","@src":["ev",0,6],"v":1}'; } |
 		frames_of | fp-kvwrite 2>/dev/null
 	[ "$(rcli hget b v)" = 1 ] && offset_is 7
