@@ -18,8 +18,11 @@
 
 /* The commit script.  KEYS[1] is the offsets hash, then the feature hashes
  * and sorted sets; ARGV[1] holds one kind letter per key after the first
- * ('h' hash, 'z' sorted set).  Every key's type is checked before anything
- * is written, so a key of the wrong type aborts the whole epoch. */
+ * ('h' hash, 'z' sorted set), ARGV[2] the number m of fenced offsets fields
+ * and ARGV[3..2+2m] m pairs (field, expected value; "" for a field that
+ * must be missing).  Every key's type and every fenced field are checked
+ * before anything is written, so a key of the wrong type or an offsets
+ * field that another writer changed aborts the whole epoch. */
 static const char COMMIT_LUA[] =
 	"local kinds = ARGV[1]\n"
 	"for i = 1, #KEYS do\n"
@@ -28,6 +31,20 @@ static const char COMMIT_LUA[] =
 	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
 	"  if t ~= 'none' and t ~= want then\n"
 	"    return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t)\n"
+	"  end\n"
+	"end\n"
+	"local m = tonumber(ARGV[2])\n"
+	"if m > 0 then\n"
+	"  local f = {}\n"
+	"  for j = 1, m do f[j] = ARGV[1 + 2 * j] end\n"
+	"  local got = redis.call('HMGET', KEYS[1], unpack(f))\n"
+	"  for j = 1, m do\n"
+	"    local g, e = got[j], ARGV[2 + 2 * j]\n"
+	"    if g == false then g = nil end\n"
+	"    if e == '' then e = nil end\n"
+	"    if g ~= e then\n"
+	"      return redis.error_reply('FPFENCE ' .. j .. ' ' .. (g and ('=' .. g) or '-'))\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
 	"local function each(cmd, k, a, n, w)\n"
@@ -39,7 +56,7 @@ static const char COMMIT_LUA[] =
 	"  end\n"
 	"  return a + n * w\n"
 	"end\n"
-	"local a = 2\n"
+	"local a = 3 + 2 * m\n"
 	"for i = 2, #KEYS do\n"
 	"  local k = KEYS[i]\n"
 	"  if string.byte(kinds, i - 1) == 122 then\n"
@@ -105,6 +122,8 @@ struct kvw {
 	redisContext *c;
 	char sha[48];
 	int use_eval, started, ambiguous, landed;
+	int origin;             /* an origin frame set the expected offsets */
+	size_t nfence;          /* offsets fields the epoch being committed checks */
 	int warned_config, warned_persist;
 	int epipe;              /* the dry-run reader went away */
 	int64_t out_start, out_warned, backoff;
@@ -511,12 +530,37 @@ parse_src(const uint8_t *v, size_t vl, const char **topic, size_t *tlen, int32_t
 	return 0;
 }
 
+/* One element [topic, partition, X] of a barrier's or an origin's @pos at
+ * v + off: *es its size, X's raw bytes in *x, *xl.  0, or -1 when malformed. */
+static int
+pos_elem(const uint8_t *v, size_t vl, size_t off, size_t *es, const char **topic, size_t *tlen,
+         int64_t *part, const uint8_t **x, size_t *xl)
+{
+	uint32_t m;
+	size_t h2, s;
+	*es = mp_skip(v + off, vl - off);
+	if (!*es || mp_read_array(v + off, *es, &m, &h2) < 0 || m != 3)
+		return -1;
+	off += h2;
+	s = mp_skip(v + off, vl - off);
+	if (!s || mp_read_str(v + off, s, topic, tlen) < 0 || !*tlen)
+		return -1;
+	off += s;
+	s = mp_skip(v + off, vl - off);
+	if (!s || mp_read_int(v + off, s, part) < 0 || *part < 0 || *part > INT32_MAX)
+		return -1;
+	off += s;
+	*x = v + off;
+	*xl = mp_skip(v + off, vl - off);
+	return *xl ? 0 : -1;
+}
+
 static int
 add_barrier(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 {
-	const uint8_t *v;
-	size_t vl, hdr, off;
-	uint32_t n, m;
+	const uint8_t *v, *x;
+	size_t vl, hdr, off, xl;
+	uint32_t n;
 	if (!find(body, len, "@pos", &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
 		return fail(w, KVW_DATA, "frame %llu: barrier without an @pos array",
 		            (unsigned long long)frameno);
@@ -524,37 +568,83 @@ add_barrier(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	for (int apply = 0; apply < 2; apply++) {
 		off = hdr;
 		for (uint32_t i = 0; i < n; i++) {
-			size_t es = mp_skip(v + off, vl - off), h2, o2;
+			size_t es, tlen;
 			const char *topic;
-			size_t tlen;
 			int64_t part, next;
-			if (!es || mp_read_array(v + off, es, &m, &h2) < 0 || m != 3)
-				goto bad;
-			o2 = off + h2;
-			size_t s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_str(v + o2, s, &topic, &tlen) < 0 || !tlen)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_int(v + o2, s, &part) < 0 || part < 0 || part > INT32_MAX)
-				goto bad;
-			o2 += s;
-			s = mp_skip(v + o2, vl - o2);
-			if (!s || mp_read_int(v + o2, s, &next) < 0 || next < 0)
-				goto bad;
+			if (pos_elem(v, vl, off, &es, &topic, &tlen, &part, &x, &xl) < 0 ||
+			    mp_read_int(x, xl, &next) < 0 || next < 0)
+				return fail(w, KVW_DATA,
+				            "frame %llu: barrier @pos element %u is not [topic, partition, next_offset]",
+				            (unsigned long long)frameno, i + 1);
 			if (apply &&
 			    pos_advance(w, topic, tlen, (int32_t)part, (store_pos){next, 0}) < 0)
 				return fail(w, KVW_IO, "out of memory");
 			off += es;
-			continue;
-		bad:
-			return fail(w, KVW_DATA,
-			            "frame %llu: barrier @pos element %u is not [topic, partition, next_offset]",
-			            (unsigned long long)frameno, i + 1);
 		}
 	}
 	w->barrier = 1;
 	w->st.barriers++;
+	return 0;
+}
+
+/* An origin frame (fp-merge, before any update): the stored positions its
+ * state builds on.  They become what this shard's offsets fields must hold
+ * at the first commit; a field it does not list must be missing. */
+static int
+add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+{
+	unsigned long long fn = (unsigned long long)frameno;
+	const uint8_t *v, *x;
+	size_t vl, hdr, off, xl;
+	uint32_t n;
+	int64_t shard, nshards;
+	if (w->origin)
+		return 0; /* only the first one counts */
+	if (!find(body, len, "@shard", &v, &vl) || mp_read_int(v, vl, &shard) < 0 ||
+	    !find(body, len, "@shards", &v, &vl) || mp_read_int(v, vl, &nshards) < 0)
+		return fail(w, KVW_DATA, "frame %llu: origin without integer @shard and @shards", fn);
+	if (shard != w->o.shard || nshards != w->o.nshards)
+		return fail(w, KVW_DATA,
+		            "frame %llu: origin of shard %lld/%lld, but this fp-kvwrite writes shard "
+		            "%d/%d (FP_SHARD, FP_SHARDS)", fn, (long long)shard, (long long)nshards,
+		            w->o.shard, w->o.nshards);
+	const char *pipe;
+	size_t pipel;
+	if (find(body, len, "@pipeline", &v, &vl) &&
+	    (mp_read_str(v, vl, &pipe, &pipel) < 0 || pipel != strlen(w->o.pipeline) ||
+	     memcmp(pipe, w->o.pipeline, pipel)))
+		return fail(w, KVW_DATA, "frame %llu: origin of another pipeline than '%s' (FP_PIPELINE)",
+		            fn, w->o.pipeline);
+	if (w->st.updates || w->st.barriers || w->st.epochs)
+		return fail(w, KVW_DATA, "frame %llu: origin after updates or barriers", fn);
+	if (!find(body, len, "@pos", &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
+		return fail(w, KVW_DATA, "frame %llu: origin without an @pos array", fn);
+	for (int apply = 0; apply < 2; apply++) {
+		if (apply)
+			for (size_t i = 0; i < w->npos; i++)
+				w->pos[i].has_committed = w->pos[i].has_pending = 0;
+		off = hdr;
+		for (uint32_t i = 0; i < n; i++) {
+			size_t es, tlen, pl;
+			const char *topic, *ps;
+			int64_t part;
+			store_pos sp;
+			if (pos_elem(v, vl, off, &es, &topic, &tlen, &part, &x, &xl) < 0 ||
+			    mp_read_str(x, xl, &ps, &pl) < 0 || store_pos_parse(ps, pl, &sp) < 0)
+				return fail(w, KVW_DATA,
+				            "frame %llu: origin @pos element %u is not [topic, partition, \"O\" or \"O:I\"]",
+				            fn, i + 1);
+			if (apply) {
+				struct ppos *p = pos_get(w, topic, tlen, (int32_t)part);
+				if (!p)
+					return fail(w, KVW_IO, "out of memory");
+				p->committed = p->pending = sp;
+				p->has_committed = p->has_pending = 1;
+			}
+			off += es;
+		}
+	}
+	w->origin = 1;
 	return 0;
 }
 
@@ -735,6 +825,8 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		size_t cl;
 		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 7 && !memcmp(ctl, "barrier", 7))
 			return add_barrier(w, body, len, frameno);
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 6 && !memcmp(ctl, "origin", 6))
+			return add_origin(w, body, len, frameno);
 		return 0; /* other control frames mean nothing to a sink */
 	}
 	if (!f.key)
@@ -929,8 +1021,22 @@ build_epoch(kvw *w)
 	w->arena.len = 0;
 	w->kinds.len = 0;
 	w->keys.n = w->args.n = 0;
-	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0)
+	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0 ||
+	    push_num(w, &w->args, (long long)w->npos) < 0)
 		return fail(w, KVW_IO, "out of memory");
+	/* the fence: every offsets field of this shard holds what this process
+	 * expects (its origin, then its own last commit), or is missing */
+	w->nfence = w->npos;
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		char f[512], t[48] = "";
+		if (store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f) < 0)
+			return fail(w, KVW_DATA, "topic name '%.60s...' too long", p->topic);
+		if (p->has_committed)
+			store_pos_format(p->committed, t, sizeof t);
+		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
+			return fail(w, KVW_IO, "out of memory");
+	}
 	for (size_t i = 0; i < w->nent; i++) {
 		int r = build_entry(w, &w->ent[i]);
 		if (r == -2)
@@ -1021,7 +1127,7 @@ static int
 render_epoch(kvw *w)
 {
 	const struct span *a = w->args.v;
-	size_t i = 1;
+	size_t i = 2 + 2 * w->nfence; /* kinds, then the fence (not rendered) */
 	if (fp_buf_adds(&w->dry, "MULTI\n") < 0)
 		return -1;
 	for (size_t k = 1; k < w->keys.n; k++) {
@@ -1391,6 +1497,42 @@ note_latency(kvw *w, int64_t us)
 	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+/* The script refused the epoch: offsets field j (1-based, in w->pos order)
+ * does not hold what this process expects.  what: "j =value" or "j -". */
+static int
+fence_failed(kvw *w, const char *what)
+{
+	char f[512] = "?", want[48] = "nothing", got[48] = "nothing";
+	char *end;
+	long j = strtol(what, &end, 10);
+	const char *val = *end == ' ' ? end + 1 : "-";
+	int back = 0;
+	if (*val == '=')
+		snprintf(got, sizeof got, "%.*s", (int)strcspn(val + 1, " \r\n"), val + 1);
+	if (j >= 1 && (size_t)j <= w->npos) {
+		struct ppos *p = &w->pos[j - 1];
+		store_pos sp;
+		store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f);
+		if (p->has_committed) {
+			store_pos_format(p->committed, want, sizeof want);
+			back = *val != '=' ||
+			       (store_pos_parse(got, strlen(got), &sp) == 0 && store_pos_cmp(sp, p->committed) < 0);
+		}
+	}
+	if (back)
+		return fail(w, KVW_REMOTE,
+		            "the stored offsets of shard %d/%d went back: '%s' field '%s' holds %s but "
+		            "this process expected %s: Redis lost data (restarted without persistence, "
+		            "or rolled back?), or another writer changed them; nothing of this epoch was "
+		            "written; stopping so that the pipeline restarts from what the store holds",
+		            w->o.shard, w->o.nshards, w->offkey, f, got, want);
+	return fail(w, KVW_REMOTE,
+	            "another writer changed the stored offsets of shard %d/%d of pipeline '%s': "
+	            "field '%s' expected %s, found %s; is an old pipeline still running? nothing of "
+	            "this epoch was written; stopping so that the pipeline restarts from what the "
+	            "store holds", w->o.shard, w->o.nshards, w->o.pipeline, f, want, got);
+}
+
 int
 kvw_commit(kvw *w)
 {
@@ -1471,6 +1613,12 @@ kvw_commit(kvw *w)
 			         "and the offsets did not move; delete or rename that key",
 			         k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
 			         idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+			freeReplyObject(rep);
+			return r;
+		}
+		const char *fe = strstr(e, "FPFENCE ");
+		if (fe) {
+			r = fence_failed(w, fe + 8);
 			freeReplyObject(rep);
 			return r;
 		}

@@ -22,9 +22,11 @@ typedef struct mpart {
 	char *topic; /* owned */
 	size_t tlen;
 	int32_t partition;
-	int has_start, has_committed;
+	int has_start, has_committed, has_passed;
 	store_pos start;     /* stored at start: records below it are skipped */
 	store_pos committed; /* stored when last read */
+	store_pos passed;    /* the furthest position passed downstream (start,
+	                      * updates, barriers): our writer stores no more */
 	uint64_t seen;       /* the offsets read that last showed it */
 } mpart;
 
@@ -248,7 +250,8 @@ struct offsets_arg {
 	int start;
 	int oom;
 	int64_t back;        /* index of a partition whose offset went back, or -1 */
-	store_pos was, now;
+	int64_t ahead;       /* index of one moved past what we passed on, or -1 */
+	store_pos was, now, beyond;
 };
 
 static void
@@ -270,12 +273,27 @@ offset_cb(void *arg, const char *topic, size_t tlen, int32_t partition, int shar
 		a->was = p->committed;
 		a->now = pos;
 	}
+	if (!a->start && a->ahead < 0 && (!p->has_passed || store_pos_cmp(pos, p->passed) > 0)) {
+		a->ahead = i;
+		a->beyond = pos;
+	}
 	p->has_committed = 1;
 	p->committed = pos;
 	p->seen = m->st.offset_reads;
 	if (a->start) {
-		p->has_start = 1;
-		p->start = pos;
+		p->has_start = p->has_passed = 1;
+		p->start = p->passed = pos;
+	}
+}
+
+/* Our own pipeline passed position pos of partition i downstream. */
+static void
+note_passed(merge *m, size_t i, store_pos pos)
+{
+	mpart *p = &m->parts[i];
+	if (!p->has_passed || store_pos_cmp(pos, p->passed) > 0) {
+		p->passed = pos;
+		p->has_passed = 1;
 	}
 }
 
@@ -287,7 +305,7 @@ static int
 read_offsets(merge *m, int start)
 {
 	char err[400];
-	struct offsets_arg a = {m, start, 0, -1, {0, 0}, {0, 0}};
+	struct offsets_arg a = {m, start, 0, -1, -1, {0, 0}, {0, 0}, {0, 0}};
 	m->st.offset_reads++;
 	m->last_read_ms = now_ms();
 	if (store_read_offsets(m->o.store, m->o.pipeline, offset_cb, &a, err, sizeof err) < 0)
@@ -307,6 +325,101 @@ read_offsets(merge *m, int start)
 		            "the store's offset for %.*s/%d went back from %s to %s: Redis lost data; "
 		            "restart the pipeline to replay from the stored offsets",
 		            (int)p->tlen, p->topic, (int)p->partition, was, now);
+	}
+	/* Foreign progress: a position our own fp-kvwrite cannot have stored,
+	 * as nothing this process passed on reaches it.  Keys evicted on its
+	 * word would be reloaded with records applied twice. */
+	if (a.ahead >= 0) {
+		const mpart *p = &m->parts[a.ahead];
+		char now[48], passed[48] = "nothing";
+		store_pos_format(a.beyond, now, sizeof now);
+		if (p->has_passed)
+			store_pos_format(p->passed, passed, sizeof passed);
+		return fail(m, MERGE_REMOTE,
+		            "another writer changed the stored offsets of shard %d/%d: %.*s/%d is at %s, "
+		            "but this fp-merge has passed on only %s; is an old pipeline still running? "
+		            "restart the pipeline to resume from what the store holds",
+		            m->o.shard, m->o.nshards, (int)p->tlen, p->topic, (int)p->partition, now,
+		            passed);
+	}
+	return MERGE_OK;
+}
+
+static int write_failed(merge *m);
+
+/* The origin control frame: the stored positions this process builds on,
+ * before any update (fp-frames(5)); fp-kvwrite fences its commits on it. */
+static int
+emit_origin(merge *m)
+{
+	fp_buf *b = &m->w.buf;
+	uint32_t n = 0;
+	for (size_t i = 0; i < m->nparts; i++)
+		n += m->parts[i].has_start;
+	fr_writer_begin(&m->w);
+	int rc = mpw_map(b, 5) | mpw_str(b, "@ctl", 4) | mpw_str(b, "origin", 6) |
+	         mpw_str(b, "@pipeline", 9) | mpw_str(b, m->o.pipeline, strlen(m->o.pipeline)) |
+	         mpw_str(b, "@shard", 6) | mpw_int(b, m->o.shard) | mpw_str(b, "@shards", 7) |
+	         mpw_int(b, m->o.nshards) | mpw_str(b, "@pos", 4) | mpw_array(b, n);
+	for (size_t i = 0; i < m->nparts; i++) {
+		const mpart *p = &m->parts[i];
+		char t[48];
+		if (!p->has_start)
+			continue;
+		store_pos_format(p->start, t, sizeof t);
+		rc |= mpw_array(b, 3) | mpw_str(b, p->topic, p->tlen) | mpw_int(b, p->partition) |
+		      mpw_str(b, t, strlen(t));
+	}
+	if (rc) {
+		fr_writer_abort(&m->w);
+		return fail(m, MERGE_IO, "out of memory");
+	}
+	if (fr_writer_end(&m->w) < 0) {
+		if (!m->w.err && errno == EMSGSIZE)
+			return fail(m, MERGE_DATA, "the origin frame (%u positions) is larger than the "
+			            "maximum frame size %zu", n, m->w.max_frame);
+		return write_failed(m);
+	}
+	return MERGE_OK;
+}
+
+/* A barrier passed on: fp-kvwrite moves every partition it lists. */
+static int
+note_barrier(merge *m, const uint8_t *body, size_t len)
+{
+	const uint8_t *v;
+	const char *ctl, *topic;
+	size_t vl, cl, hdr, off, tlen;
+	uint32_t n, k;
+	if (!mp_map_find(body, len, "@ctl", 4, &v, &vl) || mp_read_str(v, vl, &ctl, &cl) < 0 ||
+	    cl != 7 || memcmp(ctl, "barrier", 7) ||
+	    !mp_map_find(body, len, "@pos", 4, &v, &vl) || mp_read_array(v, vl, &n, &hdr) < 0)
+		return MERGE_OK;
+	off = hdr;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t es = mp_skip(v + off, vl - off), h2, o2, s;
+		int64_t part, next;
+		if (!es)
+			return MERGE_OK;
+		/* fp-kvwrite rejects a malformed barrier: nothing to note then */
+		if (mp_read_array(v + off, es, &k, &h2) < 0 || k != 3)
+			goto next;
+		o2 = off + h2;
+		if (!(s = mp_skip(v + o2, vl - o2)) || mp_read_str(v + o2, s, &topic, &tlen) < 0)
+			goto next;
+		o2 += s;
+		if (!(s = mp_skip(v + o2, vl - o2)) || mp_read_int(v + o2, s, &part) < 0 || part < 0 ||
+		    part > INT32_MAX)
+			goto next;
+		o2 += s;
+		if (!(s = mp_skip(v + o2, vl - o2)) || mp_read_int(v + o2, s, &next) < 0 || next < 0)
+			goto next;
+		int64_t pi = part_index(m, topic, tlen, (int32_t)part);
+		if (pi < 0)
+			return fail(m, MERGE_IO, "out of memory");
+		note_passed(m, (size_t)pi, (store_pos){next, 0});
+	next:
+		off += es;
 	}
 	return MERGE_OK;
 }
@@ -703,6 +816,8 @@ apply_batch(merge *m, size_t n)
 		switch (f->kind) {
 		case K_CTL:
 			m->st.control++;
+			if (m->o.store && (rc = note_barrier(m, f->body, f->len)) != MERGE_OK)
+				return rc;
 			if (fr_writer_put(&m->w, f->body, f->len) < 0)
 				return write_failed(m);
 			continue;
@@ -727,6 +842,7 @@ apply_batch(merge *m, size_t n)
 			f->e->flags = MERGE_DIRTY;
 			f->e->part = f->part;
 			f->e->pos = f->after;
+			note_passed(m, f->part, f->after);
 		} else {
 			f->e->flags = MERGE_UNKNOWN;
 		}
@@ -832,7 +948,7 @@ static int
 run(merge *m)
 {
 	int rc;
-	if (m->o.store && (rc = read_offsets(m, 1)) != MERGE_OK)
+	if (m->o.store && ((rc = read_offsets(m, 1)) != MERGE_OK || (rc = emit_origin(m)) != MERGE_OK))
 		return rc;
 	for (;;) {
 		if ((rc = fill_input(m)) != MERGE_OK)

@@ -8,9 +8,9 @@
 #
 # runs in its own session (setsid), so that every process of it, the shards
 # included (fp-keyby puts each in its own process group), can be listed and
-# killed by PID.  The pipeline is restarted as a whole, under flock(1) on
-# $T/pipeline.lock as featpipe(7) recommends, never while a process of the
-# previous run is alive.  At the end the oracle (oracle.py, independent of
+# killed by PID.  The pipeline is restarted as a whole; no flock(1): a shard
+# of an earlier run that commits late (a zombie) is fenced by fp-kvwrite's
+# commit check (featpipe(7) GUARANTEES; tests/e2e.bats "zombie" tests).  At the end the oracle (oracle.py, independent of
 # featpipe) recounts the features from the topic and compare.py checks every
 # e2e:* hash in Redis.
 
@@ -85,15 +85,13 @@ e2e_wait_producer() {
 	fi
 }
 
-# e2e_start [CONSUME-FLAGS...]: start the pipeline in a new session; the
-# leader is flock(1) holding $T/pipeline.lock for the whole pipeline (every
-# process inherits the descriptor, so the lock is free only when the last
-# one has exited).  Output in $T/run-N.{out,err}.
+# e2e_start [CONSUME-FLAGS...]: start the pipeline in a new session (its
+# leader is the shell running $T/pipeline.sh).  Output in $T/run-N.{out,err}.
 e2e_start() {
 	E2E_RUNS=$((E2E_RUNS + 1))
 	local n=$E2E_RUNS
 	e2e_script "$@"
-	setsid flock "$T/pipeline.lock" bash "$T/pipeline.sh" >"$T/run-$n.out" 2>"$T/run-$n.err" &
+	setsid bash "$T/pipeline.sh" >"$T/run-$n.out" 2>"$T/run-$n.err" &
 	E2E_PID=$!
 	E2E_SID=$E2E_PID
 	E2E_SESSIONS+=("$E2E_SID")
@@ -151,7 +149,7 @@ e2e_reap() {
 	E2E_UNWOUND=1
 	while [[ -n $(e2e_pids) ]]; do
 		if ((SECONDS >= end)); then
-			# the leader (flock) last: it then exits by itself with 128+9
+			# the leader (the shell) last: it then exits by itself with 128+9
 			E2E_UNWOUND=0
 			pids=$(e2e_pids | grep -vx "$E2E_PID" || true)
 			[[ -n $pids || $SECONDS -ge $((end + 3)) ]] || pids=$E2E_PID

@@ -397,3 +397,94 @@ cut_commit() {
 	[ "${PIPESTATUS[0]}" -eq 0 ]
 	[ "$(cat "$T/out")" = MULTI ] && [ ! -s "$T/err" ]
 }
+
+# fence: every commit checks that this shard's offsets fields hold what this
+# process expects (its origin, then its own last commit).
+
+@test "fence: another writer changes the offsets between two epochs: exit 4, nothing of the epoch written" {
+	start_redis
+	rcli hset fp:default:offsets ev/0/1/2 7 >/dev/null    # another shard: not checked
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --flush-ms 0 "$T/in"
+	exec 7>"$T/in"
+	printf '%s\n' '{"@key":"a","@src":["ev",0,0],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,1]]}' | frames_of >&7
+	wait_for offset_is 1
+	rcli hset fp:default:offsets ev/0/0/1 5 ev/0/1/2 9 >/dev/null    # a zombie's late commit
+	printf '%s\n' '{"@key":"a","@src":["ev",0,1],"v":2}' '{"@key":"b","@src":["ev",0,2],"v":3}' \
+		'{"@ctl":"barrier","@epoch":2,"@pos":[["ev",0,3]]}' | frames_of >&7
+	exec 7>&-
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
+	grep -q "fp-kvwrite: another writer changed the stored offsets of shard 0/1 of pipeline 'default': field 'ev/0/0/1' expected 1, found 5; is an old pipeline still running?" "$T/kv.err"
+	[ "$(rcli hget a v)" = 1 ] && [ "$(rcli exists b)" = 0 ] && offset_is 5
+}
+
+@test "fence: fp-kvwrite alone expects what it read at start; a field that appears is foreign" {
+	start_redis
+	rcli hset fp:default:offsets ev/0/0/1 3 >/dev/null
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --flush-ms 0 "$T/in"
+	exec 7>"$T/in"
+	printf '%s\n' '{"@key":"a","@src":["ev",0,3],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,4]]}' | frames_of >&7
+	wait_for offset_is 4
+	rcli hset fp:default:offsets ev/1/0/1 4 >/dev/null   # never seen by it: expected missing
+	printf '%s\n' '{"@key":"b","@src":["ev",1,0],"v":1}' \
+		'{"@ctl":"barrier","@epoch":2,"@pos":[["ev",0,4],["ev",1,1]]}' | frames_of >&7
+	exec 7>&-
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
+	grep -q "field 'ev/1/0/1' expected nothing, found 4; is an old pipeline still running?" "$T/kv.err"
+	[ "$(rcli exists b)" = 0 ] && [ "$(rcli hget fp:default:offsets ev/1/0/1)" = 4 ]
+}
+
+@test "fence: the origin frame sets the expected offsets; it must match the store at the first commit" {
+	start_redis
+	rcli hset fp:default:offsets ev/0/0/1 5:2 ev/1/0/1 3 >/dev/null
+	origin() { echo "{\"@ctl\":\"origin\",\"@pipeline\":\"default\",\"@shard\":0,\"@shards\":1,\"@pos\":$1}"; }
+	# what fp-merge read: the store as it is -> the epoch lands
+	{ origin '[["ev",0,"5:2"],["ev",1,"3"]]'; echo '{"@key":"a","@src":["ev",0,5,2],"v":1}'; } |
+		frames_of | fp-kvwrite 2>/dev/null
+	[ "$(rcli hget a v)" = 1 ] && offset_is 5:3
+	# fp-merge read an older position: a zombie committed since -> refused
+	run bash -c "{ $(declare -f origin); origin '[[\"ev\",0,\"5:2\"],[\"ev\",1,\"3\"]]'; echo '{\"@key\":\"b\",\"@src\":[\"ev\",0,6],\"v\":1}'; } | fp-cat -r | fp-kvwrite"
+	[ "$status" -eq 4 ]
+	[[ $output == *"field 'ev/0/0/1' expected 5:2, found 5:3; is an old pipeline still running?"* ]]
+	[ "$(rcli exists b)" = 0 ] && offset_is 5:3
+	# a field the origin does not list must be missing
+	run bash -c "{ $(declare -f origin); origin '[[\"ev\",0,\"5:3\"]]'; echo '{\"@key\":\"b\",\"@src\":[\"ev\",0,6],\"v\":1}'; } | fp-cat -r | fp-kvwrite"
+	[ "$status" -eq 4 ]
+	[[ $output == *"field 'ev/1/0/1' expected nothing, found 3"* ]]
+	[ "$(rcli exists b)" = 0 ]
+	# an origin of another shard is a configuration error; a second origin is ignored
+	run bash -c "{ $(declare -f origin); origin '[]'; } | fp-cat -r | FP_SHARD=1 FP_SHARDS=2 fp-kvwrite"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 1: origin of shard 0/1, but this fp-kvwrite writes shard 1/2 (FP_SHARD, FP_SHARDS)"* ]]
+	run bash -c "{ $(declare -f origin); origin '[]'; } | fp-cat -r | FP_PIPELINE=other fp-kvwrite"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 1: origin of another pipeline than 'other' (FP_PIPELINE)"* ]]
+	{ origin '[["ev",0,"5:3"],["ev",1,"3"]]'; origin '[]'; echo '{"@key":"b","@src":["ev",0,6],"v":1}'; } |
+		frames_of | fp-kvwrite 2>/dev/null
+	[ "$(rcli hget b v)" = 1 ] && offset_is 7
+}
+
+@test "fence: the stored offsets went back (Redis lost data) between epochs: exit 4, nothing written" {
+	start_redis
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --flush-ms 0 "$T/in"
+	exec 7>"$T/in"
+	printf '%s\n' '{"@key":"a","@src":["ev",0,4],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,5]]}' | frames_of >&7
+	wait_for offset_is 5
+	rcli hset fp:default:offsets ev/0/0/1 2 >/dev/null
+	printf '%s\n' '{"@key":"b","@src":["ev",0,5],"v":1}' | frames_of >&7
+	exec 7>&-
+	local rc=0
+	wait "$BG_PID" || rc=$?
+	[ "$rc" -eq 4 ]
+	grep -q "the stored offsets of shard 0/1 went back: 'fp:default:offsets' field 'ev/0/0/1' holds 2 but this process expected 5: Redis lost data" "$T/kv.err"
+	[ "$(rcli exists b)" = 0 ]
+}

@@ -142,7 +142,11 @@ last_per_key() {
 	{"user_id":1,"ts":1,"@src":["other",0,0]}
 	EOF
 	fp-cat -r "$T/in.jsonl" | FP_PIPELINE=p1 FP_SHARD=1 FP_SHARDS=2 fp-merge -f "$FIX/cars.fp" \
-		2>"$T/err" | fp-cat | jq -c '.["@src"]' >"$T/out"
+		2>"$T/err" | fp-cat >"$T/frames"
+	# first the origin: this shard's stored positions, before any update
+	head -1 "$T/frames" | jq -c '[.["@ctl"], .["@pipeline"], .["@shard"], .["@shards"], (.["@pos"] | sort)]' |
+		diff -u - <(echo '["origin","p1",1,2,[["ev",0,"5:2"],["ev",1,"3"]]]')
+	tail -n +2 "$T/frames" | jq -c '.["@src"]' >"$T/out"
 	printf '%s\n' '["ev",0,5,2]' '["ev",1,3]' '["ev",0,6]' '["other",0,0]' | diff -u - "$T/out"
 	grep -q 'fp-merge\[1\]: skipped 4 records already applied (below the stored offsets)' "$T/err"
 }
@@ -254,7 +258,9 @@ last_per_key() {
 	[ "$(rcli HGET u:42 views)" = 2 ]
 }
 
-@test "fp-merge: stored offsets that vanish (Redis lost data) stop it with exit 4" {
+# merge_waiting: fp-merge (--max-keys 2, stored offset ev/0 = 1) given 40
+# keys and no writer: it waits, re-reading the offsets (3 reads seen).
+merge_waiting() {
 	start_redis
 	rcli HSET fp:default:offsets ev/0/0/1 1 >/dev/null
 	seq 1 40 | jq -c '{user_id: ., ts: 1, "@src": ["ev", 0, .]}' | fp-cat -r >"$T/in"
@@ -262,13 +268,40 @@ last_per_key() {
 	bg_start merge bash -c "exec fp-merge -f '$FIX/cars.fp' --max-keys 2 --batch 4 --commit-wait 20s <'$T/fifo'"
 	exec 8>"$T/fifo"
 	cat "$T/in" >&8
-	# no writer commits: it waits, re-reading the offsets
 	wait_for bash -c "[ \$(redis-cli -p $REDIS_PORT INFO commandstats |
 		sed -n 's/^cmdstat_hgetall:calls=\([0-9]*\),.*/\1/p') -ge 3 ]"
-	rcli DEL fp:default:offsets >/dev/null
+}
+
+# merge_stops STATUS: the waiting fp-merge exits by itself with STATUS.
+merge_stops() {
+	local status=0
 	wait_for bash -c "! kill -0 $BG_PID"
 	exec 8>&-
 	wait "$BG_PID" || status=$?
-	[ "${status:-0}" -eq 4 ]
+	[ "$status" -eq "$1" ]
+}
+
+@test "fp-merge: stored offsets that vanish (Redis lost data) stop it with exit 4" {
+	merge_waiting
+	rcli DEL fp:default:offsets >/dev/null
+	merge_stops 4
 	grep -q "fp-merge: the store's offset for ev/0 went back from 1 to nothing: Redis lost data" "$T/merge.err"
+}
+
+@test "fp-merge: stored offsets moved past what it passed on (another writer) stop it with exit 4" {
+	merge_waiting
+	# what it passed on stays below 42 (it waits for the writer after a few
+	# batches): 100 is not its own writer's
+	rcli HSET fp:default:offsets ev/0/0/1 100 >/dev/null
+	merge_stops 4
+	grep -q "fp-merge: another writer changed the stored offsets of shard 0/1: ev/0 is at 100, but this fp-merge has passed on only [0-9]*; is an old pipeline still running?" "$T/merge.err"
+}
+
+@test "fp-merge: stored offsets that reach what it passed on (its own writer) are accepted" {
+	start_redis
+	rcli HSET fp:default:offsets ev/0/0/1 1 >/dev/null
+	seq 1 40 | jq -c '{user_id: ., ts: 1, "@src": ["ev", 0, .]}' | fp-cat -r >"$T/in"
+	echo '{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,50],["ev",1,7]]}' | fp-cat -r >>"$T/in"
+	fp-merge -f "$FIX/cars.fp" --max-keys 2 --batch 4 <"$T/in" 2>"$T/err" | fp-kvwrite --flush-ms 5 --max-batch 3
+	[ "$(rcli HGET fp:default:offsets ev/0/0/1)" = 50 ] && [ "$(rcli HGET fp:default:offsets ev/1/0/1)" = 7 ]
 }
