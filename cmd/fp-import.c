@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/dict.h"
 #include "../lib/frame.h"
 #include "../lib/imp.h"
@@ -181,14 +182,6 @@ dead_letter(const char *where, const uint8_t *frame, size_t flen, const uint8_t 
 	}
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* "topic/partition/offset" of a raw frame, for messages. */
 static void
 src_text(const uint8_t *src, size_t n, char *buf, size_t cap)
@@ -353,7 +346,7 @@ import_lines(int fd, const char *name, const dict_source *s)
 			fp_die(FP_EXIT_IO, "error reading '%s': %s", name, strerror(errno));
 		in.len += (size_t)n;
 		eof = n == 0;
-		int64_t t = now_us();
+		int64_t t = fp_wall_us();
 		meta.now_ms = t / 1000;
 		in_us.len = 0;
 		if (mpw_int(&in_us, t) < 0)

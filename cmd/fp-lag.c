@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 
+#include "../lib/clock.h"
 #include "../lib/frame.h"
 #include "../lib/json.h"
 #include "../lib/kafka.h"
@@ -124,14 +125,6 @@ w_num(const char *k, double v)
 	if (mpw_str(&rec, k, strlen(k)) < 0 ||
 	    (isnan(v) ? mpw_nil(&rec) : mpw_double(&rec, round(v * 1000) / 1000)) < 0)
 		oom();
-}
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* An alert or status event: a line on stdout and --alert-cmd. */
@@ -273,7 +266,7 @@ check(redisContext **rc, const store_url *su, int *failed)
 {
 	char err[512];
 	static char last_err[512];
-	int64_t now = wall_ms();
+	int64_t now = fp_wall_ms();
 	int bad = lag_probe_check(probe, now, err, sizeof err) < 0;
 	checks++;
 	if (bad && strcmp(err, last_err) != 0)

@@ -1,5 +1,6 @@
 /* kafka.c - shared Kafka helpers; see kafka.h. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "kafka.h"
 
 #include <ctype.h>
@@ -802,7 +803,5 @@ fk_catch_stop(volatile sig_atomic_t *flag)
 int64_t
 fk_now_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return fp_wall_us();
 }

@@ -1,5 +1,6 @@
 /* keyby.c - route frames to shards by key; see keyby.h. */
 #define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
+#include "clock.h"
 #include "keyby.h"
 
 #include <errno.h>
@@ -58,14 +59,6 @@ on_signal(int sig)
 	ssize_t w = write(sigfd[1], "", 1);
 	(void)w;
 	errno = e;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int
@@ -186,9 +179,9 @@ shard_write(run *r, uint32_t i)
 	}
 	/* The shard closed its input: give it a moment to exit, so that its
 	 * own status is the one reported. */
-	int64_t until = now_ms() + (r->c->grace_ms < 1000 ? r->c->grace_ms : 1000);
+	int64_t until = fp_mono_ms() + (r->c->grace_ms < 1000 ? r->c->grace_ms : 1000);
 	while (!sh->reaped && !r->fail && !got_term) {
-		int64_t left = until - now_ms();
+		int64_t left = until - fp_mono_ms();
 		if (left <= 0)
 			break;
 		wait_event(r, (int)left);
@@ -377,9 +370,9 @@ stop_all(run *r, int sig)
 	for (uint32_t i = 0; i < r->n; i++)
 		if (r->sh[i].pid && !r->sh[i].reaped)
 			kill(-r->sh[i].pid, sig);
-	int64_t until = now_ms() + r->c->grace_ms;
+	int64_t until = fp_mono_ms() + r->c->grace_ms;
 	while (r->alive > 0) {
-		int64_t left = until - now_ms();
+		int64_t left = until - fp_mono_ms();
 		if (left <= 0)
 			break;
 		wait_event(r, (int)left);

@@ -1,4 +1,5 @@
 /* kvwrite.c - fp-merge updates to Redis in atomic epochs; see kvwrite.h. */
+#include "clock.h"
 #include "kvwrite.h"
 
 #include <errno.h>
@@ -162,20 +163,6 @@ warn(kvw *w, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	w->o.warn(w->o.warn_arg, msg);
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-mono_ms(void)
-{
-	return mono_us() / 1000;
 }
 
 static void
@@ -474,7 +461,7 @@ note_change(kvw *w)
 {
 	if (!w->changed) {
 		w->changed = 1;
-		w->first_change = mono_ms();
+		w->first_change = fp_mono_ms();
 	}
 }
 
@@ -785,9 +772,7 @@ observe_epoch(kvw *w, int64_t commit_us)
 	if (w->o.dry_run)
 		return;
 	stats_observe(m->commit_us, commit_us < 0 ? 0 : (uint64_t)commit_us);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	int64_t now_us = fp_wall_us();
 	int64_t now_ms = now_us / 1000;
 	for (size_t i = 0; i < w->nstamp; i++) {
 		int64_t t = w->stamp[i][0], in = w->stamp[i][1];
@@ -900,7 +885,7 @@ kvw_due(kvw *w)
 {
 	if (w->barrier || w->nent >= w->o.max_batch)
 		return 1;
-	return w->changed && w->o.flush_ms > 0 && mono_ms() - w->first_change >= w->o.flush_ms;
+	return w->changed && w->o.flush_ms > 0 && fp_mono_ms() - w->first_change >= w->o.flush_ms;
 }
 
 int64_t
@@ -908,7 +893,7 @@ kvw_wait_ms(kvw *w)
 {
 	if (!w->changed || w->o.flush_ms <= 0)
 		return -1;
-	int64_t left = w->first_change + w->o.flush_ms - mono_ms();
+	int64_t left = w->first_change + w->o.flush_ms - fp_mono_ms();
 	return left < 0 ? 0 : left;
 }
 
@@ -1179,7 +1164,7 @@ drop_conn(kvw *w)
 static int
 outage_wait(kvw *w, const char *what)
 {
-	int64_t now = mono_ms();
+	int64_t now = fp_mono_ms();
 	if (!w->out_start) {
 		w->out_start = w->out_warned = now;
 		w->out_attempts = 0;
@@ -1211,7 +1196,7 @@ outage_end(kvw *w)
 {
 	if (w->out_start) {
 		warn(w, "Redis is back after %.1fs and %u attempts",
-		     (double)(mono_ms() - w->out_start) / 1000, w->out_attempts);
+		     (double)(fp_mono_ms() - w->out_start) / 1000, w->out_attempts);
 		w->out_start = 0;
 		w->st.reconnects++;
 	}
@@ -1560,7 +1545,7 @@ kvw_commit(kvw *w)
 		epoch_done(w);
 		return 0;
 	}
-	int64_t t0 = mono_us();
+	int64_t t0 = fp_mono_us();
 	size_t want = w->keys.n - 1;
 	for (;;) {
 		if (!w->c) {
@@ -1641,7 +1626,7 @@ kvw_commit(kvw *w)
 	}
 	outage_end(w);
 	w->ambiguous = 0;
-	int64_t took = mono_us() - t0;
+	int64_t took = fp_mono_us() - t0;
 	note_latency(w, took);
 	observe_epoch(w, took);
 	epoch_done(w);

@@ -1,4 +1,5 @@
 /* merge.c - fp-merge's engine; see merge.h. */
+#include "clock.h"
 #include "merge.h"
 
 #include <errno.h>
@@ -74,20 +75,6 @@ fail(merge *m, int status, const char *fmt, ...)
 	vsnprintf(m->errstr, sizeof m->errstr, fmt, ap);
 	va_end(ap);
 	return status;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-now_ms(void)
-{
-	return now_us() / 1000;
 }
 
 /* A key for messages: at most 200 bytes (log.c shows control bytes as '?'). */
@@ -307,7 +294,7 @@ read_offsets(merge *m, int start)
 	char err[400];
 	struct offsets_arg a = {m, start, 0, -1, -1, {0, 0}, {0, 0}, {0, 0}};
 	m->st.offset_reads++;
-	m->last_read_ms = now_ms();
+	m->last_read_ms = fp_mono_ms();
 	if (store_read_offsets(m->o.store, m->o.pipeline, offset_cb, &a, err, sizeof err) < 0)
 		return fail(m, MERGE_REMOTE, "%s", err);
 	if (a.oom)
@@ -893,7 +880,7 @@ evict(merge *m)
 		return MERGE_OK;
 	/* The oldest key's last update may still be in fp-kvwrite's buffer.
 	 * Look at the store's offsets again, at most every few ms. */
-	if (now_ms() - m->last_read_ms >= 5) {
+	if (fp_mono_ms() - m->last_read_ms >= 5) {
 		int rc = read_offsets(m, 0);
 		if (rc != MERGE_OK)
 			return rc;
@@ -905,7 +892,7 @@ evict(merge *m)
 	m->st.waits++;
 	if (fr_writer_flush(&m->w) < 0)
 		return write_failed(m);
-	int64_t start = now_ms(), sleep_ms = 2;
+	int64_t start = fp_mono_ms(), sleep_ms = 2;
 	while (m->t.count > m->o.max_keys) {
 		merge_entry *e = merge_table_oldest(&m->t);
 		if (e->flags == MERGE_UNKNOWN)
@@ -913,7 +900,7 @@ evict(merge *m)
 			            "key '%s' cannot be evicted: its last record has no @src, so the "
 			            "store cannot show its update committed (raise --max-keys)",
 			            key_text(e->key, e->klen, kt, sizeof kt));
-		if (now_ms() - start > m->o.commit_wait_ms) {
+		if (fp_mono_ms() - start > m->o.commit_wait_ms) {
 			const mpart *p = &m->parts[e->part];
 			char want[48];
 			store_pos_format(e->pos, want, sizeof want);
@@ -973,24 +960,24 @@ run(merge *m)
 		}
 		m->st.batches++;
 		merge_metrics *mm = m->o.metrics;
-		int64_t t0 = mm ? now_us() : 0, t1 = 0;
+		int64_t t0 = mm ? fp_mono_us() : 0, t1 = 0;
 		size_t nread = n;
 		int prc = prepare(m, &n, fno0);
 		if (prc == MERGE_IO)
 			return prc;
 		if (m->nloads) {
 			if (mm)
-				t1 = now_us();
+				t1 = fp_mono_us();
 			if ((rc = load_keys(m, m->nloads)) != MERGE_OK)
 				return rc;
 			if (mm)
-				stats_observe(mm->load_us, (uint64_t)(now_us() - t1));
+				stats_observe(mm->load_us, (uint64_t)(fp_mono_us() - t1));
 		}
 		if ((rc = apply_batch(m, n)) != MERGE_OK)
 			return rc;
 		if (mm) {
 			stats_observe(mm->batch_size, nread);
-			stats_observe(mm->batch_us, (uint64_t)(now_us() - t0));
+			stats_observe(mm->batch_us, (uint64_t)(fp_mono_us() - t0));
 			m->st.keys = m->t.count;
 			if (mm->tick)
 				mm->tick(&m->st, mm->tick_arg);

@@ -1,5 +1,6 @@
 /* stats.c - per-stage metrics as Prometheus text; see stats.h. */
 #define _POSIX_C_SOURCE 200809L
+#include "clock.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -358,9 +359,7 @@ stats_hist_quantile(const stats_hist *h, double q)
 int64_t
 stats_clock_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return fp_mono_ms();
 }
 
 static int
