@@ -210,81 +210,6 @@ fp_path_text(const fp_path *p)
 	return p->text;
 }
 
-/* The size of the object at p[0..n), n > 0: scalars inline, the rest by
- * mp_skip().  0 when truncated or invalid. */
-static inline size_t
-skip1(const uint8_t *p, size_t n)
-{
-	uint8_t c = p[0];
-	size_t s;
-	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-		return 1;
-	if (c >= 0xa0 && c <= 0xbf) {
-		s = 1 + (size_t)(c & 0x1f);
-	} else {
-		switch (c) {
-		case 0xcc: case 0xd0: s = 2; break;
-		case 0xcd: case 0xd1: s = 3; break;
-		case 0xca: case 0xce: case 0xd2: s = 5; break;
-		case 0xcb: case 0xcf: case 0xd3: s = 9; break;
-		case 0xd9:
-			if (n < 2)
-				return 0;
-			s = 2 + (size_t)p[1];
-			break;
-		default:
-			return mp_skip(p, n);
-		}
-	}
-	return s <= n ? s : 0;
-}
-
-/* mp_map_find() for the evaluation's hot path: short string keys and
- * scalar values are read inline. */
-static int
-map_find(const uint8_t *p, size_t n, const char *key, size_t klen,
-         const uint8_t **val, size_t *vlen)
-{
-	uint32_t count;
-	size_t off;
-	if (mp_read_map(p, n, &count, &off) < 0)
-		return 0;
-	for (uint32_t i = 0; i < count; i++) {
-		if (off >= n)
-			return 0;
-		const uint8_t *k = p + off;
-		const char *ks;
-		size_t kl, klen_all;
-		if (k[0] >= 0xa0 && k[0] <= 0xbf) {
-			kl = k[0] & 0x1f;
-			klen_all = 1 + kl;
-			ks = (const char *)k + 1;
-		} else {
-			klen_all = mp_skip(k, n - off);
-			if (!klen_all)
-				return 0;
-			if (mp_read_str(k, n - off, &ks, &kl) < 0)
-				kl = SIZE_MAX; /* not a string: never matches */
-		}
-		if (klen_all > n - off)
-			return 0;
-		int match = kl == klen && memcmp(ks, key, klen) == 0;
-		off += klen_all;
-		if (off >= n)
-			return 0;
-		size_t vs = skip1(p + off, n - off);
-		if (!vs)
-			return 0;
-		if (match) {
-			*val = p + off;
-			*vlen = vs;
-			return 1;
-		}
-		off += vs;
-	}
-	return 0;
-}
-
 int
 fp_path_get(const fp_path *p, const uint8_t *rec, size_t len,
             const uint8_t **val, size_t *vlen)
@@ -294,7 +219,7 @@ fp_path_get(const fp_path *p, const uint8_t *rec, size_t len,
 	for (size_t i = 0; i < p->nsteps; i++) {
 		const step *s = &p->steps[i];
 		if (s->name) {
-			if (!map_find(cur, n, s->name, s->nlen, &cur, &n))
+			if (!mp_map_find(cur, n, s->name, s->nlen, &cur, &n))
 				return 0;
 			continue;
 		}
@@ -305,13 +230,13 @@ fp_path_get(const fp_path *p, const uint8_t *rec, size_t len,
 		cur += hdr;
 		n -= hdr;
 		for (uint32_t k = 0; k < s->index; k++) {
-			size_t sk = n ? skip1(cur, n) : 0;
+			size_t sk = mp_skip(cur, n);
 			if (!sk)
 				return 0;
 			cur += sk;
 			n -= sk;
 		}
-		size_t sk = n ? skip1(cur, n) : 0;
+		size_t sk = mp_skip(cur, n);
 		if (!sk)
 			return 0;
 		n = sk;

@@ -228,7 +228,7 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 }
 
 size_t
-mp_skip(const uint8_t *p, size_t n)
+mp_skip_any(const uint8_t *p, size_t n)
 {
 	size_t off = 0;
 	uint64_t pending = 1;
@@ -287,19 +287,29 @@ mp_map_find(const uint8_t *p, size_t n, const char *key, size_t klen,
             const uint8_t **val, size_t *vlen)
 {
 	uint32_t count;
-	size_t hdr;
-	if (mp_read_map(p, n, &count, &hdr) < 0)
+	size_t off;
+	if (mp_read_map(p, n, &count, &off) < 0)
 		return 0;
-	size_t off = hdr;
 	for (uint32_t i = 0; i < count; i++) {
-		const char *k;
-		size_t kl;
-		size_t ks = mp_skip(p + off, n - off);
-		if (!ks)
+		if (off >= n)
 			return 0;
-		int match = mp_read_str(p + off, n - off, &k, &kl) == 0 && kl == klen &&
-		            memcmp(k, key, klen) == 0;
-		off += ks;
+		const uint8_t *k = p + off;
+		const char *ks;
+		size_t kl, ksize;
+		if (k[0] >= 0xa0 && k[0] <= 0xbf) { /* fixstr: the usual key */
+			kl = k[0] & 0x1f;
+			ksize = 1 + kl;
+			ks = (const char *)k + 1;
+			if (ksize > n - off)
+				return 0;
+		} else {
+			if (!(ksize = mp_skip(k, n - off)))
+				return 0;
+			if (mp_read_str(k, n - off, &ks, &kl) < 0)
+				kl = SIZE_MAX; /* not a string: never matches */
+		}
+		int match = kl == klen && memcmp(ks, key, klen) == 0;
+		off += ksize;
 		size_t vs = mp_skip(p + off, n - off);
 		if (!vs)
 			return 0;

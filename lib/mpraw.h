@@ -25,9 +25,41 @@ typedef struct mp_limits {
 int mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
                    char *errstr, size_t errlen);
 
+/* The size of a container or long value at p: mp_skip()'s general case. */
+size_t mp_skip_any(const uint8_t *p, size_t n);
+
 /* The size in bytes of the one object at p, or 0 when it is truncated or
- * invalid.  Iterative: safe on unchecked input of any depth. */
-size_t mp_skip(const uint8_t *p, size_t n);
+ * invalid.  Scalars and short strings, the hot path of every field lookup,
+ * are sized inline; the rest iteratively (safe on unchecked input of any
+ * depth). */
+static inline size_t
+mp_skip(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	uint8_t c = p[0];
+	size_t s;
+	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+		return 1;
+	if (c >= 0xa0 && c <= 0xbf) {
+		s = 1 + (size_t)(c & 0x1f);
+	} else {
+		switch (c) {
+		case 0xcc: case 0xd0: s = 2; break;
+		case 0xcd: case 0xd1: s = 3; break;
+		case 0xca: case 0xce: case 0xd2: s = 5; break;
+		case 0xcb: case 0xcf: case 0xd3: s = 9; break;
+		case 0xd9:
+			if (n < 2)
+				return 0;
+			s = 2 + (size_t)p[1];
+			break;
+		default:
+			return mp_skip_any(p, n);
+		}
+	}
+	return s <= n ? s : 0;
+}
 
 /* In a checked frame body, find the top-level entry whose key is key[0..klen).
  * 1 and the value's bytes in *val and *vlen when found, 0 when not. */
