@@ -16,7 +16,7 @@
 
 static const char USAGE[] =
 	"usage: fp-merge -f file [--store url | --no-store] [--max-keys n] [--batch n] "
-	"[--commit-wait duration] [--max-frame size] [-v]\n";
+	"[--per-record] [--commit-wait duration] [--max-frame size] [-v]\n";
 
 #define CONNECT_MS 5000
 #define COMMAND_MS 30000
@@ -132,12 +132,12 @@ report(const merge *m, int verbose)
 		        (unsigned long long)s->reset);
 	if (!verbose)
 		return;
-	fp_warn("records=%llu updates=%llu control=%llu skipped=%llu no_key=%llu no_time=%llu "
+	fp_warn("records=%llu updates=%llu syncs=%llu control=%llu skipped=%llu no_key=%llu no_time=%llu "
 	        "batches=%llu round_trips=%llu loads=%llu loaded=%llu evicted=%llu "
 	        "offset_reads=%llu waits=%llu keys=%zu keys_peak=%zu key_bytes=%zu "
 	        "bad_field=%llu late=%llu",
 	        (unsigned long long)s->records, (unsigned long long)s->updates,
-	        (unsigned long long)s->control, (unsigned long long)s->skipped,
+	        (unsigned long long)s->syncs, (unsigned long long)s->control, (unsigned long long)s->skipped,
 	        (unsigned long long)s->no_key, (unsigned long long)s->no_time,
 	        (unsigned long long)s->batches, (unsigned long long)s->round_trips,
 	        (unsigned long long)s->loads, (unsigned long long)s->loaded,
@@ -149,19 +149,21 @@ report(const merge *m, int verbose)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_STORE = 256, OPT_NO_STORE, OPT_MAX_KEYS, OPT_BATCH, OPT_COMMIT_WAIT, OPT_MAX_FRAME };
+	enum { OPT_STORE = 256, OPT_NO_STORE, OPT_MAX_KEYS, OPT_BATCH, OPT_PER_RECORD, OPT_COMMIT_WAIT,
+	       OPT_MAX_FRAME };
 	static const struct option longopts[] = {
 		{"store", required_argument, NULL, OPT_STORE},
 		{"no-store", no_argument, NULL, OPT_NO_STORE},
 		{"max-keys", required_argument, NULL, OPT_MAX_KEYS},
 		{"batch", required_argument, NULL, OPT_BATCH},
+		{"per-record", no_argument, NULL, OPT_PER_RECORD},
 		{"commit-wait", required_argument, NULL, OPT_COMMIT_WAIT},
 		{"max-frame", required_argument, NULL, OPT_MAX_FRAME},
 		{NULL, 0, NULL, 0},
 	};
 	const char *file = NULL, *store_flag = NULL;
 	int no_store = 0, verbose = 0, c;
-	merge_opts o = {.max_keys = 1000000, .batch_max = 4096};
+	merge_opts o = {.max_keys = 1000000, .batch_max = 16384};
 	char err[600];
 	uint64_t v;
 
@@ -190,6 +192,9 @@ main(int argc, char **argv)
 			if (fp_parse_u64(optarg, 1, 1u << 20, &v, err, sizeof err) < 0)
 				fp_usage_error(USAGE, "--batch: %s", err);
 			o.batch_max = (size_t)v;
+			break;
+		case OPT_PER_RECORD:
+			o.per_record = 1;
 			break;
 		case OPT_COMMIT_WAIT:
 			if (fp_parse_duration_ms(optarg, 1000, 0, &o.commit_wait_ms, err, sizeof err) < 0)

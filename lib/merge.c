@@ -16,7 +16,7 @@
 #include "mpraw.h"
 #include "store.h"
 
-#define READAHEAD_BYTES (1u << 20) /* stop reading ahead past this much buffered */
+#define READAHEAD_BYTES (4u << 20) /* stop reading ahead past this much buffered */
 
 /* One partition seen in @src or in the stored offsets. */
 typedef struct mpart {
@@ -43,8 +43,11 @@ typedef struct mframe {
 	uint64_t hash;       /* of the key */
 	uint32_t part;
 	uint8_t kind, has_src, utf8;
+	uint8_t emit;        /* the key's last applied record of its segment */
 	const uint8_t *src, *ts, *in; /* raw values, or NULL */
 	size_t srclen, tslen, inlen;
+	const uint8_t *in0;  /* the earliest @in of the key's records in the segment */
+	size_t in0len;
 } mframe;
 
 struct merge {
@@ -108,7 +111,7 @@ merge_new(const merge_opts *o, char *err, size_t errlen)
 	}
 	m->o = *o;
 	if (!m->o.batch_max)
-		m->o.batch_max = 4096;
+		m->o.batch_max = 16384;
 	if (!m->o.commit_wait_ms)
 		m->o.commit_wait_ms = 60000;
 	if (!m->o.pipeline)
@@ -449,7 +452,9 @@ fill_input(merge *m)
 		if (n == 0)
 			m->eof = 1;
 	}
-	while (m->o.store && !m->eof && fr_reader_pending(&m->r) < READAHEAD_BYTES &&
+	/* read ahead for a store's batched loads, and for coalescing */
+	while ((m->o.store || !m->o.per_record) && !m->eof &&
+	       fr_reader_pending(&m->r) < READAHEAD_BYTES &&
 	       readable_now(m->in_fd)) {
 		ssize_t n = fr_reader_fill(&m->r, m->in_fd);
 		if (n < 0)
@@ -583,6 +588,7 @@ prepare(merge *m, size_t *n, uint64_t fno0)
 		mframe *f = &m->batch[i];
 		f->e = NULL;
 		f->has_src = 0;
+		f->emit = 0;
 		if (find_reserved(f)) {
 			f->kind = K_CTL;
 			continue;
@@ -744,7 +750,8 @@ pack_state(fp_buf *b, const feat_spec *s, const feat_state *st)
 	return 0;
 }
 
-/* One update frame for record f. */
+/* One update frame for record f: its key's state now, f's @src and @ts,
+ * and the @in of f->in0. */
 static int
 emit_update(merge *m, const mframe *f)
 {
@@ -753,7 +760,7 @@ emit_update(merge *m, const mframe *f)
 	fp_buf *b = &w->buf;
 	int64_t ttl = feat_spec_ttl(s);
 	size_t nfeat = feat_spec_count(s);
-	uint32_t count = 2 + (f->src != NULL) + (f->ts != NULL) + (f->in != NULL) + (ttl > 0) +
+	uint32_t count = 2 + (f->src != NULL) + (f->ts != NULL) + (f->in0 != NULL) + (ttl > 0) +
 	                 (uint32_t)nfeat;
 	msgpack_packer *pk = fr_writer_begin(w);
 	const uint8_t *key = m->keys.p + f->koff;
@@ -763,8 +770,8 @@ emit_update(merge *m, const mframe *f)
 		rc |= mpw_str(b, "@src", 4) | fp_buf_add(b, f->src, f->srclen);
 	if (f->ts)
 		rc |= mpw_str(b, "@ts", 3) | fp_buf_add(b, f->ts, f->tslen);
-	if (f->in)
-		rc |= mpw_str(b, "@in", 3) | fp_buf_add(b, f->in, f->inlen);
+	if (f->in0)
+		rc |= mpw_str(b, "@in", 3) | fp_buf_add(b, f->in0, f->in0len);
 	if (ttl > 0)
 		rc |= mpw_str(b, "@ttl", 4) | mpw_int(b, ttl);
 	rc |= feat_emit_values(s, f->e->state, pk);
@@ -789,12 +796,54 @@ emit_update(merge *m, const mframe *f)
  * before it (feat_state_prefetch(), lib/feat.h). */
 #define PREFETCH_AHEAD 8
 
+/* The sync control frame: every update before it is consistent with the
+ * positions they carry (fp-frames(5)). */
+static int
+emit_sync(merge *m)
+{
+	static const uint8_t sync[] = {0x81, 0xa4, '@', 'c', 't', 'l', 0xa4, 's', 'y', 'n', 'c'};
+	if (fr_writer_put(&m->w, sync, sizeof sync) < 0)
+		return write_failed(m);
+	m->st.syncs++;
+	return MERGE_OK;
+}
+
+/* The updates of the segment batch[from..to): one per key, for its last
+ * applied record, in the order of those records; then a sync frame. */
+static int
+flush_segment(merge *m, size_t from, size_t to)
+{
+	size_t n = 0;
+	for (size_t i = from; i < to; i++)
+		if (m->batch[i].emit)
+			m->batch[i].e->mark = 0;
+	for (size_t i = from; i < to; i++) {
+		mframe *f = &m->batch[i];
+		if (!f->emit)
+			continue;
+		int rc = emit_update(m, f);
+		if (rc != MERGE_OK)
+			return rc;
+		n++;
+	}
+	return n ? emit_sync(m) : MERGE_OK;
+}
+
+/* How far ahead apply_batch() prefetches a key's state: far enough for the
+ * cache misses of a large key set to overlap with the work on the records
+ * before it (feat_state_prefetch(), lib/feat.h). */
+#define PREFETCH_AHEAD 8
+
+/* Apply the batch's records in order.  Coalescing (the default), a key's
+ * update is written once per segment (the records between two control
+ * frames), after the segment; with per_record, after every record. */
 static int
 apply_batch(merge *m, size_t n)
 {
+	size_t seg = 0;
+	int rc;
 	for (size_t i = 0; i < n; i++) {
 		mframe *f = &m->batch[i];
-		int rc;
 		if (i + PREFETCH_AHEAD < n) {
 			const mframe *a = &m->batch[i + PREFETCH_AHEAD];
 			if (a->kind == K_DATA && a->e && a->e->state)
@@ -802,6 +851,9 @@ apply_batch(merge *m, size_t n)
 		}
 		switch (f->kind) {
 		case K_CTL:
+			if ((rc = flush_segment(m, seg, i)) != MERGE_OK)
+				return rc;
+			seg = i + 1;
 			m->st.control++;
 			if (m->o.store && (rc = note_barrier(m, f->body, f->len)) != MERGE_OK)
 				return rc;
@@ -833,10 +885,25 @@ apply_batch(merge *m, size_t n)
 		} else {
 			f->e->flags = MERGE_UNKNOWN;
 		}
-		if ((rc = emit_update(m, f)) != MERGE_OK)
-			return rc;
+		f->in0 = f->in;
+		f->in0len = f->inlen;
+		if (m->o.per_record) {
+			if ((rc = emit_update(m, f)) != MERGE_OK)
+				return rc;
+			continue;
+		}
+		if (f->e->mark) {
+			mframe *prev = &m->batch[f->e->mark - 1];
+			prev->emit = 0;
+			if (prev->in0) {
+				f->in0 = prev->in0;
+				f->in0len = prev->in0len;
+			}
+		}
+		f->emit = 1;
+		f->e->mark = (uint32_t)i + 1;
 	}
-	return MERGE_OK;
+	return flush_segment(m, seg, n);
 }
 
 /* ---- eviction ------------------------------------------------------- */
@@ -936,6 +1003,10 @@ run(merge *m)
 {
 	int rc;
 	if (m->o.store && ((rc = read_offsets(m, 1)) != MERGE_OK || (rc = emit_origin(m)) != MERGE_OK))
+		return rc;
+	/* coalesced updates come in segments that each end with a sync: one
+	 * before the first tells the writer so (fp-kvwrite(1)) */
+	if (!m->o.per_record && (rc = emit_sync(m)) != MERGE_OK)
 		return rc;
 	for (;;) {
 		if ((rc = fill_input(m)) != MERGE_OK)

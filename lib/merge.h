@@ -64,17 +64,19 @@ typedef struct merge_opts {
 	const feat_spec *spec;   /* borrowed; outlives the engine */
 	redisContext *store;     /* borrowed; NULL: start empty, never evict */
 	size_t max_keys;         /* keys kept in memory (> 0) */
-	size_t batch_max;        /* frames read ahead per batch; 0: 4096 */
+	size_t batch_max;        /* frames read ahead per batch; 0: 16384 */
 	const char *pipeline;    /* names fp:{pipeline}:offsets */
 	int shard, nshards;      /* this process's shard (FP_SHARD/FP_SHARDS) */
 	int64_t commit_wait_ms;  /* longest wait for fp-kvwrite to commit; 0: 60 s */
 	size_t max_frame;        /* 0: FP_MAX_FRAME or the default */
+	int per_record;          /* one update per record, no sync frames */
 	merge_metrics *metrics;  /* borrowed, or NULL */
 } merge_opts;
 
 struct merge_stats {
 	uint64_t records;      /* data frames read */
 	uint64_t updates;      /* update frames written */
+	uint64_t syncs;        /* sync frames written */
 	uint64_t control;      /* control frames forwarded */
 	uint64_t skipped;      /* records below the stored offsets (already applied) */
 	uint64_t no_key;       /* records without a usable key field: dropped */

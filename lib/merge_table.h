@@ -28,6 +28,7 @@ typedef struct merge_entry {
 	uint64_t hash;
 	uint32_t part;                     /* caller's partition index (MERGE_DIRTY) */
 	uint32_t klen;
+	uint32_t mark;                     /* caller's: 0 when the table adds it */
 	uint8_t flags;                     /* MERGE_CLEAN / DIRTY / UNKNOWN */
 	uint8_t key[];
 } merge_entry;

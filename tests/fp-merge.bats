@@ -32,8 +32,38 @@ last_per_key() {
 	# (@src index 0) out of views_1h but in the others, last() newest first by
 	# event time, latest() by event time, a binary key, no @src/@ts/@in
 	frames_of "$FIX/basic.jsonl" >"$T/in"
-	fp-merge -f "$FIX/cars.fp" --no-store <"$T/in" 2>"$T/err" | fp-cat | no_state >"$T/out"
+	fp-merge -f "$FIX/cars.fp" --no-store --per-record <"$T/in" 2>"$T/err" | fp-cat | no_state >"$T/out"
 	diff -u "$FIX/basic.expected" "$T/out"
+}
+
+@test "fp-merge: coalesced, one update per key per segment, then a sync frame" {
+	# hand-checked against basic.expected: u:42's two records before the
+	# barrier give one update (the second's @src and @ts, the first's @in),
+	# after ann's, in the order of the keys' last records
+	frames_of "$FIX/basic.jsonl" >"$T/in"
+	fp-merge -f "$FIX/cars.fp" --no-store <"$T/in" 2>"$T/err" | fp-cat | no_state >"$T/out"
+	diff -u "$FIX/basic.coalesced.expected" "$T/out"
+	# the last update of each key equals the per-record run's (but @in)
+	fp-merge -f "$FIX/cars.fp" --no-store --per-record <"$T/in" | fp-cat | no_state | last_per_key >"$T/a"
+	last_per_key <"$T/out" >"$T/b"
+	diff -u "$T/a" "$T/b"
+}
+
+@test "fp-merge: coalescing equals one update per record, whatever the batch size" {
+	gen 5000 60 11 3 400 | fp-cat -r >"$T/in"
+	fp-merge -f "$FIX/cars.fp" --no-store --per-record <"$T/in" | fp-cat | last_per_key >"$T/want"
+	for b in 1 7 100 16384; do
+		fp-merge -f "$FIX/cars.fp" --no-store --batch "$b" -v <"$T/in" 2>"$T/err.$b" | fp-cat >"$T/out.$b"
+		last_per_key <"$T/out.$b" | diff -u "$T/want" -
+		# every segment ends with a sync; a key appears at most once per segment
+		jq -r 'if .["@ctl"] then .["@ctl"] else .["@key"] end' "$T/out.$b" |
+			awk '$0 == "sync" || $0 == "barrier" { delete seen; next } seen[$0]++ { print "twice: " $0; bad = 1 } END { exit bad }'
+		[ "$(tail -1 "$T/out.$b")" = '{"@ctl":"sync"}' ]
+	done
+	# bigger batches coalesce more
+	u1=$(sed -n 's/.*updates=\([0-9]*\).*/\1/p' "$T/err.1")
+	u2=$(sed -n 's/.*updates=\([0-9]*\).*/\1/p' "$T/err.16384")
+	[ "$u1" -eq 5000 ] && [ "$u2" -lt 1000 ]
 }
 
 @test "fp-merge: every update carries @state as binary, and control frames keep their place" {
@@ -41,7 +71,7 @@ last_per_key() {
 	[ "$(jq -r 'select(has("@key")) | .["@state"] | keys[0]' "$T/out" | sort -u)" = "@b64" ]
 	# kinds in order: u = update, then the control frames where they were
 	jq -r 'if has("@ctl") then .["@ctl"] else "u" end' "$T/out" | paste -sd' ' >"$T/kinds"
-	[ "$(cat "$T/kinds")" = "u u u barrier u note u u" ]
+	[ "$(cat "$T/kinds")" = "sync u u sync barrier u sync note u u sync" ]
 }
 
 @test "fp-merge: records without a key are dropped and counted" {
@@ -71,8 +101,11 @@ last_per_key() {
 
 @test "fp-merge: bad input exits 1 after writing the updates before it" {
 	{ frames_of "$FIX/basic.jsonl"; printf '{"user_id":1}\n'; } >"$T/in"
-	run bash -c "fp-merge -f '$FIX/cars.fp' --no-store <'$T/in' 2>'$T/err' | fp-cat | wc -l"
+	run bash -c "fp-merge -f '$FIX/cars.fp' --no-store --per-record <'$T/in' 2>'$T/err' | fp-cat | wc -l"
 	[ "$output" -eq 8 ]
+	# coalesced: the last segment before the bad frame is written and synced
+	run bash -c "fp-merge -f '$FIX/cars.fp' --no-store <'$T/in' 2>/dev/null | fp-cat | jq -c '.[\"@ctl\"] // .[\"@key\"]' | paste -sd' '"
+	[ "$output" = '"sync" "u:ann" "u:42" "sync" "barrier" "u:42" "sync" "note" {"@b64":"dTr/"} "u:42" "sync"' ]
 	run bash -c "fp-merge -f '$FIX/cars.fp' --no-store <'$T/in' >/dev/null"
 	[ "$status" -eq 1 ]
 	grep -q "fp-merge: frame 10 at offset [0-9]*: input looks like JSON lines" "$T/err"
@@ -142,7 +175,7 @@ last_per_key() {
 	{"user_id":1,"ts":1,"@src":["other",0,0]}
 	EOF
 	fp-cat -r "$T/in.jsonl" | FP_PIPELINE=p1 FP_SHARD=1 FP_SHARDS=2 fp-merge -f "$FIX/cars.fp" \
-		2>"$T/err" | fp-cat >"$T/frames"
+		--per-record 2>"$T/err" | fp-cat >"$T/frames"
 	# first the origin: this shard's stored positions, before any update
 	head -1 "$T/frames" | jq -c '[.["@ctl"], .["@pipeline"], .["@shard"], .["@shards"], (.["@pos"] | sort)]' |
 		diff -u - <(echo '["origin","p1",1,2,[["ev",0,"5:2"],["ev",1,"3"]]]')
@@ -241,7 +274,7 @@ last_per_key() {
 	cd "$T"
 	cp "$FIX/cars.fp" used_car.fp
 	printf '%s\n' '{"user_id":42,"action":"view","car_id":"c1","price":9.5,"ts":1000}' >ev.jsonl
-	run bash -c "set -o pipefail; fp-cat -r ev.jsonl | fp-merge -f used_car.fp --no-store | fp-cat | jq -c '{\"@key\": .[\"@key\"], views, recent}'"
+	run bash -c "set -o pipefail; fp-cat -r ev.jsonl | fp-merge -f used_car.fp --no-store | fp-cat | jq -c 'select(has(\"@key\")) | {\"@key\": .[\"@key\"], views, recent}'"
 	[ "$status" -eq 0 ]
 	[ "$output" = '{"@key":"u:42","views":1,"recent":["c1"]}' ]
 }
