@@ -163,11 +163,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	if (c == 0xca || c == 0xcb) {
 		if (mp_read_number(p, n, &d) < 0)
 			return -1;
-		uint64_t bits;
-		memcpy(&bits, &d, 8);
-		out[0] = 0xcb;
-		for (int k = 0; k < 8; k++)
-			out[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+		feat_put_double(out, d);
 		*olen = 9;
 		return 0;
 	}
@@ -177,8 +173,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	}
 	if (mp_read_uint(p, n, &u) == 0) { /* beyond INT64_MAX */
 		out[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			out[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		feat_be64(out + 1, u);
 		*olen = 9;
 		return 0;
 	}

@@ -28,19 +28,25 @@ put_num(uint8_t *o, fnum v, int isf)
 	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
-static void
-be_put(uint8_t *o, uint64_t v, int n)
+static uint64_t
+be_get64(const uint8_t *p)
 {
-	for (int k = 0; k < n; k++)
-		o[k] = (uint8_t)(v >> (8 * (n - 1 - k)));
+	uint64_t v;
+	memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
 }
 
-static uint64_t
-be_get(const uint8_t *p, int n)
+static uint32_t
+be_get32(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int k = 0; k < n; k++)
-		v = v << 8 | p[k];
+	uint32_t v;
+	memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
 	return v;
 }
 
@@ -114,17 +120,17 @@ enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
 		size_t w = mode == 0 ? 8 : 12;
 		size_t n = mode == 1 ? HLL_M : mode == 3 ? FEAT_SLIDE_REGS : f->len * w;
 		*o++ = 0xc6; /* bin 32 */
-		be_put(o, n, 4);
+		feat_be32(o, (uint32_t)n);
 		o += 4;
 		if (mode == 1 || mode == 3)
 			return feat_put_bytes(o, p, n);
 		for (uint32_t k = 0; k < f->len; k++, o += w) {
 			if (mode == 0) {
-				be_put(o, ((const uint64_t *)p)[k], 8);
+				feat_be64(o, ((const uint64_t *)p)[k]);
 			} else {
 				const dh *h = &((const dh *)p)[k];
-				be_put(o, h->h, 8);
-				be_put(o + 8, h->bid, 4);
+				feat_be64(o, h->h);
+				feat_be32(o + 8, h->bid);
 			}
 		}
 		return o;
@@ -154,7 +160,7 @@ feat_state_encode(const feat_spec *s, const feat_state *st, fp_buf *out)
 		*o++ = 0x93;
 		o = feat_put_str(o, d->name, d->nlen);
 		*o++ = 0xcf; /* uint 64 */
-		be_put(o, d->fingerprint, 8);
+		feat_be64(o, d->fingerprint);
 		o += 8;
 		o = enc_feature(d, st, &st->f[i], o);
 	}
@@ -384,14 +390,14 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 			return -1;
 		uint64_t prev = 0;
 		for (size_t k = 0; k < n; k++) {
-			uint64_t h = be_get(bin + k * w, 8);
+			uint64_t h = be_get64(bin + k * w);
 			if (k && h <= prev)
 				return -1;
 			prev = h;
 			if (mode == 0) {
 				((uint64_t *)FPTR(st, f))[f->len++] = h;
 			} else {
-				uint32_t bid = (uint32_t)be_get(bin + k * w + 8, 4);
+				uint32_t bid = be_get32(bin + k * w + 8);
 				if (now == INT64_MIN || cb - bid >= d->nbuckets)
 					return -1;
 				((dh *)FPTR(st, f))[f->len++] = (dh){h, bid, 0};

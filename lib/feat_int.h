@@ -95,6 +95,34 @@ feat_bucket(int64_t t, int64_t w)
 	return (uint32_t)q;
 }
 
+/* Big-endian stores of 2, 4 and 8 bytes: one swap and one store each. */
+static inline void
+feat_be16(uint8_t *o, uint16_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap16(v);
+#endif
+	memcpy(o, &v, 2);
+}
+
+static inline void
+feat_be32(uint8_t *o, uint32_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	memcpy(o, &v, 4);
+}
+
+static inline void
+feat_be64(uint8_t *o, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	memcpy(o, &v, 8);
+}
+
 /* Fast msgpack writers into a buffer the caller has reserved (smallest
  * encodings, like mpw_*); each returns the end of what it wrote. */
 static inline size_t
@@ -104,31 +132,19 @@ feat_enc_int(uint8_t *o, int64_t v)
 		uint64_t u = (uint64_t)v;
 		if (u <= 0x7f) { o[0] = (uint8_t)u; return 1; }
 		if (u <= 0xff) { o[0] = 0xcc; o[1] = (uint8_t)u; return 2; }
-		if (u <= 0xffff) { o[0] = 0xcd; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-		if (u <= 0xffffffff) {
-			o[0] = 0xce;
-			for (int k = 0; k < 4; k++)
-				o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-			return 5;
-		}
+		if (u <= 0xffff) { o[0] = 0xcd; feat_be16(o + 1, (uint16_t)u); return 3; }
+		if (u <= 0xffffffff) { o[0] = 0xce; feat_be32(o + 1, (uint32_t)u); return 5; }
 		o[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		feat_be64(o + 1, u);
 		return 9;
 	}
 	if (v >= -32) { o[0] = (uint8_t)(int8_t)v; return 1; }
 	uint64_t u = (uint64_t)v;
 	if (v >= INT8_MIN) { o[0] = 0xd0; o[1] = (uint8_t)u; return 2; }
-	if (v >= INT16_MIN) { o[0] = 0xd1; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-	if (v >= INT32_MIN) {
-		o[0] = 0xd2;
-		for (int k = 0; k < 4; k++)
-			o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-		return 5;
-	}
+	if (v >= INT16_MIN) { o[0] = 0xd1; feat_be16(o + 1, (uint16_t)u); return 3; }
+	if (v >= INT32_MIN) { o[0] = 0xd2; feat_be32(o + 1, (uint32_t)u); return 5; }
 	o[0] = 0xd3;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+	feat_be64(o + 1, u);
 	return 9;
 }
 
@@ -138,8 +154,7 @@ feat_enc_hdr(uint8_t *o, int bin, size_t n)
 	if (!bin && n <= 31) { o[0] = (uint8_t)(0xa0 | n); return 1; }
 	if (n <= 0xff) { o[0] = bin ? 0xc4 : 0xd9; o[1] = (uint8_t)n; return 2; }
 	o[0] = bin ? 0xc5 : 0xda;
-	o[1] = (uint8_t)(n >> 8);
-	o[2] = (uint8_t)n;
+	feat_be16(o + 1, (uint16_t)n);
 	return 3;
 }
 
@@ -155,8 +170,7 @@ feat_put_double(uint8_t *o, double d)
 	uint64_t bits;
 	memcpy(&bits, &d, 8);
 	o[0] = 0xcb;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+	feat_be64(o + 1, bits);
 	return o + 9;
 }
 
@@ -169,13 +183,11 @@ feat_put_array(uint8_t *o, uint32_t n)
 	}
 	if (n <= 0xffff) {
 		o[0] = 0xdc;
-		o[1] = (uint8_t)(n >> 8);
-		o[2] = (uint8_t)n;
+		feat_be16(o + 1, (uint16_t)n);
 		return o + 3;
 	}
 	o[0] = 0xdd;
-	for (int k = 0; k < 4; k++)
-		o[1 + k] = (uint8_t)(n >> (24 - 8 * k));
+	feat_be32(o + 1, n);
 	return o + 5;
 }
 
