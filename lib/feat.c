@@ -889,10 +889,59 @@ tkv_cmp(const void *a, const void *b)
 	return feat_val_cmp(x->v, x->vl, y->v, y->vl);
 }
 
+/* Move the best k of a[0..n) (tkv_cmp order, k <= n) to a[0..k), sorted;
+ * returns k.  One pass that keeps the best so far in order: most values
+ * lose to the k-th at once, so top-5 of 20 costs about 20 comparisons where
+ * a full insertion sort costs about 100. */
+static size_t
+tkv_best(tkv *a, size_t n, size_t k)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		tkv x = a[i];
+		if (m == k && tkv_cmp(&x, &a[k - 1]) >= 0)
+			continue;
+		size_t y = m < k ? m++ : k - 1;
+		for (; y > 0 && tkv_cmp(&a[y - 1], &x) > 0; y--)
+			a[y] = a[y - 1];
+		a[y] = x;
+	}
+	return m;
+}
+
 static uint8_t *
 put_num(uint8_t *o, fnum v, int isf)
 {
 	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
+}
+
+/* Fold the buckets b[0..len) inside the window ending at bucket cb: *n
+ * events and, but for count(), their sum or extreme in *v (*isf when a
+ * double).  One loop per aggregate: count() only adds the counts. */
+static void
+win_fold(const feat_def *d, const wbk *b, uint32_t len, uint32_t cb, int64_t *n, fnum *v,
+         uint8_t *isf)
+{
+	uint32_t nb = d->nbuckets;
+	int64_t cnt = 0;
+	if (d->agg == FEAT_COUNT) {
+		for (uint32_t k = 0; k < len; k++)
+			cnt += age_of(cb, b[k].bid) < nb ? b[k].nf & NF_COUNT : 0;
+		*n = cnt;
+		return;
+	}
+	int sum = d->agg == FEAT_SUM || d->agg == FEAT_AVG, dir = d->agg == FEAT_MIN ? -1 : 1;
+	for (uint32_t k = 0; k < len; k++) {
+		if (age_of(cb, b[k].bid) >= nb)
+			continue;
+		uint8_t bf = (b[k].nf & NF_FLOAT) != 0;
+		if (sum)
+			num_add(v, isf, b[k].v, bf);
+		else if (cnt == 0 || num_cmp(b[k].v, bf, *v, *isf) * dir > 0)
+			*v = b[k].v, *isf = bf;
+		cnt += b[k].nf & NF_COUNT;
+	}
+	*n = cnt;
 }
 
 /* An upper bound of the bytes emit_one() writes. */
@@ -926,19 +975,7 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 			v = f->v;
 			isf = f->isf;
 		} else {
-			const wbk *b = FPTR(st, f);
-			for (uint32_t k = 0; k < f->len; k++) {
-				if (age_of(cb, b[k].bid) >= d->nbuckets)
-					continue;
-				uint8_t bf = (b[k].nf & NF_FLOAT) != 0;
-				int first = n == 0;
-				n += b[k].nf & NF_COUNT;
-				if (d->agg == FEAT_SUM || d->agg == FEAT_AVG)
-					num_add(&v, &isf, b[k].v, bf);
-				else if (first || (d->agg == FEAT_MIN ? num_cmp(b[k].v, bf, v, isf) < 0 :
-				                   num_cmp(b[k].v, bf, v, isf) > 0))
-					v = b[k].v, isf = bf;
-			}
+			win_fold(d, FPTR(st, f), f->len, cb, &n, &v, &isf);
 		}
 		switch (d->agg) {
 		case FEAT_COUNT:
@@ -986,15 +1023,12 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 			if (tot && cnt < (size_t)f->n)
 				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
 		}
-		if (cnt > 32) {
+		if (cnt > (size_t)d->param && d->param <= 32) {
+			cnt = tkv_best(a, cnt, (size_t)d->param);
+		} else if (cnt > 32) {
 			qsort(a, cnt, sizeof *a, tkv_cmp);
 		} else {
-			for (size_t x = 1; x < cnt; x++) /* insertion sort */
-				for (size_t y = x; y > 0 && tkv_cmp(&a[y - 1], &a[y]) > 0; y--) {
-					tkv tmp = a[y];
-					a[y] = a[y - 1];
-					a[y - 1] = tmp;
-				}
+			tkv_best(a, cnt, cnt);
 		}
 		if (cnt > (size_t)d->param)
 			cnt = (size_t)d->param;
