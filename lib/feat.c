@@ -778,6 +778,26 @@ read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **
 	}
 }
 
+/* Whether where expression w matches the record, whose fields read_fields()
+ * put in fv, fl. */
+static int
+where_match(const feat_where *w, const uint8_t *rec, size_t len, const uint8_t *const *fv,
+            const size_t *fl)
+{
+	if (w->fidx < 0)
+		return expr_match(w->e, rec, len);
+	const uint8_t *v = fv[w->fidx], *b;
+	const char *str;
+	size_t bl;
+	if (!v)
+		return 0;
+	if (mp_read_str(v, fl[w->fidx], &str, &bl) == 0)
+		b = (const uint8_t *)str;
+	else if (mp_read_bin(v, fl[w->fidx], &b, &bl) < 0)
+		return 0;
+	return bl == w->llen && !memcmp(b, w->lit, bl);
+}
+
 int
 feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
            feat_stats *stats)
@@ -787,8 +807,8 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		stats = &dummy;
 	stats->records++;
 	feat_state_prefetch(st); /* overlap the state's cache misses with the scan */
-	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
-	size_t fl[FEAT_MAX_FEATURES + 1];
+	const uint8_t *fv[2 * FEAT_MAX_FEATURES + 1];
+	size_t fl[2 * FEAT_MAX_FEATURES + 1];
 	signed char wr[FEAT_MAX_FEATURES];
 	read_fields(s, rec, len, fv, fl);
 	memset(wr, -1, s->nwheres);
@@ -816,7 +836,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		fst *f = &st->f[i];
 		if (d->widx >= 0) {
 			if (wr[d->widx] < 0)
-				wr[d->widx] = (signed char)expr_match(s->wheres[d->widx], rec, len);
+				wr[d->widx] = (signed char)where_match(&s->wheres[d->widx], rec, len, fv, fl);
 			if (!wr[d->widx]) {
 				stats->filtered++;
 				continue;

@@ -28,11 +28,25 @@ typedef struct feat_def {
 /* A field read by feat_apply(): each distinct path once per record; a
  * top-level name is found in one scan of the record's map. */
 typedef struct feat_field {
-	const fp_path *path; /* borrowed from the spec */
+	const fp_path *path; /* borrowed from the spec; NULL for a field only a
+	                        feat_where reads (always simple) */
 	const char *name;    /* path text */
 	size_t nlen;
 	int simple;          /* a plain top-level name */
 } feat_field;
+
+/* A distinct where expression, evaluated once per record.  When its text
+ * is exactly NAME == "STRING" (a bare top-level name, a string without
+ * escapes), feat_apply() decides it from the field it has already read:
+ * true when fields[fidx] is a str or bin holding lit[0..llen) (expr.h: a
+ * missing field or another type is unknown, which does not match).  Any
+ * other expression has fidx -1 and goes to expr_match(). */
+typedef struct feat_where {
+	const expr *e;     /* borrowed from the feature */
+	int fidx;
+	const char *lit;   /* into the feature's where text */
+	size_t llen;
+} feat_where;
 
 struct feat_spec {
 	fp_path *key;
@@ -42,9 +56,10 @@ struct feat_spec {
 	int64_t ttl;
 	size_t n;
 	feat_def *f;
-	feat_field *fields;  /* [0] is the time field */
+	feat_field *fields;  /* [0] is the time field; then the aggregated
+	                        fields, then those only where clauses read */
 	size_t nfields;
-	const expr **wheres; /* distinct where expressions (borrowed) */
+	feat_where *wheres;  /* distinct where expressions */
 	size_t nwheres;
 	int64_t *widths;     /* distinct bucket widths of the windows */
 	size_t nwidths;

@@ -7,6 +7,7 @@
 
 #include "../../lib/expr.h"
 #include "../../lib/feat.h"
+#include "../../lib/feat_int.h"
 #include "../../lib/json.h"
 #include "../../lib/mpraw.h"
 
@@ -715,6 +716,145 @@ test_property(void)
 	feat_spec_free(s);
 }
 
+/* ---- shortcuts of feat_apply, checked against the general path ------------- */
+
+/* where clauses of the form NAME == "STRING" are decided from the field
+ * read_fields() already found; every other one goes to expr_match().  Each
+ * where below must give, on every record, what expr_match() says. */
+static const char *const where_texts[] = {
+	"action == \"view\"",      /* shortcut */
+	"action==\"view\"",        /* shortcut, another entry of the same field */
+	"action == \"vie\"",       /* shortcut: a prefix must not match */
+	"action == \"\"",          /* shortcut: the empty string */
+	"x-y == \"a b#c\"",        /* shortcut: '-' in the name, '#' in the string */
+	"price == \"10\"",         /* shortcut on a field sum() also reads */
+	"@kind == \"view\"",       /* shortcut on an @ name */
+	"action == \"view\" or action == \"x\"",
+	"\"action\" == \"view\"",  /* a quoted name: general path */
+	"action == \"vi\\u0065w\"", /* an escape: general path */
+	"action != \"view\"",
+	"exists == \"view\"",      /* a keyword: general path */
+	"action.k == \"view\"",    /* a nested path */
+	"\"view\" == action",
+};
+#define NWHERE (sizeof where_texts / sizeof where_texts[0])
+static const int where_fast[NWHERE] = {1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+
+/* msgpack records: the action field in every encoding and type that matters */
+static size_t
+where_record(int i, uint8_t *out)
+{
+	static const uint8_t head[] = {0xa3, '@', 't', 's', 0x01};
+	fp_buf b = FP_BUF_INIT;
+	int n = 3;
+	mpw_map(&b, (uint32_t)n);
+	fp_buf_add(&b, head, sizeof head);
+	mpw_str(&b, "price", 5);
+	if (i % 3 == 0)
+		mpw_str(&b, "10", 2);
+	else
+		mpw_int(&b, 10);
+	mpw_str(&b, i % 2 ? "x-y" : "@kind", i % 2 ? 3 : 5);
+	switch (i / 3 % 4) {
+	case 0: mpw_str(&b, "a b#c", 5); break;
+	case 1: mpw_str(&b, "view", 4); break;
+	case 2: mpw_bin(&b, "a b#c", 5); break;
+	default: mpw_nil(&b); break;
+	}
+	b.p[0] = 0x84; /* four fields with action, three without */
+	static const uint8_t k[] = {0xa6, 'a', 'c', 't', 'i', 'o', 'n'};
+	switch (i) {
+	case 0: mpw_str(&b, "action", 6), mpw_str(&b, "view", 4); break;
+	case 1: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xd9\x04view", 6); break;     /* str8 */
+	case 2: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xda\x00\x04view", 7); break; /* str16 */
+	case 3: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xdb\x00\x00\x00\x04view", 9); break;
+	case 4: mpw_str(&b, "action", 6), mpw_bin(&b, "view", 4); break;
+	case 5: mpw_str(&b, "action", 6), mpw_str(&b, "views", 5); break;
+	case 6: mpw_str(&b, "action", 6), mpw_str(&b, "vie", 3); break;
+	case 7: mpw_str(&b, "action", 6), mpw_str(&b, "", 0); break;
+	case 8: mpw_str(&b, "action", 6), mpw_bin(&b, "", 0); break;
+	case 9: mpw_str(&b, "action", 6), mpw_nil(&b); break;
+	case 10: mpw_str(&b, "action", 6), mpw_int(&b, 4); break;
+	case 11: mpw_str(&b, "action", 6), mpw_bool(&b, 1); break;
+	case 12: mpw_str(&b, "action", 6), mpw_array(&b, 1), mpw_str(&b, "view", 4); break;
+	case 13: mpw_str(&b, "action", 6), mpw_map(&b, 1), mpw_str(&b, "k", 1), mpw_str(&b, "view", 4); break;
+	case 14: mpw_str(&b, "action", 6), mpw_str(&b, "VIEW", 4); break;
+	default: b.p[0] = 0x83; break; /* no action */
+	}
+	memcpy(out, b.p, b.len);
+	size_t n2 = b.len;
+	fp_buf_release(&b);
+	return n2;
+}
+
+static void
+test_where_shortcut(void)
+{
+	fp_buf f = FP_BUF_INIT;
+	const char *head = "key u\nsp = sum(price) where action == \"view\"\n";
+	fp_buf_add(&f, head, strlen(head));
+	for (size_t w = 0; w < NWHERE; w++) {
+		char line[128];
+		int n = snprintf(line, sizeof line, "c%zu = count() where %s\n", w, where_texts[w]);
+		fp_buf_add(&f, line, (size_t)n);
+	}
+	fp_buf_addc(&f, 0);
+	feat_spec *s = spec((const char *)f.p);
+	fp_buf_release(&f);
+	if (!s) {
+		ok(0, "where shortcut: spec");
+		return;
+	}
+	/* feature i + 1 is where_texts[i]; the sum shares where 0 */
+	int taken = 1;
+	for (size_t w = 0; w < NWHERE; w++) {
+		const feat_where *fw = &s->wheres[s->f[w + 1].widx];
+		if ((fw->fidx >= 0) != where_fast[w]) {
+			printf("# '%s': shortcut %s\n", where_texts[w], fw->fidx >= 0 ? "taken" : "not taken");
+			taken = 0;
+		}
+	}
+	ok(taken, "where shortcut: taken exactly for NAME == \"STRING\"");
+	ok(s->nwheres == NWHERE, "where shortcut: one entry per distinct where text (%zu)", s->nwheres);
+	int same = 1, nrec = 0, matched = 0;
+	for (int i = 0; i < 18; i++) {
+		uint8_t r[256];
+		size_t rl = where_record(i, r);
+		char why[128];
+		mp_limits lim = {64, 1000};
+		if (mp_check_frame(r, rl, &lim, why, sizeof why) < 0) {
+			printf("# record %d is no frame: %s\n", i, why);
+			same = 0;
+			continue;
+		}
+		feat_state *st = feat_state_new(s);
+		if (feat_apply(s, st, r, rl, NULL) != 0) {
+			printf("# record %d not applied\n", i);
+			same = 0;
+		}
+		/* the values: {"sp": v, "c0": 0|1, ...} */
+		const char *got = values(s, st);
+		for (size_t w = 0; w < NWHERE; w++) {
+			expr_error e;
+			expr *x = expr_parse(where_texts[w], strlen(where_texts[w]), NULL, &e);
+			int want = x && expr_match(x, r, rl);
+			expr_free(x);
+			char key[32];
+			snprintf(key, sizeof key, "\"c%zu\":%d", w, want);
+			matched += want;
+			if (!strstr(got, key)) {
+				printf("# record %d, '%s': want %d, got %s\n", i, where_texts[w], want, got);
+				same = 0;
+			}
+		}
+		nrec++;
+		feat_state_free(st);
+	}
+	ok(same && nrec == 18, "where shortcut: every where equals expr_match() on %d records", nrec);
+	ok(matched > 10, "where shortcut: the records match some wheres (%d pairs)", matched);
+	feat_spec_free(s);
+}
+
 /* ---- state encoding ---------------------------------------------------------- */
 
 static void
@@ -1081,6 +1221,7 @@ main(void)
 	test_fields_and_keys();
 	test_state();
 	test_property();
+	test_where_shortcut();
 	test_mutations();
 	test_distinct();
 	test_distinct_window();
