@@ -824,11 +824,10 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		bt[k] = feat_floor(t, s->widths[k]);
 		bn[k] = newest ? bt[k] : feat_floor(st->now, s->widths[k]);
 	}
-	if (t > st->now) {
+	if (t > st->now) { /* also from INT64_MIN: a first event may lie there */
 		int64_t old = st->now;
 		st->now = t;
-		if (old != INT64_MIN)
-			advance(s, st, old, bn);
+		advance(s, st, old, bn);
 	}
 	int rc = 0;
 	for (size_t i = 0; i < s->n; i++) {
