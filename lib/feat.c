@@ -7,8 +7,10 @@
  *     wbk.nf = events (31 bits) | v-is-double (bit 31), wbk.v = sum/extreme.
  *   first/latest/last: p = blob of n items [int64 t][uint16 len][value],
  *     best first (latest/last: greatest (t, value) first; first: least).
- *   topk: p = blob of n entries [uint16 len][value][uint16 k][k x (uint32
- *     bid, uint32 count)], unwindowed entries have k = 1 and bid 0.
+ *   topk: p = blob of n entries [uint16 len][uint16 k][uint32 total][value]
+ *     [k x (uint32 bid, uint32 count)], buckets oldest first; unwindowed
+ *     entries have k = 1 and bid 0.  total caches the sum of the counts
+ *     (feat_tk_total()).
  *   distinct: mode 0: p = uint64 hashes[len], sorted; mode 1: p = HLL
  *     registers (2^FEAT_HLL_BITS bytes); mode 2 (window): p = dh[len]
  *     sorted by hash, each with the bucket it was last seen in.
@@ -308,8 +310,56 @@ is_num(feat_agg a)
 size_t
 feat_tk_size(const uint8_t *e)
 {
-	size_t vl = rd16(e);
-	return 2 + vl + 2 + (size_t)rd16(e + 2 + vl) * 8;
+	return TK_HDR + rd16(e) + (size_t)rd16(e + 2) * 8;
+}
+
+static inline uint32_t
+rd32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void
+wr32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* The sum of the counts of topk entry e's buckets, from its buckets. */
+static uint64_t
+tk_recount(const uint8_t *e)
+{
+	const uint8_t *bk = e + TK_HDR + rd16(e);
+	uint16_t k = rd16(e + 2);
+	uint64_t tot = 0;
+	for (uint16_t j = 0; j < k; j++)
+		tot += rd32(bk + (size_t)j * 8 + 4);
+	return tot;
+}
+
+uint64_t
+feat_tk_total(const uint8_t *e)
+{
+	uint32_t t = rd32(e + 4);
+	return t < UINT32_MAX ? t : tk_recount(e);
+}
+
+void
+feat_tk_set_total(uint8_t *e)
+{
+	uint64_t t = tk_recount(e);
+	wr32(e + 4, t < UINT32_MAX ? (uint32_t)t : UINT32_MAX);
+}
+
+/* Add one to the cached total of topk entry e. */
+static void
+tk_inc_total(uint8_t *e)
+{
+	uint32_t t = rd32(e + 4);
+	if (t < UINT32_MAX)
+		wr32(e + 4, t + 1);
 }
 
 size_t
@@ -348,22 +398,18 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		int64_t cnt = 0;
 		while (in < f->len) {
 			size_t sz = feat_tk_size(p + in), vl = rd16(p + in);
-			uint8_t *kp = p + in + 2 + vl;
-			uint16_t k = rd16(kp), j = 0;
-			uint32_t (*bk)[2] = (void *)(kp + 2);
-			uint32_t tmp[2];
-			while (j < k) { /* oldest first */
-				memcpy(tmp, bk[j], 8);
-				if (age_of(cb, tmp[0]) < nb)
-					break;
+			uint16_t k = rd16(p + in + 2), j = 0;
+			const uint8_t *bk = p + in + TK_HDR + vl;
+			while (j < k && age_of(cb, rd32(bk + (size_t)j * 8)) >= nb) /* oldest first */
 				j++;
-			}
 			if (j < k) {
 				size_t keep = (size_t)(k - j) * 8;
-				memmove(p + out, p + in, 2 + vl);
-				wr16(p + out + 2 + vl, (uint16_t)(k - j));
-				memmove(p + out + 2 + vl + 2, kp + 2 + (size_t)j * 8, keep);
-				out += 2 + vl + 2 + keep;
+				memmove(p + out, p + in, TK_HDR + vl);
+				wr16(p + out + 2, (uint16_t)(k - j));
+				memmove(p + out + TK_HDR + vl, bk + (size_t)j * 8, keep);
+				if (j)
+					feat_tk_set_total(p + out);
+				out += TK_HDR + vl + keep;
 				cnt++;
 			}
 			in += sz;
@@ -513,23 +559,6 @@ list_apply(const feat_def *d, feat_state *st, fst *f, int64_t t, const uint8_t *
 	return 0;
 }
 
-/* Total count of a topk entry inside the window. */
-static uint64_t
-tk_total(const feat_def *d, const uint8_t *e, uint32_t cb)
-{
-	size_t vl = rd16(e);
-	const uint8_t *kp = e + 2 + vl;
-	uint16_t k = rd16(kp);
-	uint64_t tot = 0;
-	for (uint16_t j = 0; j < k; j++) {
-		uint32_t b[2];
-		memcpy(b, kp + 2 + (size_t)j * 8, 8);
-		if (!d->nbuckets || age_of(cb, b[0]) < d->nbuckets)
-			tot += b[1];
-	}
-	return tot;
-}
-
 /* Replace p[off..off+oldsz) by new[0..newsz) in the blob of f. */
 static int
 splice(feat_state *st, fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
@@ -553,25 +582,24 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 	uint64_t vmin = UINT64_MAX;
 	while (off < f->len) {
 		size_t el = rd16(p + off);
-		if (el == vl && !memcmp(p + off + 2, v, vl))
+		if (el == vl && !memcmp(p + off + TK_HDR, v, vl))
 			break;
 		off += feat_tk_size(p + off);
 	}
 	if (off >= f->len && f->n >= d->capacity) { /* the least frequent gives way */
 		for (size_t o = 0; o < f->len; o += feat_tk_size(p + o)) {
-			uint64_t tot = tk_total(d, p + o, cb);
-			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + 2, rd16(p + o), p + victim + 2,
-			                                               rd16(p + victim)) > 0)) {
+			uint64_t tot = feat_tk_total(p + o);
+			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + TK_HDR, rd16(p + o),
+			                                               p + victim + TK_HDR, rd16(p + victim)) > 0)) {
 				vmin = tot;
 				victim = o;
 			}
 		}
 	}
-	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
+	uint8_t tmp[TK_HDR + FEAT_MAX_VALUE + 8];
 	if (off < f->len) { /* known value: add to its bucket */
-		uint8_t *kp = p + off + 2 + vl;
-		uint16_t k = rd16(kp);
-		uint8_t *bk = kp + 2;
+		uint16_t k = rd16(p + off + 2);
+		uint8_t *bk = p + off + TK_HDR + vl;
 		uint32_t age = age_of(cb, bid);
 		uint16_t j = k;
 		uint32_t b[2];
@@ -584,8 +612,10 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 		if (j > 0) {
 			memcpy(b, bk + (size_t)(j - 1) * 8, 8);
 			if (!d->nbuckets || b[0] == bid) {
-				if (b[1] < UINT32_MAX)
+				if (b[1] < UINT32_MAX) {
 					b[1]++;
+					tk_inc_total(p + off);
+				}
 				memcpy(bk + (size_t)(j - 1) * 8, b, 8);
 				return 0;
 			}
@@ -594,9 +624,11 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 			return 0;
 		b[0] = bid;
 		b[1] = 1;
-		if (splice(st, f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
+		if (splice(st, f, off + TK_HDR + vl + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
 			return -1;
-		wr16((uint8_t *)FPTR(st, f) + off + 2 + vl, (uint16_t)(k + 1));
+		p = FPTR(st, f);
+		wr16(p + off + 2, (uint16_t)(k + 1));
+		tk_inc_total(p + off);
 		return 0;
 	}
 	uint32_t start = 1;
@@ -610,11 +642,12 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 			stats->approx++;
 	}
 	wr16(tmp, (uint16_t)vl);
-	memcpy(tmp + 2, v, vl);
-	wr16(tmp + 2 + vl, 1);
+	wr16(tmp + 2, 1);
+	wr32(tmp + 4, start);
+	memcpy(tmp + TK_HDR, v, vl);
 	uint32_t b[2] = {d->nbuckets ? bid : 0, start};
-	memcpy(tmp + 2 + vl + 2, b, 8);
-	if (splice(st, f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
+	memcpy(tmp + TK_HDR + vl, b, 8);
+	if (splice(st, f, f->len, 0, tmp, TK_HDR + vl + 8) < 0)
 		return -1;
 	f->n++;
 	return 0;
@@ -1038,9 +1071,9 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 		if (f->n > 32 && !(a = malloc((size_t)f->n * sizeof *a)))
 			return NULL;
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
-			uint64_t tot = tk_total(d, p + off, cb);
+			uint64_t tot = feat_tk_total(p + off);
 			if (tot && cnt < (size_t)f->n)
-				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
+				a[cnt++] = (tkv){p + off + TK_HDR, rd16(p + off), tot};
 		}
 		if (cnt > (size_t)d->param && d->param <= 32) {
 			cnt = tkv_best(a, cnt, (size_t)d->param);

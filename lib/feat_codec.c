@@ -102,12 +102,12 @@ enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint16_t vl, k;
 			memcpy(&vl, p + off, 2);
-			memcpy(&k, p + off + 2 + vl, 2);
-			o = feat_put_bytes(o, p + off + 2, vl);
+			memcpy(&k, p + off + 2, 2);
+			o = feat_put_bytes(o, p + off + TK_HDR, vl);
 			o = feat_put_array(o, (uint32_t)k * 2);
 			for (uint16_t j = 0; j < k; j++) {
 				uint32_t bk[2];
-				memcpy(bk, p + off + 2 + vl + 2 + (size_t)j * 8, 8);
+				memcpy(bk, p + off + TK_HDR + vl + (size_t)j * 8, 8);
 				o = feat_put_int(o, bk[0]);
 				o = feat_put_int(o, bk[1]);
 			}
@@ -325,9 +325,13 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 			if (c_value(c, v, &vl) < 0 || c_array(c, &nb) < 0 || nb % 2 || nb == 0 ||
 			    nb / 2 > (d->nbuckets ? d->nbuckets : 1))
 				return -1;
-			uint16_t l16 = (uint16_t)vl, k16 = (uint16_t)(nb / 2);
-			if (fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0 || fst_add(st, f, &k16, 2) < 0)
+			size_t sz = TK_HDR + vl + (size_t)nb / 2 * 8;
+			if (feat_grow(st, f, f->len + sz) < 0)
 				return -1;
+			uint8_t *e = (uint8_t *)FPTR(st, f) + f->len, *bk = e + TK_HDR + vl;
+			uint16_t hdr[2] = {(uint16_t)vl, (uint16_t)(nb / 2)};
+			memcpy(e, hdr, 4);
+			memcpy(e + TK_HDR, v, vl);
 			uint32_t prev_age = UINT32_MAX;
 			for (uint32_t j = 0; j < nb / 2; j++) {
 				uint64_t bid, n;
@@ -342,9 +346,10 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 				} else if (bid != 0) {
 					return -1;
 				}
-				if (fst_add(st, f, b, 8) < 0)
-					return -1;
+				memcpy(bk + (size_t)j * 8, b, 8);
 			}
+			feat_tk_set_total(e);
+			f->len += (uint32_t)sz;
 			f->n++;
 		}
 		return 0;

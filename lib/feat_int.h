@@ -299,7 +299,15 @@ int feat_grow(feat_state *st, fst *f, size_t need);
 
 /* Shared by feat.c and feat_codec.c. */
 size_t feat_item_size(const uint8_t *e);   /* first/latest/last item */
-size_t feat_tk_size(const uint8_t *e);     /* topk entry */
+/* A topk entry: [uint16 vl][uint16 k][uint32 total][value: vl bytes]
+ * [k x (uint32 bid, uint32 count), oldest first].  Every stored bucket is
+ * inside the window (prune() runs whenever now's bucket moves), so the
+ * entry's count is the sum of its buckets' counts; total caches it, or is
+ * UINT32_MAX when the sum does not fit in it. */
+#define TK_HDR 8
+size_t feat_tk_size(const uint8_t *e);
+uint64_t feat_tk_total(const uint8_t *e);  /* the sum, from total when it fits */
+void feat_tk_set_total(uint8_t *e);        /* recompute total from the buckets */
 void feat_hll_histogram(uint8_t *r);       /* recompute after registers */
 
 #endif

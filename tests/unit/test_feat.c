@@ -267,6 +267,68 @@ test_topk_capacity(void)
 	feat_spec_free(s);
 }
 
+/* topk entries cache the sum of their buckets' counts in 32 bits; a sum
+ * that does not fit is recounted.  Counts near 2^32 only come from a stored
+ * state, so this one is written by hand. */
+static void
+test_topk_totals(void)
+{
+	feat_spec *s = spec("key u\nt = topk(x, 3)\nw = topk(x, 3) over 10s by 1s\n");
+	if (!s) {
+		ok(0, "topk totals: spec");
+		return;
+	}
+	const uint32_t M = UINT32_MAX;
+	fp_buf b = FP_BUF_INIT;
+	mpw_array(&b, 3);
+	mpw_int(&b, FEAT_STATE_VERSION);
+	mpw_int(&b, 5000); /* now: bucket 5 */
+	mpw_array(&b, 2);
+	mpw_array(&b, 3);
+	mpw_str(&b, "t", 1);
+	mpw_uint(&b, s->f[0].fingerprint);
+	mpw_array(&b, 6);
+	mpw_str(&b, "a", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, M);
+	mpw_str(&b, "b", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, M - 1);
+	mpw_str(&b, "c", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, 3);
+	mpw_array(&b, 3);
+	mpw_str(&b, "w", 1);
+	mpw_uint(&b, s->f[1].fingerprint);
+	mpw_array(&b, 6);
+	mpw_str(&b, "a", 1), mpw_array(&b, 4), mpw_int(&b, 4), mpw_uint(&b, M), mpw_int(&b, 5),
+		mpw_uint(&b, M);
+	mpw_str(&b, "b", 1), mpw_array(&b, 4), mpw_int(&b, 4), mpw_uint(&b, M - 2), mpw_int(&b, 5),
+		mpw_uint(&b, 1);
+	mpw_str(&b, "c", 1), mpw_array(&b, 2), mpw_int(&b, 5), mpw_uint(&b, 7);
+	feat_state *st = NULL;
+	char err[256] = "";
+	if (feat_state_decode(s, b.p, b.len, &st, NULL, err, sizeof err) < 0) {
+		ok(0, "topk totals: the hand-written state decodes: %s", err);
+		fp_buf_release(&b);
+		feat_spec_free(s);
+		return;
+	}
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967294],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967294],[\"c\",7]]}",
+	       "topk totals: sums beyond 32 bits are recounted");
+	apply(s, st, "{\"@ts\":5000,\"x\":\"b\"}", NULL); /* t: b reaches 2^32 - 1; w: b too */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967295],[\"c\",7]]}",
+	       "topk totals: a total reaching 2^32 - 1");
+	apply(s, st, "{\"@ts\":5000,\"x\":\"b\"}", NULL); /* t: b's bucket stays; w: b passes 2^32 */
+	apply(s, st, "{\"@ts\":5000,\"x\":\"a\"}", NULL); /* saturated buckets stay */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967296],[\"c\",7]]}",
+	       "topk totals: past 2^32 and saturated buckets");
+	apply(s, st, "{\"@ts\":14000,\"x\":\"c\"}", NULL); /* bucket 4 leaves the window */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",4]],"
+	       "\"w\":[[\"a\",4294967295],[\"c\",8],[\"b\",3]]}",
+	       "topk totals: a bucket leaving the window takes its counts along");
+	feat_state_free(st);
+	fp_buf_release(&b);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1230,6 +1292,7 @@ main(void)
 	test_aggregates();
 	test_windows();
 	test_topk_capacity();
+	test_topk_totals();
 	test_fields_and_keys();
 	test_state();
 	test_property();
