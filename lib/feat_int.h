@@ -206,10 +206,37 @@ feat_put_array(uint8_t *o, uint32_t n)
 	return o + 5;
 }
 
+/* Copy p[0..n) to o (not overlapping).  Names and values are mostly
+ * short: up to 32 bytes take two overlapping fixed-size moves, not a call
+ * to memcpy. */
 static inline uint8_t *
 feat_put_bytes(uint8_t *o, const void *p, size_t n)
 {
-	memcpy(o, p, n);
+	const uint8_t *s = p;
+	if (n > 32) {
+		memcpy(o, s, n);
+	} else if (n >= 16) {
+		uint8_t a[16], b[16];
+		memcpy(a, s, 16);
+		memcpy(b, s + n - 16, 16);
+		memcpy(o, a, 16);
+		memcpy(o + n - 16, b, 16);
+	} else if (n >= 8) {
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(o, &a, 8);
+		memcpy(o + n - 8, &b, 8);
+	} else if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + n - 4, 4);
+		memcpy(o, &a, 4);
+		memcpy(o + n - 4, &b, 4);
+	} else {
+		for (size_t k = 0; k < n; k++)
+			o[k] = s[k];
+	}
 	return o + n;
 }
 
