@@ -1121,18 +1121,33 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 	size_t bound = 0;
 	for (size_t i = 0; i < s->n; i++)
 		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
+	/* A packer that appends to an fp_buf (fp_buf_pack_write, as fr_writer's
+	 * does) gets the values written in place; any other gets them through
+	 * one call of its callback. */
+	fp_buf *into = pk->callback == fp_buf_pack_write ? pk->data : NULL;
 	uint8_t small[4096], *buf = small;
-	if (bound > sizeof small && !(buf = malloc(bound)))
+	if (into) {
+		if (fp_buf_reserve(into, bound) < 0)
+			return -1;
+		buf = into->p + into->len;
+	} else if (bound > sizeof small && !(buf = malloc(bound))) {
 		return -1;
+	}
 	uint8_t *o = buf;
 	for (size_t i = 0; i < s->n && o; i++) {
 		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
 		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
 	int r = -1;
-	if (o && o > buf)
-		r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
-	if (buf != small)
+	if (o && o > buf) {
+		if (into) {
+			into->len += (size_t)(o - buf);
+			r = 0;
+		} else {
+			r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
+		}
+	}
+	if (buf != small && !into)
 		free(buf);
 	return r < 0 ? -1 : 0;
 }

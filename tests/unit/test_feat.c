@@ -329,6 +329,48 @@ test_topk_totals(void)
 	feat_spec_free(s);
 }
 
+static int
+other_write(void *data, const char *p, size_t n)
+{
+	return fp_buf_add(data, p, n);
+}
+
+/* feat_emit_values writes in place into a packer's fp_buf, and through the
+ * callback for any other packer: the same bytes, small and large. */
+static void
+test_emit_paths(void)
+{
+	feat_spec *s = spec("key u\nn = count()\nl = last(x, 1000)\nt = topk(x, 3)\n");
+	if (!s) {
+		ok(0, "emit paths: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	int same = 1;
+	for (int i = 0; i < 400; i++) {
+		char j[96];
+		snprintf(j, sizeof j, "{\"@ts\":%d,\"x\":\"value number %06d\"}", i, i % 150);
+		apply(s, st, j, NULL);
+		if (i != 0 && i != 20 && i != 399)
+			continue;
+		fp_buf a = FP_BUF_INIT, b = FP_BUF_INIT;
+		fp_buf_add(&a, "abc", 3);
+		msgpack_packer pa, pb;
+		msgpack_packer_init(&pa, &a, fp_buf_pack_write);
+		msgpack_packer_init(&pb, &b, other_write);
+		if (feat_emit_values(s, st, &pa) < 0 || feat_emit_values(s, st, &pb) < 0 ||
+		    a.len != b.len + 3 || memcmp(a.p, "abc", 3) || memcmp(a.p + 3, b.p, b.len))
+			same = 0;
+		if (i == 399 && b.len < 4096)
+			same = 0; /* must have passed the 4 KiB stack buffer */
+		fp_buf_release(&a);
+		fp_buf_release(&b);
+	}
+	ok(same, "emit paths: in place into an fp_buf, or through a callback: the same bytes");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1293,6 +1335,7 @@ main(void)
 	test_windows();
 	test_topk_capacity();
 	test_topk_totals();
+	test_emit_paths();
 	test_fields_and_keys();
 	test_state();
 	test_property();
