@@ -138,6 +138,15 @@ val_hdr(const uint8_t *v)
 int
 feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
+	if ((a[0] & 0xe0) == 0xa0 && (b[0] & 0xe0) == 0xa0) {
+		/* two short strings (most values): the first differing byte,
+		 * inline; equal bytes mean equal encodings */
+		size_t m = al < bl ? al : bl;
+		for (size_t k = 1; k < m; k++)
+			if (a[k] != b[k])
+				return a[k] < b[k] ? -1 : 1;
+		return al < bl ? -1 : al > bl;
+	}
 	size_t ha = val_hdr(a), hb = val_hdr(b);
 	int c = raw_cmp(a + ha, al - ha, b + hb, bl - hb);
 	return c ? c : raw_cmp(a, al, b, bl);

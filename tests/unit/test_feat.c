@@ -371,6 +371,66 @@ test_emit_paths(void)
 	feat_spec_free(s);
 }
 
+/* feat_val_cmp: string/binary bytes first, then the whole encoding; the
+ * reference here strips headers by hand.  Pairs cover the inline path for
+ * two short strings (prefixes, equal, high bytes) and the general one. */
+static int
+ref_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	const uint8_t *x[2] = {a, b};
+	size_t n[2] = {al, bl}, h[2];
+	for (int i = 0; i < 2; i++) {
+		uint8_t c = x[i][0];
+		h[i] = (c & 0xe0) == 0xa0 ? 1 : c == 0xd9 || c == 0xc4 ? 2 : c == 0xda || c == 0xc5 ? 3 : 0;
+	}
+	size_t m = n[0] - h[0] < n[1] - h[1] ? n[0] - h[0] : n[1] - h[1];
+	int c = memcmp(a + h[0], b + h[1], m);
+	if (!c)
+		c = n[0] - h[0] < n[1] - h[1] ? -1 : n[0] - h[0] > n[1] - h[1];
+	if (!c) {
+		m = al < bl ? al : bl;
+		c = memcmp(a, b, m);
+		if (!c)
+			c = al < bl ? -1 : al > bl;
+	}
+	return c < 0 ? -1 : c > 0;
+}
+
+static void
+test_val_cmp(void)
+{
+	static const char *const strs[] = {"", "a", "ab", "abc", "b", "ba", "bmw", "audi", "\xff",
+	                                   "\xff\x01", "a\x00", "abcdefghijklmnopqrstuvwxyz01234"};
+	uint8_t v[64][48];
+	size_t vl[64], nv = 0;
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+		size_t n = strlen(strs[i]) + (i == 10); /* "a\0" */
+		fp_buf b = FP_BUF_INIT;
+		mpw_str(&b, strs[i], n); /* fixstr */
+		memcpy(v[nv], b.p, b.len), vl[nv++] = b.len;
+		b.len = 0;
+		mpw_bin(&b, strs[i], n);
+		memcpy(v[nv], b.p, b.len), vl[nv++] = b.len;
+		v[nv][0] = 0xd9, v[nv][1] = (uint8_t)n, memcpy(v[nv] + 2, strs[i], n), vl[nv++] = n + 2;
+		fp_buf_release(&b);
+	}
+	static const uint8_t other[][9] = {{0x01}, {0x7f}, {0xc3}, {0xcc, 0x80}, {0xe0}};
+	for (size_t i = 0; i < 5; i++)
+		memcpy(v[nv], other[i], 9), vl[nv++] = other[i][0] == 0xcc ? 2 : 1;
+	int same = 1;
+	for (size_t i = 0; i < nv; i++)
+		for (size_t j = 0; j < nv; j++) {
+			int got = feat_val_cmp(v[i], vl[i], v[j], vl[j]), want = ref_val_cmp(v[i], vl[i], v[j], vl[j]);
+			got = got < 0 ? -1 : got > 0;
+			if (got != want) {
+				if (same)
+					printf("# pair %zu, %zu: got %d, want %d\n", i, j, got, want);
+				same = 0;
+			}
+		}
+	ok(same, "value order: feat_val_cmp agrees with the reference on %zu x %zu pairs", nv, nv);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1336,6 +1396,7 @@ main(void)
 	test_topk_capacity();
 	test_topk_totals();
 	test_emit_paths();
+	test_val_cmp();
 	test_fields_and_keys();
 	test_state();
 	test_property();
