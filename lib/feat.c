@@ -801,16 +801,25 @@ read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **
 	const uint8_t *p = rec + h, *end = rec + len;
 	for (uint32_t k = 0; k < cnt && want; k++) {
 		const char *name;
-		size_t nl, ks = mp_skip(p, (size_t)(end - p));
-		if (!ks || mp_read_str(p, (size_t)(end - p), &name, &nl) < 0)
+		size_t nl, ks;
+		if ((p[0] & 0xe0) == 0xa0) { /* fixstr: most keys */
+			name = (const char *)p + 1;
+			nl = p[0] & 0x1f;
+			ks = 1 + nl;
+			if (ks > (size_t)(end - p))
+				return;
+		} else if (!(ks = mp_skip(p, (size_t)(end - p))) ||
+		           mp_read_str(p, (size_t)(end - p), &name, &nl) < 0) {
 			return;
+		}
 		p += ks;
 		size_t vs = mp_skip(p, (size_t)(end - p));
 		if (!vs)
 			return;
 		for (size_t i = 0; i < s->nfields; i++) {
 			const feat_field *f = &s->fields[i];
-			if (f->simple && !fv[i] && f->nlen == nl && !memcmp(f->name, name, nl)) {
+			if (f->simple && !fv[i] && f->nlen == nl && f->name[0] == name[0] &&
+			    !memcmp(f->name, name, nl)) {
 				fv[i] = p;
 				fl[i] = vs;
 				want--;

@@ -955,6 +955,7 @@ where_record(int i, uint8_t *out)
 	case 12: mpw_str(&b, "action", 6), mpw_array(&b, 1), mpw_str(&b, "view", 4); break;
 	case 13: mpw_str(&b, "action", 6), mpw_map(&b, 1), mpw_str(&b, "k", 1), mpw_str(&b, "view", 4); break;
 	case 14: mpw_str(&b, "action", 6), mpw_str(&b, "VIEW", 4); break;
+	case 15: fp_buf_add(&b, "\xd9\x06" "action", 8), mpw_str(&b, "view", 4); break; /* str8 key */
 	default: b.p[0] = 0x83; break; /* no action */
 	}
 	memcpy(out, b.p, b.len);
