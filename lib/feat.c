@@ -206,6 +206,20 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	return 0;
 }
 
+/* The record's value v[0..vl) (one whole object) in canonical form: v
+ * itself when it already is one (a fixstr, a fixint, a boolean: most
+ * values), otherwise its canonical copy in buf; NULL when it has none. */
+static const uint8_t *
+canon_value(const uint8_t *v, size_t vl, uint8_t *buf, size_t *cl)
+{
+	uint8_t c = v[0];
+	if ((c & 0xe0) == 0xa0 || c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3) {
+		*cl = vl;
+		return v;
+	}
+	return feat_value_canon(v, vl, buf, cl) < 0 ? NULL : buf;
+}
+
 /* A number for sum/avg/min/max: 0 and *v, *isf; -1 when not a finite
  * number. */
 static int
@@ -921,9 +935,10 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 			}
 			r = num_apply(d, st, f, x, xf, bid, cb);
 		} else {
-			uint8_t cv[FEAT_MAX_VALUE];
+			uint8_t buf[FEAT_MAX_VALUE];
 			size_t cl;
-			if (feat_value_canon(v, vl, cv, &cl) < 0) {
+			const uint8_t *cv = canon_value(v, vl, buf, &cl);
+			if (!cv) {
 				stats->bad_field++;
 				continue;
 			}

@@ -431,6 +431,47 @@ test_val_cmp(void)
 	ok(same, "value order: feat_val_cmp agrees with the reference on %zu x %zu pairs", nv, nv);
 }
 
+/* Values already canonical (fixstr, fixint, bool) are used as they are;
+ * every other encoding is canonicalised: equal values in different
+ * encodings must count as one. */
+static void
+test_canon_shortcut(void)
+{
+	feat_spec *s = spec("key u\nd = distinct(x)\nt = topk(x, 20)\nf = first(x)\n");
+	if (!s) {
+		ok(0, "canonical values: spec");
+		return;
+	}
+	static const struct {
+		const char *enc;
+		size_t n;
+	} xs[] = {
+		{"\x05", 1}, {"\xcc\x05", 2}, {"\xd1\x00\x05", 3}, {"\xcf\0\0\0\0\0\0\0\x05", 9}, /* 5 */
+		{"\xfb", 1}, {"\xd0\xfb", 2}, {"\xd3\xff\xff\xff\xff\xff\xff\xff\xfb", 9},           /* -5 */
+		{"\xa2" "ab", 3}, {"\xd9\x02" "ab", 4}, {"\xda\x00\x02" "ab", 5},                 /* "ab" */
+		{"\xc3", 1}, {"\xc3", 1},                                                          /* true */
+		{"\xca\x3f\xc0\x00\x00", 5}, {"\xcb\x3f\xf8\0\0\0\0\0\0", 9},                       /* 1.5 */
+		{"\xc4\x02" "ab", 4},                                                              /* bin */
+	};
+	feat_state *st = feat_state_new(s);
+	for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+		fp_buf b = FP_BUF_INIT;
+		mpw_map(&b, 2);
+		mpw_str(&b, "@ts", 3);
+		mpw_int(&b, (int64_t)(100 - i));
+		mpw_str(&b, "x", 1);
+		fp_buf_add(&b, xs[i].enc, xs[i].n);
+		if (feat_apply(s, st, b.p, b.len, NULL) != 0)
+			printf("# value %zu not applied\n", i);
+		fp_buf_release(&b);
+	}
+	is_str(values(s, st), "{\"d\":6,\"t\":[[5,4],[\"ab\",3],[-5,3],[true,2],[1.5,2],"
+	       "[{\"@bin\":\"ab\"},1]],\"f\":{\"@bin\":\"ab\"}}",
+	       "canonical values: equal values in any encoding count as one");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1398,6 +1439,7 @@ main(void)
 	test_topk_totals();
 	test_emit_paths();
 	test_val_cmp();
+	test_canon_shortcut();
 	test_fields_and_keys();
 	test_state();
 	test_property();
