@@ -53,6 +53,7 @@ struct feat_spec {
 	fp_path *time;
 	char *prefix;
 	size_t prefix_len;
+	int prefix_utf8;     /* the prefix is valid UTF-8 */
 	int64_t ttl;
 	size_t n;
 	feat_def *f;

@@ -672,6 +672,7 @@ feat_spec_parse(const char *text, size_t n, const char *name, char *err, size_t 
 	}
 	for (size_t i = 0; i < s->n; i++)
 		fingerprint(s, &s->f[i]);
+	s->prefix_utf8 = utf8_valid((const uint8_t *)s->prefix, s->prefix_len);
 	if (index_fields(s) < 0) {
 		perr_at(&P, P.pos, "out of memory");
 		goto fail;
@@ -757,6 +758,21 @@ feat_spec_prefix(const feat_spec *s, size_t *len)
 	return s->prefix;
 }
 
+/* The decimal digits of u, '-' first when neg, written so as to end at
+ * end; returns where they start. */
+static char *
+decimal(char *end, uint64_t u, int neg)
+{
+	char *p = end;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		*--p = '-';
+	return p;
+}
+
 int
 feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out, int *is_utf8)
 {
@@ -767,18 +783,21 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 	const char *str;
 	const uint8_t *bin;
 	size_t sl;
-	char num[32];
+	char num[24], *end = num + sizeof num;
 	int64_t i;
 	uint64_t u;
+	int digits = 0;
 	if (mp_read_str(v, vlen, &str, &sl) == 0) {
 		bin = (const uint8_t *)str;
 	} else if (mp_read_bin(v, vlen, &bin, &sl) == 0) {
 	} else if (mp_read_int(v, vlen, &i) == 0) {
-		sl = (size_t)snprintf(num, sizeof num, "%lld", (long long)i);
-		bin = (const uint8_t *)num;
+		bin = (const uint8_t *)decimal(end, i < 0 ? -(uint64_t)i : (uint64_t)i, i < 0);
+		sl = (size_t)(end - (const char *)bin);
+		digits = 1;
 	} else if (mp_read_uint(v, vlen, &u) == 0) {
-		sl = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)u);
-		bin = (const uint8_t *)num;
+		bin = (const uint8_t *)decimal(end, u, 0);
+		sl = (size_t)(end - (const char *)bin);
+		digits = 1;
 	} else {
 		return -1;
 	}
@@ -787,8 +806,8 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 		out->len = start;
 		return -1;
 	}
-	if (is_utf8)
-		*is_utf8 = utf8_valid(out->p + start, out->len - start);
+	if (is_utf8) /* a valid prefix and digits need no second look */
+		*is_utf8 = digits && s->prefix_utf8 ? 1 : utf8_valid(out->p + start, out->len - start);
 	return 0;
 }
 

@@ -472,6 +472,55 @@ test_canon_shortcut(void)
 	feat_spec_free(s);
 }
 
+/* Integer keys in decimal (hand-written formatting, checked against
+ * printf), and whether "@key" is UTF-8 with a valid or invalid prefix. */
+static void
+test_int_keys(void)
+{
+	static const int64_t is[] = {0, 7, -1, 9, 10, -10, 99, 100, 1234567890123, INT64_MAX, INT64_MIN};
+	feat_spec *s = spec("key u\nprefix \"p:\"\nn = count()\n");
+	feat_spec *bad = spec("key u\nprefix \"\xff\"\nn = count()\n");
+	if (!s || !bad) {
+		ok(0, "int keys: spec");
+		feat_spec_free(s);
+		feat_spec_free(bad);
+		return;
+	}
+	int same = 1;
+	fp_buf r = FP_BUF_INIT, k = FP_BUF_INIT;
+	for (size_t i = 0; i <= sizeof is / sizeof is[0]; i++) {
+		char want[40];
+		r.len = 0;
+		mpw_map(&r, 1);
+		mpw_str(&r, "u", 1);
+		if (i < sizeof is / sizeof is[0]) {
+			mpw_int(&r, is[i]);
+			snprintf(want, sizeof want, "p:%lld", (long long)is[i]);
+		} else {
+			mpw_uint(&r, UINT64_MAX);
+			snprintf(want, sizeof want, "p:%llu", (unsigned long long)UINT64_MAX);
+		}
+		int utf8 = -1;
+		k.len = 0;
+		if (feat_record_key(s, r.p, r.len, &k, &utf8) < 0 || k.len != strlen(want) ||
+		    memcmp(k.p, want, k.len) || utf8 != 1) {
+			printf("# key %zu: got '%.*s' (utf8 %d), want '%s'\n", i, (int)k.len, (char *)k.p, utf8, want);
+			same = 0;
+		}
+		k.len = 0;
+		if (feat_record_key(bad, r.p, r.len, &k, &utf8) < 0 || utf8 != 0 || k.p[0] != 0xff ||
+		    k.len != strlen(want) - 1 || memcmp(k.p + 1, want + 2, k.len - 1)) {
+			printf("# key %zu after an invalid prefix: utf8 %d\n", i, utf8);
+			same = 0;
+		}
+	}
+	ok(same, "int keys: decimal text as printf writes it; UTF-8 only after a valid prefix");
+	fp_buf_release(&r);
+	fp_buf_release(&k);
+	feat_spec_free(s);
+	feat_spec_free(bad);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1440,6 +1489,7 @@ main(void)
 	test_emit_paths();
 	test_val_cmp();
 	test_canon_shortcut();
+	test_int_keys();
 	test_fields_and_keys();
 	test_state();
 	test_property();
