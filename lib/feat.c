@@ -72,10 +72,10 @@ feat_grow(feat_state *st, fst *f, size_t need)
 	return 0;
 }
 
-static int
+static inline int
 grow(feat_state *st, fst *f, size_t need, size_t elem)
 {
-	return feat_grow(st, f, need * elem);
+	return need * elem <= f->cap ? 0 : feat_grow(st, f, need * elem);
 }
 
 static void
@@ -856,6 +856,8 @@ where_match(const feat_where *w, const uint8_t *rec, size_t len, const uint8_t *
 	size_t bl;
 	if (!v)
 		return 0;
+	if ((v[0] & 0xe0) == 0xa0) /* fixstr */
+		return (size_t)(v[0] & 0x1f) == w->llen && !memcmp(v + 1, w->lit, w->llen);
 	if (mp_read_str(v, fl[w->fidx], &str, &bl) == 0)
 		b = (const uint8_t *)str;
 	else if (mp_read_bin(v, fl[w->fidx], &b, &bl) < 0)
