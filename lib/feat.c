@@ -830,13 +830,15 @@ read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **
 		size_t vs = mp_skip(p, (size_t)(end - p));
 		if (!vs)
 			return;
-		for (size_t i = 0; i < s->nfields; i++) {
-			const feat_field *f = &s->fields[i];
-			if (f->simple && !fv[i] && f->nlen == nl && f->name[0] == name[0] &&
-			    !memcmp(f->name, name, nl)) {
-				fv[i] = p;
-				fl[i] = vs;
-				want--;
+		for (unsigned i = nl ? s->by_first[(uint8_t)name[0]] : 0; i; i = s->fields[i - 1].next) {
+			const feat_field *f = &s->fields[i - 1];
+			if (f->nlen == nl && !memcmp(f->name, name, nl)) {
+				if (!fv[i - 1]) { /* the first of equal keys */
+					fv[i - 1] = p;
+					fl[i - 1] = vs;
+					want--;
+				}
+				break; /* names are distinct */
 			}
 		}
 		p += vs;

@@ -33,6 +33,8 @@ typedef struct feat_field {
 	const char *name;    /* path text */
 	size_t nlen;
 	int simple;          /* a plain top-level name */
+	uint16_t next;       /* 1 + index of the next simple field whose name
+	                        starts with the same byte; 0: none */
 } feat_field;
 
 /* A distinct where expression, evaluated once per record.  When its text
@@ -60,6 +62,8 @@ struct feat_spec {
 	feat_field *fields;  /* [0] is the time field; then the aggregated
 	                        fields, then those only where clauses read */
 	size_t nfields;
+	uint16_t by_first[256]; /* 1 + index of the first simple field whose
+	                           name starts with that byte; 0: none */
 	feat_where *wheres;  /* distinct where expressions */
 	size_t nwheres;
 	int64_t *widths;     /* distinct bucket widths of the windows */

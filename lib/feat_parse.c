@@ -608,6 +608,14 @@ index_fields(feat_spec *s)
 		w->llen = ll;
 	}
 	free(wt);
+	for (size_t i = s->nfields; i-- > 0;) { /* chains by first byte, in index order */
+		feat_field *f = &s->fields[i];
+		if (!f->simple)
+			continue;
+		uint8_t c = (uint8_t)f->name[0];
+		f->next = s->by_first[c];
+		s->by_first[c] = (uint16_t)(i + 1);
+	}
 	return 0;
 }
 

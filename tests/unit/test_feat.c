@@ -521,6 +521,28 @@ test_int_keys(void)
 	feat_spec_free(bad);
 }
 
+/* read_fields finds top-level names through chains of fields sharing a
+ * first byte: every field of a chain must be found, in any key order, the
+ * first of two equal keys winning (as fp_path_get does). */
+static void
+test_field_chains(void)
+{
+	feat_spec *s = spec("key u\na = sum(p)\nb = sum(pa)\nc = sum(pab)\nd = sum(q)\n"
+	                    "e = count() where pb == \"x\"\nf = latest(p)\n");
+	if (!s) {
+		ok(0, "field chains: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	apply(s, st, "{\"pab\":100,\"@ts\":1,\"q\":1000,\"pb\":\"x\",\"pa\":10,\"p\":1,\"p\":2}", NULL);
+	apply(s, st, "{\"p\":3,\"pa\":20,\"pb\":\"y\",\"@ts\":2,\"pab\":200,\"pab\":9}", NULL);
+	apply(s, st, "{\"pb\":\"x\",\"pb\":\"y\",\"@ts\":3,\"\":5,\"pbx\":\"x\"}", NULL);
+	is_str(values(s, st), "{\"a\":4,\"b\":30,\"c\":300,\"d\":1000,\"e\":2,\"f\":3}",
+	       "field chains: names sharing a first byte, any order, the first of equal keys");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1490,6 +1512,7 @@ main(void)
 	test_val_cmp();
 	test_canon_shortcut();
 	test_int_keys();
+	test_field_chains();
 	test_fields_and_keys();
 	test_state();
 	test_property();
