@@ -199,9 +199,44 @@ c_array(cur *c, uint32_t *count)
 	return 0;
 }
 
+/* The unsigned encodings the encoder writes (fixint, uint 8/16/32/64),
+ * read inline: 0, *v and the cursor moved past, or -1 and nothing moved
+ * (another encoding, or too short) for the general path to decide. */
+static inline int
+c_fast_uint(cur *c, uint64_t *v)
+{
+	static const uint8_t width[4] = {1, 2, 4, 8};
+	if (!c->n)
+		return -1;
+	uint8_t b = c->p[0];
+	if (b <= 0x7f) {
+		*v = b;
+		c->p++;
+		c->n--;
+		return 0;
+	}
+	if (b < 0xcc || b > 0xcf)
+		return -1;
+	size_t w = width[b - 0xcc];
+	if (c->n < 1 + w)
+		return -1;
+	uint64_t u = 0;
+	for (size_t k = 1; k <= w; k++)
+		u = u << 8 | c->p[k];
+	*v = u;
+	c->p += 1 + w;
+	c->n -= 1 + w;
+	return 0;
+}
+
 static int
 c_int(cur *c, int64_t *v)
 {
+	uint64_t u;
+	if (c_fast_uint(c, &u) == 0) {
+		*v = (int64_t)u;
+		return u <= INT64_MAX ? 0 : -1; /* as mp_read_int() */
+	}
 	const uint8_t *o;
 	size_t ol;
 	return c_take(c, &o, &ol) < 0 ? -1 : mp_read_int(o, ol, v);
@@ -210,6 +245,8 @@ c_int(cur *c, int64_t *v)
 static int
 c_uint(cur *c, uint64_t *v, uint64_t max)
 {
+	if (c_fast_uint(c, v) == 0)
+		return *v <= max ? 0 : -1;
 	const uint8_t *o;
 	size_t ol;
 	if (c_take(c, &o, &ol) < 0 || mp_read_uint(o, ol, v) < 0)
@@ -468,9 +505,10 @@ feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n, feat_state **o
 			derr(err, errlen, "@state: bad entry %u of the feature list", k);
 			goto fail;
 		}
-		size_t i = 0;
-		while (i < s->n && (strlen(s->f[i].name) != nl || memcmp(s->f[i].name, name, nl)))
-			i++;
+		size_t i = k < s->n ? k : 0; /* stored in the spec's order, mostly */
+		if (s->f[i].nlen != nl || memcmp(s->f[i].name, name, nl))
+			for (i = 0; i < s->n && (s->f[i].nlen != nl || memcmp(s->f[i].name, name, nl)); i++)
+				;
 		if (i == s->n || s->f[i].fingerprint != fpr || seen[i]) {
 			if (c_take(&c, &o, &ol) < 0) { /* dropped or redefined */
 				derr(err, errlen, "@state: bad data of feature '%.*s'", (int)(nl > 64 ? 64 : nl),

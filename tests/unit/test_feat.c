@@ -543,6 +543,80 @@ test_field_chains(void)
 	feat_spec_free(s);
 }
 
+/* An integer in one of several msgpack encodings (mode 0: smallest). */
+static void
+put_int_as(fp_buf *b, int64_t v, int mode)
+{
+	uint8_t o[9];
+	uint64_t u = (uint64_t)v;
+	if (mode == 0) {
+		mpw_int(b, v);
+		return;
+	}
+	o[0] = mode == 1 ? 0xd3 : 0xcf;
+	for (int k = 0; k < 8; k++)
+		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+	fp_buf_add(b, o, 9);
+}
+
+/* feat_state_decode reads the unsigned encodings inline and the rest
+ * through mpraw: a state must decode the same in any integer encoding, and
+ * an unsigned value beyond int64 is refused where an int is expected. */
+static void
+test_decode_ints(void)
+{
+	feat_spec *s = spec("key u\nn = sum(x)\nc = count() over 10s by 1s\nl = last(x, 3)\n");
+	if (!s) {
+		ok(0, "decode ints: spec");
+		return;
+	}
+	fp_buf want = FP_BUF_INIT;
+	int same = 1;
+	for (int mode = 0; mode < 4; mode++) {
+		fp_buf b = FP_BUF_INIT;
+		int m = mode == 3 ? 2 : mode; /* mode 3: 2^63 as the stored now */
+		mpw_array(&b, 3);
+		put_int_as(&b, FEAT_STATE_VERSION, m);
+		if (mode == 3)
+			fp_buf_add(&b, "\xcf\x80\0\0\0\0\0\0\0", 9);
+		else
+			put_int_as(&b, 5000, m);
+		mpw_array(&b, 3);
+		mpw_array(&b, 3), mpw_str(&b, "n", 1), mpw_uint(&b, s->f[0].fingerprint);
+		mpw_array(&b, 2), put_int_as(&b, 2, m), put_int_as(&b, 300, m);
+		mpw_array(&b, 3), mpw_str(&b, "c", 1), mpw_uint(&b, s->f[1].fingerprint);
+		mpw_array(&b, 3), put_int_as(&b, 5, m), put_int_as(&b, 2, m), put_int_as(&b, 0, m);
+		mpw_array(&b, 3), mpw_str(&b, "l", 1), mpw_uint(&b, s->f[2].fingerprint);
+		mpw_array(&b, 2), put_int_as(&b, 4000, m), put_int_as(&b, 7, 0);
+		feat_state *st = NULL;
+		char err[256] = "";
+		int rc = feat_state_decode(s, b.p, b.len, &st, NULL, err, sizeof err);
+		if (mode == 3) {
+			ok(rc < 0 && strstr(err, "bad time"), "decode ints: a now beyond int64 is refused (%s)", err);
+		} else if (rc < 0) {
+			printf("# mode %d: %s\n", mode, err);
+			same = 0;
+		} else {
+			fp_buf e = FP_BUF_INIT;
+			feat_state_encode(s, st, &e);
+			if (mode == 0 && (e.len != b.len || memcmp(e.p, b.p, b.len)))
+				same = 0; /* smallest encodings round-trip byte for byte */
+			if (mode == 0)
+				fp_buf_add(&want, e.p, e.len);
+			else if (e.len != want.len || memcmp(e.p, want.p, e.len))
+				same = 0;
+			if (strcmp(values(s, st), "{\"n\":300,\"c\":2,\"l\":[7]}"))
+				same = 0;
+			fp_buf_release(&e);
+		}
+		feat_state_free(st);
+		fp_buf_release(&b);
+	}
+	ok(same, "decode ints: the same state from any integer encoding");
+	fp_buf_release(&want);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -1513,6 +1587,7 @@ main(void)
 	test_canon_shortcut();
 	test_int_keys();
 	test_field_chains();
+	test_decode_ints();
 	test_fields_and_keys();
 	test_state();
 	test_property();
