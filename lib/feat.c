@@ -7,8 +7,10 @@
  *     wbk.nf = events (31 bits) | v-is-double (bit 31), wbk.v = sum/extreme.
  *   first/latest/last: p = blob of n items [int64 t][uint16 len][value],
  *     best first (latest/last: greatest (t, value) first; first: least).
- *   topk: p = blob of n entries [uint16 len][value][uint16 k][k x (uint32
- *     bid, uint32 count)], unwindowed entries have k = 1 and bid 0.
+ *   topk: p = blob of n entries [uint16 len][uint16 k][uint32 total][value]
+ *     [k x (uint32 bid, uint32 count)], buckets oldest first; unwindowed
+ *     entries have k = 1 and bid 0.  total caches the sum of the counts
+ *     (feat_tk_total()).
  *   distinct: mode 0: p = uint64 hashes[len], sorted; mode 1: p = HLL
  *     registers (2^FEAT_HLL_BITS bytes); mode 2 (window): p = dh[len]
  *     sorted by hash, each with the bucket it was last seen in.
@@ -70,10 +72,10 @@ feat_grow(feat_state *st, fst *f, size_t need)
 	return 0;
 }
 
-static int
+static inline int
 grow(feat_state *st, fst *f, size_t need, size_t elem)
 {
-	return feat_grow(st, f, need * elem);
+	return need * elem <= f->cap ? 0 : feat_grow(st, f, need * elem);
 }
 
 static void
@@ -136,6 +138,15 @@ val_hdr(const uint8_t *v)
 int
 feat_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
+	if ((a[0] & 0xe0) == 0xa0 && (b[0] & 0xe0) == 0xa0) {
+		/* two short strings (most values): the first differing byte,
+		 * inline; equal bytes mean equal encodings */
+		size_t m = al < bl ? al : bl;
+		for (size_t k = 1; k < m; k++)
+			if (a[k] != b[k])
+				return a[k] < b[k] ? -1 : 1;
+		return al < bl ? -1 : al > bl;
+	}
 	size_t ha = val_hdr(a), hb = val_hdr(b);
 	int c = raw_cmp(a + ha, al - ha, b + hb, bl - hb);
 	return c ? c : raw_cmp(a, al, b, bl);
@@ -163,11 +174,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	if (c == 0xca || c == 0xcb) {
 		if (mp_read_number(p, n, &d) < 0)
 			return -1;
-		uint64_t bits;
-		memcpy(&bits, &d, 8);
-		out[0] = 0xcb;
-		for (int k = 0; k < 8; k++)
-			out[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+		feat_put_double(out, d);
 		*olen = 9;
 		return 0;
 	}
@@ -177,8 +184,7 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	}
 	if (mp_read_uint(p, n, &u) == 0) { /* beyond INT64_MAX */
 		out[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			out[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		feat_be64(out + 1, u);
 		*olen = 9;
 		return 0;
 	}
@@ -198,6 +204,20 @@ feat_value_canon(const uint8_t *p, size_t n, uint8_t *out, size_t *olen)
 	memcpy(out + h, b, sl);
 	*olen = h + sl;
 	return 0;
+}
+
+/* The record's value v[0..vl) (one whole object) in canonical form: v
+ * itself when it already is one (a fixstr, a fixint, a boolean: most
+ * values), otherwise its canonical copy in buf; NULL when it has none. */
+static const uint8_t *
+canon_value(const uint8_t *v, size_t vl, uint8_t *buf, size_t *cl)
+{
+	uint8_t c = v[0];
+	if ((c & 0xe0) == 0xa0 || c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3) {
+		*cl = vl;
+		return v;
+	}
+	return feat_value_canon(v, vl, buf, cl) < 0 ? NULL : buf;
 }
 
 /* A number for sum/avg/min/max: 0 and *v, *isf; -1 when not a finite
@@ -313,8 +333,56 @@ is_num(feat_agg a)
 size_t
 feat_tk_size(const uint8_t *e)
 {
-	size_t vl = rd16(e);
-	return 2 + vl + 2 + (size_t)rd16(e + 2 + vl) * 8;
+	return TK_HDR + rd16(e) + (size_t)rd16(e + 2) * 8;
+}
+
+static inline uint32_t
+rd32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void
+wr32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* The sum of the counts of topk entry e's buckets, from its buckets. */
+static uint64_t
+tk_recount(const uint8_t *e)
+{
+	const uint8_t *bk = e + TK_HDR + rd16(e);
+	uint16_t k = rd16(e + 2);
+	uint64_t tot = 0;
+	for (uint16_t j = 0; j < k; j++)
+		tot += rd32(bk + (size_t)j * 8 + 4);
+	return tot;
+}
+
+uint64_t
+feat_tk_total(const uint8_t *e)
+{
+	uint32_t t = rd32(e + 4);
+	return t < UINT32_MAX ? t : tk_recount(e);
+}
+
+void
+feat_tk_set_total(uint8_t *e)
+{
+	uint64_t t = tk_recount(e);
+	wr32(e + 4, t < UINT32_MAX ? (uint32_t)t : UINT32_MAX);
+}
+
+/* Add one to the cached total of topk entry e. */
+static void
+tk_inc_total(uint8_t *e)
+{
+	uint32_t t = rd32(e + 4);
+	if (t < UINT32_MAX)
+		wr32(e + 4, t + 1);
 }
 
 size_t
@@ -353,22 +421,18 @@ prune(const feat_def *d, feat_state *st, fst *f, int64_t now)
 		int64_t cnt = 0;
 		while (in < f->len) {
 			size_t sz = feat_tk_size(p + in), vl = rd16(p + in);
-			uint8_t *kp = p + in + 2 + vl;
-			uint16_t k = rd16(kp), j = 0;
-			uint32_t (*bk)[2] = (void *)(kp + 2);
-			uint32_t tmp[2];
-			while (j < k) { /* oldest first */
-				memcpy(tmp, bk[j], 8);
-				if (age_of(cb, tmp[0]) < nb)
-					break;
+			uint16_t k = rd16(p + in + 2), j = 0;
+			const uint8_t *bk = p + in + TK_HDR + vl;
+			while (j < k && age_of(cb, rd32(bk + (size_t)j * 8)) >= nb) /* oldest first */
 				j++;
-			}
 			if (j < k) {
 				size_t keep = (size_t)(k - j) * 8;
-				memmove(p + out, p + in, 2 + vl);
-				wr16(p + out + 2 + vl, (uint16_t)(k - j));
-				memmove(p + out + 2 + vl + 2, kp + 2 + (size_t)j * 8, keep);
-				out += 2 + vl + 2 + keep;
+				memmove(p + out, p + in, TK_HDR + vl);
+				wr16(p + out + 2, (uint16_t)(k - j));
+				memmove(p + out + TK_HDR + vl, bk + (size_t)j * 8, keep);
+				if (j)
+					feat_tk_set_total(p + out);
+				out += TK_HDR + vl + keep;
 				cnt++;
 			}
 			in += sz;
@@ -518,23 +582,6 @@ list_apply(const feat_def *d, feat_state *st, fst *f, int64_t t, const uint8_t *
 	return 0;
 }
 
-/* Total count of a topk entry inside the window. */
-static uint64_t
-tk_total(const feat_def *d, const uint8_t *e, uint32_t cb)
-{
-	size_t vl = rd16(e);
-	const uint8_t *kp = e + 2 + vl;
-	uint16_t k = rd16(kp);
-	uint64_t tot = 0;
-	for (uint16_t j = 0; j < k; j++) {
-		uint32_t b[2];
-		memcpy(b, kp + 2 + (size_t)j * 8, 8);
-		if (!d->nbuckets || age_of(cb, b[0]) < d->nbuckets)
-			tot += b[1];
-	}
-	return tot;
-}
-
 /* Replace p[off..off+oldsz) by new[0..newsz) in the blob of f. */
 static int
 splice(feat_state *st, fst *f, size_t off, size_t oldsz, const uint8_t *nw, size_t newsz)
@@ -558,25 +605,24 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 	uint64_t vmin = UINT64_MAX;
 	while (off < f->len) {
 		size_t el = rd16(p + off);
-		if (el == vl && !memcmp(p + off + 2, v, vl))
+		if (el == vl && !memcmp(p + off + TK_HDR, v, vl))
 			break;
 		off += feat_tk_size(p + off);
 	}
 	if (off >= f->len && f->n >= d->capacity) { /* the least frequent gives way */
 		for (size_t o = 0; o < f->len; o += feat_tk_size(p + o)) {
-			uint64_t tot = tk_total(d, p + o, cb);
-			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + 2, rd16(p + o), p + victim + 2,
-			                                               rd16(p + victim)) > 0)) {
+			uint64_t tot = feat_tk_total(p + o);
+			if (tot < vmin || (tot == vmin && feat_val_cmp(p + o + TK_HDR, rd16(p + o),
+			                                               p + victim + TK_HDR, rd16(p + victim)) > 0)) {
 				vmin = tot;
 				victim = o;
 			}
 		}
 	}
-	uint8_t tmp[2 + FEAT_MAX_VALUE + 2 + 8];
+	uint8_t tmp[TK_HDR + FEAT_MAX_VALUE + 8];
 	if (off < f->len) { /* known value: add to its bucket */
-		uint8_t *kp = p + off + 2 + vl;
-		uint16_t k = rd16(kp);
-		uint8_t *bk = kp + 2;
+		uint16_t k = rd16(p + off + 2);
+		uint8_t *bk = p + off + TK_HDR + vl;
 		uint32_t age = age_of(cb, bid);
 		uint16_t j = k;
 		uint32_t b[2];
@@ -589,8 +635,10 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 		if (j > 0) {
 			memcpy(b, bk + (size_t)(j - 1) * 8, 8);
 			if (!d->nbuckets || b[0] == bid) {
-				if (b[1] < UINT32_MAX)
+				if (b[1] < UINT32_MAX) {
 					b[1]++;
+					tk_inc_total(p + off);
+				}
 				memcpy(bk + (size_t)(j - 1) * 8, b, 8);
 				return 0;
 			}
@@ -599,9 +647,11 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 			return 0;
 		b[0] = bid;
 		b[1] = 1;
-		if (splice(st, f, off + 2 + vl + 2 + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
+		if (splice(st, f, off + TK_HDR + vl + (size_t)j * 8, 0, (uint8_t *)b, 8) < 0)
 			return -1;
-		wr16((uint8_t *)FPTR(st, f) + off + 2 + vl, (uint16_t)(k + 1));
+		p = FPTR(st, f);
+		wr16(p + off + 2, (uint16_t)(k + 1));
+		tk_inc_total(p + off);
 		return 0;
 	}
 	uint32_t start = 1;
@@ -615,11 +665,12 @@ topk_apply(const feat_def *d, feat_state *st, fst *f, const uint8_t *v, size_t v
 			stats->approx++;
 	}
 	wr16(tmp, (uint16_t)vl);
-	memcpy(tmp + 2, v, vl);
-	wr16(tmp + 2 + vl, 1);
+	wr16(tmp + 2, 1);
+	wr32(tmp + 4, start);
+	memcpy(tmp + TK_HDR, v, vl);
 	uint32_t b[2] = {d->nbuckets ? bid : 0, start};
-	memcpy(tmp + 2 + vl + 2, b, 8);
-	if (splice(st, f, f->len, 0, tmp, 2 + vl + 2 + 8) < 0)
+	memcpy(tmp + TK_HDR + vl, b, 8);
+	if (splice(st, f, f->len, 0, tmp, TK_HDR + vl + 8) < 0)
 		return -1;
 	f->n++;
 	return 0;
@@ -764,23 +815,56 @@ read_fields(const feat_spec *s, const uint8_t *rec, size_t len, const uint8_t **
 	const uint8_t *p = rec + h, *end = rec + len;
 	for (uint32_t k = 0; k < cnt && want; k++) {
 		const char *name;
-		size_t nl, ks = mp_skip(p, (size_t)(end - p));
-		if (!ks || mp_read_str(p, (size_t)(end - p), &name, &nl) < 0)
+		size_t nl, ks;
+		if ((p[0] & 0xe0) == 0xa0) { /* fixstr: most keys */
+			name = (const char *)p + 1;
+			nl = p[0] & 0x1f;
+			ks = 1 + nl;
+			if (ks > (size_t)(end - p))
+				return;
+		} else if (!(ks = mp_skip(p, (size_t)(end - p))) ||
+		           mp_read_str(p, (size_t)(end - p), &name, &nl) < 0) {
 			return;
+		}
 		p += ks;
 		size_t vs = mp_skip(p, (size_t)(end - p));
 		if (!vs)
 			return;
-		for (size_t i = 0; i < s->nfields; i++) {
-			const feat_field *f = &s->fields[i];
-			if (f->simple && !fv[i] && f->nlen == nl && !memcmp(f->name, name, nl)) {
-				fv[i] = p;
-				fl[i] = vs;
-				want--;
+		for (unsigned i = nl ? s->by_first[(uint8_t)name[0]] : 0; i; i = s->fields[i - 1].next) {
+			const feat_field *f = &s->fields[i - 1];
+			if (f->nlen == nl && !memcmp(f->name, name, nl)) {
+				if (!fv[i - 1]) { /* the first of equal keys */
+					fv[i - 1] = p;
+					fl[i - 1] = vs;
+					want--;
+				}
+				break; /* names are distinct */
 			}
 		}
 		p += vs;
 	}
+}
+
+/* Whether where expression w matches the record, whose fields read_fields()
+ * put in fv, fl. */
+static int
+where_match(const feat_where *w, const uint8_t *rec, size_t len, const uint8_t *const *fv,
+            const size_t *fl)
+{
+	if (w->fidx < 0)
+		return expr_match(w->e, rec, len);
+	const uint8_t *v = fv[w->fidx], *b;
+	const char *str;
+	size_t bl;
+	if (!v)
+		return 0;
+	if ((v[0] & 0xe0) == 0xa0) /* fixstr */
+		return (size_t)(v[0] & 0x1f) == w->llen && !memcmp(v + 1, w->lit, w->llen);
+	if (mp_read_str(v, fl[w->fidx], &str, &bl) == 0)
+		b = (const uint8_t *)str;
+	else if (mp_read_bin(v, fl[w->fidx], &b, &bl) < 0)
+		return 0;
+	return bl == w->llen && !memcmp(b, w->lit, bl);
 }
 
 int
@@ -792,8 +876,8 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		stats = &dummy;
 	stats->records++;
 	feat_state_prefetch(st); /* overlap the state's cache misses with the scan */
-	const uint8_t *fv[FEAT_MAX_FEATURES + 1];
-	size_t fl[FEAT_MAX_FEATURES + 1];
+	const uint8_t *fv[2 * FEAT_MAX_FEATURES + 1];
+	size_t fl[2 * FEAT_MAX_FEATURES + 1];
 	signed char wr[FEAT_MAX_FEATURES];
 	read_fields(s, rec, len, fv, fl);
 	memset(wr, -1, s->nwheres);
@@ -809,11 +893,10 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		bt[k] = feat_floor(t, s->widths[k]);
 		bn[k] = newest ? bt[k] : feat_floor(st->now, s->widths[k]);
 	}
-	if (t > st->now) {
+	if (t > st->now) { /* also from INT64_MIN: a first event may lie there */
 		int64_t old = st->now;
 		st->now = t;
-		if (old != INT64_MIN)
-			advance(s, st, old, bn);
+		advance(s, st, old, bn);
 	}
 	int rc = 0;
 	for (size_t i = 0; i < s->n; i++) {
@@ -821,7 +904,7 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 		fst *f = &st->f[i];
 		if (d->widx >= 0) {
 			if (wr[d->widx] < 0)
-				wr[d->widx] = (signed char)expr_match(s->wheres[d->widx], rec, len);
+				wr[d->widx] = (signed char)where_match(&s->wheres[d->widx], rec, len, fv, fl);
 			if (!wr[d->widx]) {
 				stats->filtered++;
 				continue;
@@ -856,9 +939,10 @@ feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec, size_t len,
 			}
 			r = num_apply(d, st, f, x, xf, bid, cb);
 		} else {
-			uint8_t cv[FEAT_MAX_VALUE];
+			uint8_t buf[FEAT_MAX_VALUE];
 			size_t cl;
-			if (feat_value_canon(v, vl, cv, &cl) < 0) {
+			const uint8_t *cv = canon_value(v, vl, buf, &cl);
+			if (!cv) {
 				stats->bad_field++;
 				continue;
 			}
@@ -894,10 +978,59 @@ tkv_cmp(const void *a, const void *b)
 	return feat_val_cmp(x->v, x->vl, y->v, y->vl);
 }
 
+/* Move the best k of a[0..n) (tkv_cmp order, k <= n) to a[0..k), sorted;
+ * returns k.  One pass that keeps the best so far in order: most values
+ * lose to the k-th at once, so top-5 of 20 costs about 20 comparisons where
+ * a full insertion sort costs about 100. */
+static size_t
+tkv_best(tkv *a, size_t n, size_t k)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		tkv x = a[i];
+		if (m == k && tkv_cmp(&x, &a[k - 1]) >= 0)
+			continue;
+		size_t y = m < k ? m++ : k - 1;
+		for (; y > 0 && tkv_cmp(&a[y - 1], &x) > 0; y--)
+			a[y] = a[y - 1];
+		a[y] = x;
+	}
+	return m;
+}
+
 static uint8_t *
 put_num(uint8_t *o, fnum v, int isf)
 {
 	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
+}
+
+/* Fold the buckets b[0..len) inside the window ending at bucket cb: *n
+ * events and, but for count(), their sum or extreme in *v (*isf when a
+ * double).  One loop per aggregate: count() only adds the counts. */
+static void
+win_fold(const feat_def *d, const wbk *b, uint32_t len, uint32_t cb, int64_t *n, fnum *v,
+         uint8_t *isf)
+{
+	uint32_t nb = d->nbuckets;
+	int64_t cnt = 0;
+	if (d->agg == FEAT_COUNT) {
+		for (uint32_t k = 0; k < len; k++)
+			cnt += age_of(cb, b[k].bid) < nb ? b[k].nf & NF_COUNT : 0;
+		*n = cnt;
+		return;
+	}
+	int sum = d->agg == FEAT_SUM || d->agg == FEAT_AVG, dir = d->agg == FEAT_MIN ? -1 : 1;
+	for (uint32_t k = 0; k < len; k++) {
+		if (age_of(cb, b[k].bid) >= nb)
+			continue;
+		uint8_t bf = (b[k].nf & NF_FLOAT) != 0;
+		if (sum)
+			num_add(v, isf, b[k].v, bf);
+		else if (cnt == 0 || num_cmp(b[k].v, bf, *v, *isf) * dir > 0)
+			*v = b[k].v, *isf = bf;
+		cnt += b[k].nf & NF_COUNT;
+	}
+	*n = cnt;
 }
 
 /* An upper bound of the bytes emit_one() writes. */
@@ -931,19 +1064,7 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 			v = f->v;
 			isf = f->isf;
 		} else {
-			const wbk *b = FPTR(st, f);
-			for (uint32_t k = 0; k < f->len; k++) {
-				if (age_of(cb, b[k].bid) >= d->nbuckets)
-					continue;
-				uint8_t bf = (b[k].nf & NF_FLOAT) != 0;
-				int first = n == 0;
-				n += b[k].nf & NF_COUNT;
-				if (d->agg == FEAT_SUM || d->agg == FEAT_AVG)
-					num_add(&v, &isf, b[k].v, bf);
-				else if (first || (d->agg == FEAT_MIN ? num_cmp(b[k].v, bf, v, isf) < 0 :
-				                   num_cmp(b[k].v, bf, v, isf) > 0))
-					v = b[k].v, isf = bf;
-			}
+			win_fold(d, FPTR(st, f), f->len, cb, &n, &v, &isf);
 		}
 		switch (d->agg) {
 		case FEAT_COUNT:
@@ -987,19 +1108,16 @@ emit_one(const feat_def *d, const feat_state *st, const fst *f, int64_t now, uin
 		if (f->n > 32 && !(a = malloc((size_t)f->n * sizeof *a)))
 			return NULL;
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
-			uint64_t tot = tk_total(d, p + off, cb);
+			uint64_t tot = feat_tk_total(p + off);
 			if (tot && cnt < (size_t)f->n)
-				a[cnt++] = (tkv){p + off + 2, rd16(p + off), tot};
+				a[cnt++] = (tkv){p + off + TK_HDR, rd16(p + off), tot};
 		}
-		if (cnt > 32) {
+		if (cnt > (size_t)d->param && d->param <= 32) {
+			cnt = tkv_best(a, cnt, (size_t)d->param);
+		} else if (cnt > 32) {
 			qsort(a, cnt, sizeof *a, tkv_cmp);
 		} else {
-			for (size_t x = 1; x < cnt; x++) /* insertion sort */
-				for (size_t y = x; y > 0 && tkv_cmp(&a[y - 1], &a[y]) > 0; y--) {
-					tkv tmp = a[y];
-					a[y] = a[y - 1];
-					a[y - 1] = tmp;
-				}
+			tkv_best(a, cnt, cnt);
 		}
 		if (cnt > (size_t)d->param)
 			cnt = (size_t)d->param;
@@ -1040,18 +1158,33 @@ feat_emit_values(const feat_spec *s, const feat_state *st, msgpack_packer *pk)
 	size_t bound = 0;
 	for (size_t i = 0; i < s->n; i++)
 		bound += 2 + FEAT_MAX_NAME + emit_bound(&s->f[i], &st->f[i]);
+	/* A packer that appends to an fp_buf (fp_buf_pack_write, as fr_writer's
+	 * does) gets the values written in place; any other gets them through
+	 * one call of its callback. */
+	fp_buf *into = pk->callback == fp_buf_pack_write ? pk->data : NULL;
 	uint8_t small[4096], *buf = small;
-	if (bound > sizeof small && !(buf = malloc(bound)))
+	if (into) {
+		if (fp_buf_reserve(into, bound) < 0)
+			return -1;
+		buf = into->p + into->len;
+	} else if (bound > sizeof small && !(buf = malloc(bound))) {
 		return -1;
+	}
 	uint8_t *o = buf;
 	for (size_t i = 0; i < s->n && o; i++) {
 		o = feat_put_str(o, s->f[i].name, s->f[i].nlen);
 		o = emit_one(&s->f[i], st, &st->f[i], st->now, o);
 	}
 	int r = -1;
-	if (o && o > buf)
-		r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
-	if (buf != small)
+	if (o && o > buf) {
+		if (into) {
+			into->len += (size_t)(o - buf);
+			r = 0;
+		} else {
+			r = pk->callback(pk->data, (const char *)buf, (size_t)(o - buf));
+		}
+	}
+	if (buf != small && !into)
 		free(buf);
 	return r < 0 ? -1 : 0;
 }

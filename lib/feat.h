@@ -154,8 +154,10 @@ int feat_apply(const feat_spec *s, feat_state *st, const uint8_t *rec,
 
 /* Pack 2 * feat_spec_count(s) objects into pk: each feature's name (str)
  * then its current value, in file order (the caller has opened the map).
- * Windowed values are evaluated as of feat_state_now().  0, or -1 when the
- * packer's write callback fails. */
+ * Windowed values are evaluated as of feat_state_now().  A packer that
+ * appends to an fp_buf (callback fp_buf_pack_write) is written in place;
+ * any other gets one call of its callback.  0, or -1 when out of memory or
+ * the callback fails. */
 int feat_emit_values(const feat_spec *s, const feat_state *st,
                      msgpack_packer *pk);
 

@@ -28,19 +28,25 @@ put_num(uint8_t *o, fnum v, int isf)
 	return isf ? feat_put_double(o, v.d) : feat_put_int(o, v.i);
 }
 
-static void
-be_put(uint8_t *o, uint64_t v, int n)
+static uint64_t
+be_get64(const uint8_t *p)
 {
-	for (int k = 0; k < n; k++)
-		o[k] = (uint8_t)(v >> (8 * (n - 1 - k)));
+	uint64_t v;
+	memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	return v;
 }
 
-static uint64_t
-be_get(const uint8_t *p, int n)
+static uint32_t
+be_get32(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int k = 0; k < n; k++)
-		v = v << 8 | p[k];
+	uint32_t v;
+	memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
 	return v;
 }
 
@@ -96,12 +102,12 @@ enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
 		for (size_t off = 0; off < f->len; off += feat_tk_size(p + off)) {
 			uint16_t vl, k;
 			memcpy(&vl, p + off, 2);
-			memcpy(&k, p + off + 2 + vl, 2);
-			o = feat_put_bytes(o, p + off + 2, vl);
+			memcpy(&k, p + off + 2, 2);
+			o = feat_put_bytes(o, p + off + TK_HDR, vl);
 			o = feat_put_array(o, (uint32_t)k * 2);
 			for (uint16_t j = 0; j < k; j++) {
 				uint32_t bk[2];
-				memcpy(bk, p + off + 2 + vl + 2 + (size_t)j * 8, 8);
+				memcpy(bk, p + off + TK_HDR + vl + (size_t)j * 8, 8);
 				o = feat_put_int(o, bk[0]);
 				o = feat_put_int(o, bk[1]);
 			}
@@ -114,17 +120,17 @@ enc_feature(const feat_def *d, const feat_state *st, const fst *f, uint8_t *o)
 		size_t w = mode == 0 ? 8 : 12;
 		size_t n = mode == 1 ? HLL_M : mode == 3 ? FEAT_SLIDE_REGS : f->len * w;
 		*o++ = 0xc6; /* bin 32 */
-		be_put(o, n, 4);
+		feat_be32(o, (uint32_t)n);
 		o += 4;
 		if (mode == 1 || mode == 3)
 			return feat_put_bytes(o, p, n);
 		for (uint32_t k = 0; k < f->len; k++, o += w) {
 			if (mode == 0) {
-				be_put(o, ((const uint64_t *)p)[k], 8);
+				feat_be64(o, ((const uint64_t *)p)[k]);
 			} else {
 				const dh *h = &((const dh *)p)[k];
-				be_put(o, h->h, 8);
-				be_put(o + 8, h->bid, 4);
+				feat_be64(o, h->h);
+				feat_be32(o + 8, h->bid);
 			}
 		}
 		return o;
@@ -154,7 +160,7 @@ feat_state_encode(const feat_spec *s, const feat_state *st, fp_buf *out)
 		*o++ = 0x93;
 		o = feat_put_str(o, d->name, d->nlen);
 		*o++ = 0xcf; /* uint 64 */
-		be_put(o, d->fingerprint, 8);
+		feat_be64(o, d->fingerprint);
 		o += 8;
 		o = enc_feature(d, st, &st->f[i], o);
 	}
@@ -193,9 +199,44 @@ c_array(cur *c, uint32_t *count)
 	return 0;
 }
 
+/* The unsigned encodings the encoder writes (fixint, uint 8/16/32/64),
+ * read inline: 0, *v and the cursor moved past, or -1 and nothing moved
+ * (another encoding, or too short) for the general path to decide. */
+static inline int
+c_fast_uint(cur *c, uint64_t *v)
+{
+	static const uint8_t width[4] = {1, 2, 4, 8};
+	if (!c->n)
+		return -1;
+	uint8_t b = c->p[0];
+	if (b <= 0x7f) {
+		*v = b;
+		c->p++;
+		c->n--;
+		return 0;
+	}
+	if (b < 0xcc || b > 0xcf)
+		return -1;
+	size_t w = width[b - 0xcc];
+	if (c->n < 1 + w)
+		return -1;
+	uint64_t u = 0;
+	for (size_t k = 1; k <= w; k++)
+		u = u << 8 | c->p[k];
+	*v = u;
+	c->p += 1 + w;
+	c->n -= 1 + w;
+	return 0;
+}
+
 static int
 c_int(cur *c, int64_t *v)
 {
+	uint64_t u;
+	if (c_fast_uint(c, &u) == 0) {
+		*v = (int64_t)u;
+		return u <= INT64_MAX ? 0 : -1; /* as mp_read_int() */
+	}
 	const uint8_t *o;
 	size_t ol;
 	return c_take(c, &o, &ol) < 0 ? -1 : mp_read_int(o, ol, v);
@@ -204,6 +245,8 @@ c_int(cur *c, int64_t *v)
 static int
 c_uint(cur *c, uint64_t *v, uint64_t max)
 {
+	if (c_fast_uint(c, v) == 0)
+		return *v <= max ? 0 : -1;
 	const uint8_t *o;
 	size_t ol;
 	if (c_take(c, &o, &ol) < 0 || mp_read_uint(o, ol, v) < 0)
@@ -319,9 +362,13 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 			if (c_value(c, v, &vl) < 0 || c_array(c, &nb) < 0 || nb % 2 || nb == 0 ||
 			    nb / 2 > (d->nbuckets ? d->nbuckets : 1))
 				return -1;
-			uint16_t l16 = (uint16_t)vl, k16 = (uint16_t)(nb / 2);
-			if (fst_add(st, f, &l16, 2) < 0 || fst_add(st, f, v, vl) < 0 || fst_add(st, f, &k16, 2) < 0)
+			size_t sz = TK_HDR + vl + (size_t)nb / 2 * 8;
+			if (feat_grow(st, f, f->len + sz) < 0)
 				return -1;
+			uint8_t *e = (uint8_t *)FPTR(st, f) + f->len, *bk = e + TK_HDR + vl;
+			uint16_t hdr[2] = {(uint16_t)vl, (uint16_t)(nb / 2)};
+			memcpy(e, hdr, 4);
+			memcpy(e + TK_HDR, v, vl);
 			uint32_t prev_age = UINT32_MAX;
 			for (uint32_t j = 0; j < nb / 2; j++) {
 				uint64_t bid, n;
@@ -336,9 +383,10 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 				} else if (bid != 0) {
 					return -1;
 				}
-				if (fst_add(st, f, b, 8) < 0)
-					return -1;
+				memcpy(bk + (size_t)j * 8, b, 8);
 			}
+			feat_tk_set_total(e);
+			f->len += (uint32_t)sz;
 			f->n++;
 		}
 		return 0;
@@ -384,14 +432,14 @@ dec_feature(const feat_def *d, feat_state *st, fst *f, cur *c, int64_t now)
 			return -1;
 		uint64_t prev = 0;
 		for (size_t k = 0; k < n; k++) {
-			uint64_t h = be_get(bin + k * w, 8);
+			uint64_t h = be_get64(bin + k * w);
 			if (k && h <= prev)
 				return -1;
 			prev = h;
 			if (mode == 0) {
 				((uint64_t *)FPTR(st, f))[f->len++] = h;
 			} else {
-				uint32_t bid = (uint32_t)be_get(bin + k * w + 8, 4);
+				uint32_t bid = be_get32(bin + k * w + 8);
 				if (now == INT64_MIN || cb - bid >= d->nbuckets)
 					return -1;
 				((dh *)FPTR(st, f))[f->len++] = (dh){h, bid, 0};
@@ -457,9 +505,10 @@ feat_state_decode(const feat_spec *s, const uint8_t *p, size_t n, feat_state **o
 			derr(err, errlen, "@state: bad entry %u of the feature list", k);
 			goto fail;
 		}
-		size_t i = 0;
-		while (i < s->n && (strlen(s->f[i].name) != nl || memcmp(s->f[i].name, name, nl)))
-			i++;
+		size_t i = k < s->n ? k : 0; /* stored in the spec's order, mostly */
+		if (s->f[i].nlen != nl || memcmp(s->f[i].name, name, nl))
+			for (i = 0; i < s->n && (s->f[i].nlen != nl || memcmp(s->f[i].name, name, nl)); i++)
+				;
 		if (i == s->n || s->f[i].fingerprint != fpr || seen[i]) {
 			if (c_take(&c, &o, &ol) < 0) { /* dropped or redefined */
 				derr(err, errlen, "@state: bad data of feature '%.*s'", (int)(nl > 64 ? 64 : nl),

@@ -28,23 +28,43 @@ typedef struct feat_def {
 /* A field read by feat_apply(): each distinct path once per record; a
  * top-level name is found in one scan of the record's map. */
 typedef struct feat_field {
-	const fp_path *path; /* borrowed from the spec */
+	const fp_path *path; /* borrowed from the spec; NULL for a field only a
+	                        feat_where reads (always simple) */
 	const char *name;    /* path text */
 	size_t nlen;
 	int simple;          /* a plain top-level name */
+	uint16_t next;       /* 1 + index of the next simple field whose name
+	                        starts with the same byte; 0: none */
 } feat_field;
+
+/* A distinct where expression, evaluated once per record.  When its text
+ * is exactly NAME == "STRING" (a bare top-level name, a string without
+ * escapes), feat_apply() decides it from the field it has already read:
+ * true when fields[fidx] is a str or bin holding lit[0..llen) (expr.h: a
+ * missing field or another type is unknown, which does not match).  Any
+ * other expression has fidx -1 and goes to expr_match(). */
+typedef struct feat_where {
+	const expr *e;     /* borrowed from the feature */
+	int fidx;
+	const char *lit;   /* into the feature's where text */
+	size_t llen;
+} feat_where;
 
 struct feat_spec {
 	fp_path *key;
 	fp_path *time;
 	char *prefix;
 	size_t prefix_len;
+	int prefix_utf8;     /* the prefix is valid UTF-8 */
 	int64_t ttl;
 	size_t n;
 	feat_def *f;
-	feat_field *fields;  /* [0] is the time field */
+	feat_field *fields;  /* [0] is the time field; then the aggregated
+	                        fields, then those only where clauses read */
 	size_t nfields;
-	const expr **wheres; /* distinct where expressions (borrowed) */
+	uint16_t by_first[256]; /* 1 + index of the first simple field whose
+	                           name starts with that byte; 0: none */
+	feat_where *wheres;  /* distinct where expressions */
 	size_t nwheres;
 	int64_t *widths;     /* distinct bucket widths of the windows */
 	size_t nwidths;
@@ -95,6 +115,34 @@ feat_bucket(int64_t t, int64_t w)
 	return (uint32_t)q;
 }
 
+/* Big-endian stores of 2, 4 and 8 bytes: one swap and one store each. */
+static inline void
+feat_be16(uint8_t *o, uint16_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap16(v);
+#endif
+	memcpy(o, &v, 2);
+}
+
+static inline void
+feat_be32(uint8_t *o, uint32_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	memcpy(o, &v, 4);
+}
+
+static inline void
+feat_be64(uint8_t *o, uint64_t v)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	v = __builtin_bswap64(v);
+#endif
+	memcpy(o, &v, 8);
+}
+
 /* Fast msgpack writers into a buffer the caller has reserved (smallest
  * encodings, like mpw_*); each returns the end of what it wrote. */
 static inline size_t
@@ -104,31 +152,19 @@ feat_enc_int(uint8_t *o, int64_t v)
 		uint64_t u = (uint64_t)v;
 		if (u <= 0x7f) { o[0] = (uint8_t)u; return 1; }
 		if (u <= 0xff) { o[0] = 0xcc; o[1] = (uint8_t)u; return 2; }
-		if (u <= 0xffff) { o[0] = 0xcd; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-		if (u <= 0xffffffff) {
-			o[0] = 0xce;
-			for (int k = 0; k < 4; k++)
-				o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-			return 5;
-		}
+		if (u <= 0xffff) { o[0] = 0xcd; feat_be16(o + 1, (uint16_t)u); return 3; }
+		if (u <= 0xffffffff) { o[0] = 0xce; feat_be32(o + 1, (uint32_t)u); return 5; }
 		o[0] = 0xcf;
-		for (int k = 0; k < 8; k++)
-			o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+		feat_be64(o + 1, u);
 		return 9;
 	}
 	if (v >= -32) { o[0] = (uint8_t)(int8_t)v; return 1; }
 	uint64_t u = (uint64_t)v;
 	if (v >= INT8_MIN) { o[0] = 0xd0; o[1] = (uint8_t)u; return 2; }
-	if (v >= INT16_MIN) { o[0] = 0xd1; o[1] = (uint8_t)(u >> 8); o[2] = (uint8_t)u; return 3; }
-	if (v >= INT32_MIN) {
-		o[0] = 0xd2;
-		for (int k = 0; k < 4; k++)
-			o[1 + k] = (uint8_t)(u >> (24 - 8 * k));
-		return 5;
-	}
+	if (v >= INT16_MIN) { o[0] = 0xd1; feat_be16(o + 1, (uint16_t)u); return 3; }
+	if (v >= INT32_MIN) { o[0] = 0xd2; feat_be32(o + 1, (uint32_t)u); return 5; }
 	o[0] = 0xd3;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+	feat_be64(o + 1, u);
 	return 9;
 }
 
@@ -138,8 +174,7 @@ feat_enc_hdr(uint8_t *o, int bin, size_t n)
 	if (!bin && n <= 31) { o[0] = (uint8_t)(0xa0 | n); return 1; }
 	if (n <= 0xff) { o[0] = bin ? 0xc4 : 0xd9; o[1] = (uint8_t)n; return 2; }
 	o[0] = bin ? 0xc5 : 0xda;
-	o[1] = (uint8_t)(n >> 8);
-	o[2] = (uint8_t)n;
+	feat_be16(o + 1, (uint16_t)n);
 	return 3;
 }
 
@@ -155,8 +190,7 @@ feat_put_double(uint8_t *o, double d)
 	uint64_t bits;
 	memcpy(&bits, &d, 8);
 	o[0] = 0xcb;
-	for (int k = 0; k < 8; k++)
-		o[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+	feat_be64(o + 1, bits);
 	return o + 9;
 }
 
@@ -169,20 +203,45 @@ feat_put_array(uint8_t *o, uint32_t n)
 	}
 	if (n <= 0xffff) {
 		o[0] = 0xdc;
-		o[1] = (uint8_t)(n >> 8);
-		o[2] = (uint8_t)n;
+		feat_be16(o + 1, (uint16_t)n);
 		return o + 3;
 	}
 	o[0] = 0xdd;
-	for (int k = 0; k < 4; k++)
-		o[1 + k] = (uint8_t)(n >> (24 - 8 * k));
+	feat_be32(o + 1, n);
 	return o + 5;
 }
 
+/* Copy p[0..n) to o (not overlapping).  Names and values are mostly
+ * short: up to 32 bytes take two overlapping fixed-size moves, not a call
+ * to memcpy. */
 static inline uint8_t *
 feat_put_bytes(uint8_t *o, const void *p, size_t n)
 {
-	memcpy(o, p, n);
+	const uint8_t *s = p;
+	if (n > 32) {
+		memcpy(o, s, n);
+	} else if (n >= 16) {
+		uint8_t a[16], b[16];
+		memcpy(a, s, 16);
+		memcpy(b, s + n - 16, 16);
+		memcpy(o, a, 16);
+		memcpy(o + n - 16, b, 16);
+	} else if (n >= 8) {
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(o, &a, 8);
+		memcpy(o + n - 8, &b, 8);
+	} else if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + n - 4, 4);
+		memcpy(o, &a, 4);
+		memcpy(o + n - 4, &b, 4);
+	} else {
+		for (size_t k = 0; k < n; k++)
+			o[k] = s[k];
+	}
 	return o + n;
 }
 
@@ -272,7 +331,15 @@ int feat_grow(feat_state *st, fst *f, size_t need);
 
 /* Shared by feat.c and feat_codec.c. */
 size_t feat_item_size(const uint8_t *e);   /* first/latest/last item */
-size_t feat_tk_size(const uint8_t *e);     /* topk entry */
+/* A topk entry: [uint16 vl][uint16 k][uint32 total][value: vl bytes]
+ * [k x (uint32 bid, uint32 count), oldest first].  Every stored bucket is
+ * inside the window (prune() runs whenever now's bucket moves), so the
+ * entry's count is the sum of its buckets' counts; total caches it, or is
+ * UINT32_MAX when the sum does not fit in it. */
+#define TK_HDR 8
+size_t feat_tk_size(const uint8_t *e);
+uint64_t feat_tk_total(const uint8_t *e);  /* the sum, from total when it fits */
+void feat_tk_set_total(uint8_t *e);        /* recompute total from the buckets */
 void feat_hll_histogram(uint8_t *r);       /* recompute after registers */
 
 #endif

@@ -489,22 +489,71 @@ fingerprint(const feat_spec *s, feat_def *d)
 	fp_buf_release(&b);
 }
 
+/* The index of the field with path text t[0..n) in s->fields, added (with
+ * path p, NULL for a simple name) when new. */
 static int
-field_index(feat_spec *s, const fp_path *p)
+field_index_text(feat_spec *s, const fp_path *p, const char *t, size_t n)
 {
-	const char *t = fp_path_text(p);
 	for (size_t i = 0; i < s->nfields; i++)
-		if (!strcmp(s->fields[i].name, t))
+		if (s->fields[i].nlen == n && !memcmp(s->fields[i].name, t, n))
 			return (int)i;
 	feat_field *f = &s->fields[s->nfields];
 	f->path = p;
 	f->name = t;
-	f->nlen = strlen(t);
-	f->simple = f->nlen > 0;
-	for (const char *c = t; *c; c++)
-		if (!is_alnum((unsigned char)*c) && *c != '@' && *c != '-')
+	f->nlen = n;
+	f->simple = n > 0;
+	for (size_t k = 0; k < n; k++)
+		if (!is_alnum((unsigned char)t[k]) && t[k] != '@' && t[k] != '-')
 			f->simple = 0;
 	return (int)s->nfields++;
+}
+
+static int
+field_index(feat_spec *s, const fp_path *p)
+{
+	const char *t = fp_path_text(p);
+	return field_index_text(s, p, t, strlen(t));
+}
+
+/* Whether where text w is exactly NAME == "STRING" (see feat_where): the
+ * name in w[*name, *name + *nl), the string's bytes in [*lit, *lit + *ll).
+ * Conservative: a name must be bare and no keyword, the string free of
+ * escapes; anything else is left to expr_match(). */
+static int
+where_is_eq(const char *w, size_t *name, size_t *nl, size_t *lit, size_t *ll)
+{
+	static const char *const kw[] = {"and", "or", "not", "in", "true", "false", "null", "exists"};
+	size_t i = 0;
+	while (w[i] == ' ' || w[i] == '\t')
+		i++;
+	if (!is_alpha((unsigned char)w[i]) && w[i] != '@')
+		return 0;
+	*name = i;
+	while (is_alnum((unsigned char)w[i]) || w[i] == '@' || w[i] == '-')
+		i++;
+	*nl = i - *name;
+	for (size_t k = 0; k < sizeof kw / sizeof kw[0]; k++)
+		if (strlen(kw[k]) == *nl && !memcmp(w + *name, kw[k], *nl))
+			return 0;
+	while (w[i] == ' ' || w[i] == '\t')
+		i++;
+	if (w[i] != '=' || w[i + 1] != '=')
+		return 0;
+	i += 2;
+	while (w[i] == ' ' || w[i] == '\t')
+		i++;
+	if (w[i++] != '"')
+		return 0;
+	*lit = i;
+	while (w[i] && w[i] != '"' && w[i] != '\\' && (unsigned char)w[i] >= 0x20)
+		i++;
+	if (w[i] != '"')
+		return 0;
+	*ll = i - *lit;
+	i++;
+	while (w[i] == ' ' || w[i] == '\t')
+		i++;
+	return w[i] == 0;
 }
 
 /* Distinct fields and where expressions, so that feat_apply() reads each
@@ -512,7 +561,7 @@ field_index(feat_spec *s, const fp_path *p)
 static int
 index_fields(feat_spec *s)
 {
-	s->fields = calloc(s->n + 1, sizeof *s->fields);
+	s->fields = calloc(2 * s->n + 1, sizeof *s->fields);
 	s->wheres = calloc(s->n + 1, sizeof *s->wheres);
 	s->widths = calloc(s->n + 1, sizeof *s->widths);
 	const char **wt = calloc(s->n + 1, sizeof *wt);
@@ -545,11 +594,28 @@ index_fields(feat_spec *s)
 				d->widx = (int)k;
 		if (d->widx < 0) {
 			wt[s->nwheres] = d->where_text;
-			s->wheres[s->nwheres] = d->where;
+			s->wheres[s->nwheres] = (feat_where){.e = d->where, .fidx = -1};
 			d->widx = (int)s->nwheres++;
 		}
 	}
+	for (size_t k = 0; k < s->nwheres; k++) { /* after the aggregated fields */
+		feat_where *w = &s->wheres[k];
+		size_t name, nl, lit, ll;
+		if (!where_is_eq(wt[k], &name, &nl, &lit, &ll))
+			continue;
+		w->fidx = field_index_text(s, NULL, wt[k] + name, nl);
+		w->lit = wt[k] + lit;
+		w->llen = ll;
+	}
 	free(wt);
+	for (size_t i = s->nfields; i-- > 0;) { /* chains by first byte, in index order */
+		feat_field *f = &s->fields[i];
+		if (!f->simple)
+			continue;
+		uint8_t c = (uint8_t)f->name[0];
+		f->next = s->by_first[c];
+		s->by_first[c] = (uint16_t)(i + 1);
+	}
 	return 0;
 }
 
@@ -614,6 +680,7 @@ feat_spec_parse(const char *text, size_t n, const char *name, char *err, size_t 
 	}
 	for (size_t i = 0; i < s->n; i++)
 		fingerprint(s, &s->f[i]);
+	s->prefix_utf8 = utf8_valid((const uint8_t *)s->prefix, s->prefix_len);
 	if (index_fields(s) < 0) {
 		perr_at(&P, P.pos, "out of memory");
 		goto fail;
@@ -699,6 +766,21 @@ feat_spec_prefix(const feat_spec *s, size_t *len)
 	return s->prefix;
 }
 
+/* The decimal digits of u, '-' first when neg, written so as to end at
+ * end; returns where they start. */
+static char *
+decimal(char *end, uint64_t u, int neg)
+{
+	char *p = end;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		*--p = '-';
+	return p;
+}
+
 int
 feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out, int *is_utf8)
 {
@@ -709,18 +791,21 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 	const char *str;
 	const uint8_t *bin;
 	size_t sl;
-	char num[32];
+	char num[24], *end = num + sizeof num;
 	int64_t i;
 	uint64_t u;
+	int digits = 0;
 	if (mp_read_str(v, vlen, &str, &sl) == 0) {
 		bin = (const uint8_t *)str;
 	} else if (mp_read_bin(v, vlen, &bin, &sl) == 0) {
 	} else if (mp_read_int(v, vlen, &i) == 0) {
-		sl = (size_t)snprintf(num, sizeof num, "%lld", (long long)i);
-		bin = (const uint8_t *)num;
+		bin = (const uint8_t *)decimal(end, i < 0 ? -(uint64_t)i : (uint64_t)i, i < 0);
+		sl = (size_t)(end - (const char *)bin);
+		digits = 1;
 	} else if (mp_read_uint(v, vlen, &u) == 0) {
-		sl = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)u);
-		bin = (const uint8_t *)num;
+		bin = (const uint8_t *)decimal(end, u, 0);
+		sl = (size_t)(end - (const char *)bin);
+		digits = 1;
 	} else {
 		return -1;
 	}
@@ -729,8 +814,8 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 		out->len = start;
 		return -1;
 	}
-	if (is_utf8)
-		*is_utf8 = utf8_valid(out->p + start, out->len - start);
+	if (is_utf8) /* a valid prefix and digits need no second look */
+		*is_utf8 = digits && s->prefix_utf8 ? 1 : utf8_valid(out->p + start, out->len - start);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "../../lib/expr.h"
 #include "../../lib/feat.h"
+#include "../../lib/feat_int.h"
 #include "../../lib/json.h"
 #include "../../lib/mpraw.h"
 
@@ -266,6 +267,356 @@ test_topk_capacity(void)
 	feat_spec_free(s);
 }
 
+/* topk entries cache the sum of their buckets' counts in 32 bits; a sum
+ * that does not fit is recounted.  Counts near 2^32 only come from a stored
+ * state, so this one is written by hand. */
+static void
+test_topk_totals(void)
+{
+	feat_spec *s = spec("key u\nt = topk(x, 3)\nw = topk(x, 3) over 10s by 1s\n");
+	if (!s) {
+		ok(0, "topk totals: spec");
+		return;
+	}
+	const uint32_t M = UINT32_MAX;
+	fp_buf b = FP_BUF_INIT;
+	mpw_array(&b, 3);
+	mpw_int(&b, FEAT_STATE_VERSION);
+	mpw_int(&b, 5000); /* now: bucket 5 */
+	mpw_array(&b, 2);
+	mpw_array(&b, 3);
+	mpw_str(&b, "t", 1);
+	mpw_uint(&b, s->f[0].fingerprint);
+	mpw_array(&b, 6);
+	mpw_str(&b, "a", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, M);
+	mpw_str(&b, "b", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, M - 1);
+	mpw_str(&b, "c", 1), mpw_array(&b, 2), mpw_int(&b, 0), mpw_uint(&b, 3);
+	mpw_array(&b, 3);
+	mpw_str(&b, "w", 1);
+	mpw_uint(&b, s->f[1].fingerprint);
+	mpw_array(&b, 6);
+	mpw_str(&b, "a", 1), mpw_array(&b, 4), mpw_int(&b, 4), mpw_uint(&b, M), mpw_int(&b, 5),
+		mpw_uint(&b, M);
+	mpw_str(&b, "b", 1), mpw_array(&b, 4), mpw_int(&b, 4), mpw_uint(&b, M - 2), mpw_int(&b, 5),
+		mpw_uint(&b, 1);
+	mpw_str(&b, "c", 1), mpw_array(&b, 2), mpw_int(&b, 5), mpw_uint(&b, 7);
+	feat_state *st = NULL;
+	char err[256] = "";
+	if (feat_state_decode(s, b.p, b.len, &st, NULL, err, sizeof err) < 0) {
+		ok(0, "topk totals: the hand-written state decodes: %s", err);
+		fp_buf_release(&b);
+		feat_spec_free(s);
+		return;
+	}
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967294],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967294],[\"c\",7]]}",
+	       "topk totals: sums beyond 32 bits are recounted");
+	apply(s, st, "{\"@ts\":5000,\"x\":\"b\"}", NULL); /* t: b reaches 2^32 - 1; w: b too */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967295],[\"c\",7]]}",
+	       "topk totals: a total reaching 2^32 - 1");
+	apply(s, st, "{\"@ts\":5000,\"x\":\"b\"}", NULL); /* t: b's bucket stays; w: b passes 2^32 */
+	apply(s, st, "{\"@ts\":5000,\"x\":\"a\"}", NULL); /* saturated buckets stay */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",3]],"
+	       "\"w\":[[\"a\",8589934590],[\"b\",4294967296],[\"c\",7]]}",
+	       "topk totals: past 2^32 and saturated buckets");
+	apply(s, st, "{\"@ts\":14000,\"x\":\"c\"}", NULL); /* bucket 4 leaves the window */
+	is_str(values(s, st), "{\"t\":[[\"a\",4294967295],[\"b\",4294967295],[\"c\",4]],"
+	       "\"w\":[[\"a\",4294967295],[\"c\",8],[\"b\",3]]}",
+	       "topk totals: a bucket leaving the window takes its counts along");
+	feat_state_free(st);
+	fp_buf_release(&b);
+	feat_spec_free(s);
+}
+
+static int
+other_write(void *data, const char *p, size_t n)
+{
+	return fp_buf_add(data, p, n);
+}
+
+/* feat_emit_values writes in place into a packer's fp_buf, and through the
+ * callback for any other packer: the same bytes, small and large. */
+static void
+test_emit_paths(void)
+{
+	feat_spec *s = spec("key u\nn = count()\nl = last(x, 1000)\nt = topk(x, 3)\n");
+	if (!s) {
+		ok(0, "emit paths: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	int same = 1;
+	for (int i = 0; i < 400; i++) {
+		char j[96];
+		snprintf(j, sizeof j, "{\"@ts\":%d,\"x\":\"value number %06d\"}", i, i % 150);
+		apply(s, st, j, NULL);
+		if (i != 0 && i != 20 && i != 399)
+			continue;
+		fp_buf a = FP_BUF_INIT, b = FP_BUF_INIT;
+		fp_buf_add(&a, "abc", 3);
+		msgpack_packer pa, pb;
+		msgpack_packer_init(&pa, &a, fp_buf_pack_write);
+		msgpack_packer_init(&pb, &b, other_write);
+		if (feat_emit_values(s, st, &pa) < 0 || feat_emit_values(s, st, &pb) < 0 ||
+		    a.len != b.len + 3 || memcmp(a.p, "abc", 3) || memcmp(a.p + 3, b.p, b.len))
+			same = 0;
+		if (i == 399 && b.len < 4096)
+			same = 0; /* must have passed the 4 KiB stack buffer */
+		fp_buf_release(&a);
+		fp_buf_release(&b);
+	}
+	ok(same, "emit paths: in place into an fp_buf, or through a callback: the same bytes");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* feat_val_cmp: string/binary bytes first, then the whole encoding; the
+ * reference here strips headers by hand.  Pairs cover the inline path for
+ * two short strings (prefixes, equal, high bytes) and the general one. */
+static int
+ref_val_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	const uint8_t *x[2] = {a, b};
+	size_t n[2] = {al, bl}, h[2];
+	for (int i = 0; i < 2; i++) {
+		uint8_t c = x[i][0];
+		h[i] = (c & 0xe0) == 0xa0 ? 1 : c == 0xd9 || c == 0xc4 ? 2 : c == 0xda || c == 0xc5 ? 3 : 0;
+	}
+	size_t m = n[0] - h[0] < n[1] - h[1] ? n[0] - h[0] : n[1] - h[1];
+	int c = memcmp(a + h[0], b + h[1], m);
+	if (!c)
+		c = n[0] - h[0] < n[1] - h[1] ? -1 : n[0] - h[0] > n[1] - h[1];
+	if (!c) {
+		m = al < bl ? al : bl;
+		c = memcmp(a, b, m);
+		if (!c)
+			c = al < bl ? -1 : al > bl;
+	}
+	return c < 0 ? -1 : c > 0;
+}
+
+static void
+test_val_cmp(void)
+{
+	static const char *const strs[] = {"", "a", "ab", "abc", "b", "ba", "bmw", "audi", "\xff",
+	                                   "\xff\x01", "a\x00", "abcdefghijklmnopqrstuvwxyz01234"};
+	uint8_t v[64][48];
+	size_t vl[64], nv = 0;
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+		size_t n = strlen(strs[i]) + (i == 10); /* "a\0" */
+		fp_buf b = FP_BUF_INIT;
+		mpw_str(&b, strs[i], n); /* fixstr */
+		memcpy(v[nv], b.p, b.len), vl[nv++] = b.len;
+		b.len = 0;
+		mpw_bin(&b, strs[i], n);
+		memcpy(v[nv], b.p, b.len), vl[nv++] = b.len;
+		v[nv][0] = 0xd9, v[nv][1] = (uint8_t)n, memcpy(v[nv] + 2, strs[i], n), vl[nv++] = n + 2;
+		fp_buf_release(&b);
+	}
+	static const uint8_t other[][9] = {{0x01}, {0x7f}, {0xc3}, {0xcc, 0x80}, {0xe0}};
+	for (size_t i = 0; i < 5; i++)
+		memcpy(v[nv], other[i], 9), vl[nv++] = other[i][0] == 0xcc ? 2 : 1;
+	int same = 1;
+	for (size_t i = 0; i < nv; i++)
+		for (size_t j = 0; j < nv; j++) {
+			int got = feat_val_cmp(v[i], vl[i], v[j], vl[j]), want = ref_val_cmp(v[i], vl[i], v[j], vl[j]);
+			got = got < 0 ? -1 : got > 0;
+			if (got != want) {
+				if (same)
+					printf("# pair %zu, %zu: got %d, want %d\n", i, j, got, want);
+				same = 0;
+			}
+		}
+	ok(same, "value order: feat_val_cmp agrees with the reference on %zu x %zu pairs", nv, nv);
+}
+
+/* Values already canonical (fixstr, fixint, bool) are used as they are;
+ * every other encoding is canonicalised: equal values in different
+ * encodings must count as one. */
+static void
+test_canon_shortcut(void)
+{
+	feat_spec *s = spec("key u\nd = distinct(x)\nt = topk(x, 20)\nf = first(x)\n");
+	if (!s) {
+		ok(0, "canonical values: spec");
+		return;
+	}
+	static const struct {
+		const char *enc;
+		size_t n;
+	} xs[] = {
+		{"\x05", 1}, {"\xcc\x05", 2}, {"\xd1\x00\x05", 3}, {"\xcf\0\0\0\0\0\0\0\x05", 9}, /* 5 */
+		{"\xfb", 1}, {"\xd0\xfb", 2}, {"\xd3\xff\xff\xff\xff\xff\xff\xff\xfb", 9},           /* -5 */
+		{"\xa2" "ab", 3}, {"\xd9\x02" "ab", 4}, {"\xda\x00\x02" "ab", 5},                 /* "ab" */
+		{"\xc3", 1}, {"\xc3", 1},                                                          /* true */
+		{"\xca\x3f\xc0\x00\x00", 5}, {"\xcb\x3f\xf8\0\0\0\0\0\0", 9},                       /* 1.5 */
+		{"\xc4\x02" "ab", 4},                                                              /* bin */
+	};
+	feat_state *st = feat_state_new(s);
+	for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+		fp_buf b = FP_BUF_INIT;
+		mpw_map(&b, 2);
+		mpw_str(&b, "@ts", 3);
+		mpw_int(&b, (int64_t)(100 - i));
+		mpw_str(&b, "x", 1);
+		fp_buf_add(&b, xs[i].enc, xs[i].n);
+		if (feat_apply(s, st, b.p, b.len, NULL) != 0)
+			printf("# value %zu not applied\n", i);
+		fp_buf_release(&b);
+	}
+	is_str(values(s, st), "{\"d\":6,\"t\":[[5,4],[\"ab\",3],[-5,3],[true,2],[1.5,2],"
+	       "[{\"@bin\":\"ab\"},1]],\"f\":{\"@bin\":\"ab\"}}",
+	       "canonical values: equal values in any encoding count as one");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* Integer keys in decimal (hand-written formatting, checked against
+ * printf), and whether "@key" is UTF-8 with a valid or invalid prefix. */
+static void
+test_int_keys(void)
+{
+	static const int64_t is[] = {0, 7, -1, 9, 10, -10, 99, 100, 1234567890123, INT64_MAX, INT64_MIN};
+	feat_spec *s = spec("key u\nprefix \"p:\"\nn = count()\n");
+	feat_spec *bad = spec("key u\nprefix \"\xff\"\nn = count()\n");
+	if (!s || !bad) {
+		ok(0, "int keys: spec");
+		feat_spec_free(s);
+		feat_spec_free(bad);
+		return;
+	}
+	int same = 1;
+	fp_buf r = FP_BUF_INIT, k = FP_BUF_INIT;
+	for (size_t i = 0; i <= sizeof is / sizeof is[0]; i++) {
+		char want[40];
+		r.len = 0;
+		mpw_map(&r, 1);
+		mpw_str(&r, "u", 1);
+		if (i < sizeof is / sizeof is[0]) {
+			mpw_int(&r, is[i]);
+			snprintf(want, sizeof want, "p:%lld", (long long)is[i]);
+		} else {
+			mpw_uint(&r, UINT64_MAX);
+			snprintf(want, sizeof want, "p:%llu", (unsigned long long)UINT64_MAX);
+		}
+		int utf8 = -1;
+		k.len = 0;
+		if (feat_record_key(s, r.p, r.len, &k, &utf8) < 0 || k.len != strlen(want) ||
+		    memcmp(k.p, want, k.len) || utf8 != 1) {
+			printf("# key %zu: got '%.*s' (utf8 %d), want '%s'\n", i, (int)k.len, (char *)k.p, utf8, want);
+			same = 0;
+		}
+		k.len = 0;
+		if (feat_record_key(bad, r.p, r.len, &k, &utf8) < 0 || utf8 != 0 || k.p[0] != 0xff ||
+		    k.len != strlen(want) - 1 || memcmp(k.p + 1, want + 2, k.len - 1)) {
+			printf("# key %zu after an invalid prefix: utf8 %d\n", i, utf8);
+			same = 0;
+		}
+	}
+	ok(same, "int keys: decimal text as printf writes it; UTF-8 only after a valid prefix");
+	fp_buf_release(&r);
+	fp_buf_release(&k);
+	feat_spec_free(s);
+	feat_spec_free(bad);
+}
+
+/* read_fields finds top-level names through chains of fields sharing a
+ * first byte: every field of a chain must be found, in any key order, the
+ * first of two equal keys winning (as fp_path_get does). */
+static void
+test_field_chains(void)
+{
+	feat_spec *s = spec("key u\na = sum(p)\nb = sum(pa)\nc = sum(pab)\nd = sum(q)\n"
+	                    "e = count() where pb == \"x\"\nf = latest(p)\n");
+	if (!s) {
+		ok(0, "field chains: spec");
+		return;
+	}
+	feat_state *st = feat_state_new(s);
+	apply(s, st, "{\"pab\":100,\"@ts\":1,\"q\":1000,\"pb\":\"x\",\"pa\":10,\"p\":1,\"p\":2}", NULL);
+	apply(s, st, "{\"p\":3,\"pa\":20,\"pb\":\"y\",\"@ts\":2,\"pab\":200,\"pab\":9}", NULL);
+	apply(s, st, "{\"pb\":\"x\",\"pb\":\"y\",\"@ts\":3,\"\":5,\"pbx\":\"x\"}", NULL);
+	is_str(values(s, st), "{\"a\":4,\"b\":30,\"c\":300,\"d\":1000,\"e\":2,\"f\":3}",
+	       "field chains: names sharing a first byte, any order, the first of equal keys");
+	feat_state_free(st);
+	feat_spec_free(s);
+}
+
+/* An integer in one of several msgpack encodings (mode 0: smallest). */
+static void
+put_int_as(fp_buf *b, int64_t v, int mode)
+{
+	uint8_t o[9];
+	uint64_t u = (uint64_t)v;
+	if (mode == 0) {
+		mpw_int(b, v);
+		return;
+	}
+	o[0] = mode == 1 ? 0xd3 : 0xcf;
+	for (int k = 0; k < 8; k++)
+		o[1 + k] = (uint8_t)(u >> (56 - 8 * k));
+	fp_buf_add(b, o, 9);
+}
+
+/* feat_state_decode reads the unsigned encodings inline and the rest
+ * through mpraw: a state must decode the same in any integer encoding, and
+ * an unsigned value beyond int64 is refused where an int is expected. */
+static void
+test_decode_ints(void)
+{
+	feat_spec *s = spec("key u\nn = sum(x)\nc = count() over 10s by 1s\nl = last(x, 3)\n");
+	if (!s) {
+		ok(0, "decode ints: spec");
+		return;
+	}
+	fp_buf want = FP_BUF_INIT;
+	int same = 1;
+	for (int mode = 0; mode < 4; mode++) {
+		fp_buf b = FP_BUF_INIT;
+		int m = mode == 3 ? 2 : mode; /* mode 3: 2^63 as the stored now */
+		mpw_array(&b, 3);
+		put_int_as(&b, FEAT_STATE_VERSION, m);
+		if (mode == 3)
+			fp_buf_add(&b, "\xcf\x80\0\0\0\0\0\0\0", 9);
+		else
+			put_int_as(&b, 5000, m);
+		mpw_array(&b, 3);
+		mpw_array(&b, 3), mpw_str(&b, "n", 1), mpw_uint(&b, s->f[0].fingerprint);
+		mpw_array(&b, 2), put_int_as(&b, 2, m), put_int_as(&b, 300, m);
+		mpw_array(&b, 3), mpw_str(&b, "c", 1), mpw_uint(&b, s->f[1].fingerprint);
+		mpw_array(&b, 3), put_int_as(&b, 5, m), put_int_as(&b, 2, m), put_int_as(&b, 0, m);
+		mpw_array(&b, 3), mpw_str(&b, "l", 1), mpw_uint(&b, s->f[2].fingerprint);
+		mpw_array(&b, 2), put_int_as(&b, 4000, m), put_int_as(&b, 7, 0);
+		feat_state *st = NULL;
+		char err[256] = "";
+		int rc = feat_state_decode(s, b.p, b.len, &st, NULL, err, sizeof err);
+		if (mode == 3) {
+			ok(rc < 0 && strstr(err, "bad time"), "decode ints: a now beyond int64 is refused (%s)", err);
+		} else if (rc < 0) {
+			printf("# mode %d: %s\n", mode, err);
+			same = 0;
+		} else {
+			fp_buf e = FP_BUF_INIT;
+			feat_state_encode(s, st, &e);
+			if (mode == 0 && (e.len != b.len || memcmp(e.p, b.p, b.len)))
+				same = 0; /* smallest encodings round-trip byte for byte */
+			if (mode == 0)
+				fp_buf_add(&want, e.p, e.len);
+			else if (e.len != want.len || memcmp(e.p, want.p, e.len))
+				same = 0;
+			if (strcmp(values(s, st), "{\"n\":300,\"c\":2,\"l\":[7]}"))
+				same = 0;
+			fp_buf_release(&e);
+		}
+		feat_state_free(st);
+		fp_buf_release(&b);
+	}
+	ok(same, "decode ints: the same state from any integer encoding");
+	fp_buf_release(&want);
+	feat_spec_free(s);
+}
+
 static void
 test_fields_and_keys(void)
 {
@@ -375,6 +726,18 @@ test_windows(void)
 	apply(s, st, "{\"@ts\":9223372036854775806,\"x\":4}", NULL);
 	is_str(values(s, st), "{\"c\":2,\"s\":6,\"a\":3.0,\"mx\":4,\"mn\":2,\"d\":2,"
 	       "\"t\":[[2,1],[4,1]],\"l\":[2,4],\"z\":2}", "windows: extreme times");
+	/* the first event's buckets (at INT64_MIN) left every window: they must
+	 * be gone from the state, or its encoding does not decode */
+	fp_buf enc = FP_BUF_INIT;
+	feat_state *back = NULL;
+	char err[256] = "";
+	ok(feat_state_encode(s, st, &enc) == 0 &&
+	   feat_state_decode(s, enc.p, enc.len, &back, NULL, err, sizeof err) == 0 &&
+	   !strcmp(values(s, back), "{\"c\":2,\"s\":6,\"a\":3.0,\"mx\":4,\"mn\":2,\"d\":2,"
+	           "\"t\":[[2,1],[4,1]],\"l\":[2,4],\"z\":2}"),
+	   "windows: extreme times: the state decodes to the same values %s", err);
+	feat_state_free(back);
+	fp_buf_release(&enc);
 	feat_state_free(st);
 	feat_spec_free(s);
 }
@@ -712,6 +1075,146 @@ test_property(void)
 	ok(!bad, "property: every feature equals a brute-force recount (60 random runs)");
 	ok(!bad_order, "property: shuffled arrival gives the same final values");
 	ok(!bad_state, "property: encode/decode half way, continue: same values");
+	feat_spec_free(s);
+}
+
+/* ---- shortcuts of feat_apply, checked against the general path ------------- */
+
+/* where clauses of the form NAME == "STRING" are decided from the field
+ * read_fields() already found; every other one goes to expr_match().  Each
+ * where below must give, on every record, what expr_match() says. */
+static const char *const where_texts[] = {
+	"action == \"view\"",      /* shortcut */
+	"action==\"view\"",        /* shortcut, another entry of the same field */
+	"action == \"vie\"",       /* shortcut: a prefix must not match */
+	"action == \"\"",          /* shortcut: the empty string */
+	"x-y == \"a b#c\"",        /* shortcut: '-' in the name, '#' in the string */
+	"price == \"10\"",         /* shortcut on a field sum() also reads */
+	"@kind == \"view\"",       /* shortcut on an @ name */
+	"action == \"view\" or action == \"x\"",
+	"\"action\" == \"view\"",  /* a quoted name: general path */
+	"action == \"vi\\u0065w\"", /* an escape: general path */
+	"action != \"view\"",
+	"exists == \"view\"",      /* a keyword: general path */
+	"action.k == \"view\"",    /* a nested path */
+	"\"view\" == action",
+};
+#define NWHERE (sizeof where_texts / sizeof where_texts[0])
+static const int where_fast[NWHERE] = {1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+
+/* msgpack records: the action field in every encoding and type that matters */
+static size_t
+where_record(int i, uint8_t *out)
+{
+	static const uint8_t head[] = {0xa3, '@', 't', 's', 0x01};
+	fp_buf b = FP_BUF_INIT;
+	int n = 3;
+	mpw_map(&b, (uint32_t)n);
+	fp_buf_add(&b, head, sizeof head);
+	mpw_str(&b, "price", 5);
+	if (i % 3 == 0)
+		mpw_str(&b, "10", 2);
+	else
+		mpw_int(&b, 10);
+	mpw_str(&b, i % 2 ? "x-y" : "@kind", i % 2 ? 3 : 5);
+	switch (i / 3 % 4) {
+	case 0: mpw_str(&b, "a b#c", 5); break;
+	case 1: mpw_str(&b, "view", 4); break;
+	case 2: mpw_bin(&b, "a b#c", 5); break;
+	default: mpw_nil(&b); break;
+	}
+	b.p[0] = 0x84; /* four fields with action, three without */
+	static const uint8_t k[] = {0xa6, 'a', 'c', 't', 'i', 'o', 'n'};
+	switch (i) {
+	case 0: mpw_str(&b, "action", 6), mpw_str(&b, "view", 4); break;
+	case 1: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xd9\x04view", 6); break;     /* str8 */
+	case 2: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xda\x00\x04view", 7); break; /* str16 */
+	case 3: fp_buf_add(&b, k, 7), fp_buf_add(&b, "\xdb\x00\x00\x00\x04view", 9); break;
+	case 4: mpw_str(&b, "action", 6), mpw_bin(&b, "view", 4); break;
+	case 5: mpw_str(&b, "action", 6), mpw_str(&b, "views", 5); break;
+	case 6: mpw_str(&b, "action", 6), mpw_str(&b, "vie", 3); break;
+	case 7: mpw_str(&b, "action", 6), mpw_str(&b, "", 0); break;
+	case 8: mpw_str(&b, "action", 6), mpw_bin(&b, "", 0); break;
+	case 9: mpw_str(&b, "action", 6), mpw_nil(&b); break;
+	case 10: mpw_str(&b, "action", 6), mpw_int(&b, 4); break;
+	case 11: mpw_str(&b, "action", 6), mpw_bool(&b, 1); break;
+	case 12: mpw_str(&b, "action", 6), mpw_array(&b, 1), mpw_str(&b, "view", 4); break;
+	case 13: mpw_str(&b, "action", 6), mpw_map(&b, 1), mpw_str(&b, "k", 1), mpw_str(&b, "view", 4); break;
+	case 14: mpw_str(&b, "action", 6), mpw_str(&b, "VIEW", 4); break;
+	case 15: fp_buf_add(&b, "\xd9\x06" "action", 8), mpw_str(&b, "view", 4); break; /* str8 key */
+	default: b.p[0] = 0x83; break; /* no action */
+	}
+	memcpy(out, b.p, b.len);
+	size_t n2 = b.len;
+	fp_buf_release(&b);
+	return n2;
+}
+
+static void
+test_where_shortcut(void)
+{
+	fp_buf f = FP_BUF_INIT;
+	const char *head = "key u\nsp = sum(price) where action == \"view\"\n";
+	fp_buf_add(&f, head, strlen(head));
+	for (size_t w = 0; w < NWHERE; w++) {
+		char line[128];
+		int n = snprintf(line, sizeof line, "c%zu = count() where %s\n", w, where_texts[w]);
+		fp_buf_add(&f, line, (size_t)n);
+	}
+	fp_buf_addc(&f, 0);
+	feat_spec *s = spec((const char *)f.p);
+	fp_buf_release(&f);
+	if (!s) {
+		ok(0, "where shortcut: spec");
+		return;
+	}
+	/* feature i + 1 is where_texts[i]; the sum shares where 0 */
+	int taken = 1;
+	for (size_t w = 0; w < NWHERE; w++) {
+		const feat_where *fw = &s->wheres[s->f[w + 1].widx];
+		if ((fw->fidx >= 0) != where_fast[w]) {
+			printf("# '%s': shortcut %s\n", where_texts[w], fw->fidx >= 0 ? "taken" : "not taken");
+			taken = 0;
+		}
+	}
+	ok(taken, "where shortcut: taken exactly for NAME == \"STRING\"");
+	ok(s->nwheres == NWHERE, "where shortcut: one entry per distinct where text (%zu)", s->nwheres);
+	int same = 1, nrec = 0, matched = 0;
+	for (int i = 0; i < 18; i++) {
+		uint8_t r[256];
+		size_t rl = where_record(i, r);
+		char why[128];
+		mp_limits lim = {64, 1000};
+		if (mp_check_frame(r, rl, &lim, why, sizeof why) < 0) {
+			printf("# record %d is no frame: %s\n", i, why);
+			same = 0;
+			continue;
+		}
+		feat_state *st = feat_state_new(s);
+		if (feat_apply(s, st, r, rl, NULL) != 0) {
+			printf("# record %d not applied\n", i);
+			same = 0;
+		}
+		/* the values: {"sp": v, "c0": 0|1, ...} */
+		const char *got = values(s, st);
+		for (size_t w = 0; w < NWHERE; w++) {
+			expr_error e;
+			expr *x = expr_parse(where_texts[w], strlen(where_texts[w]), NULL, &e);
+			int want = x && expr_match(x, r, rl);
+			expr_free(x);
+			char key[32];
+			snprintf(key, sizeof key, "\"c%zu\":%d", w, want);
+			matched += want;
+			if (!strstr(got, key)) {
+				printf("# record %d, '%s': want %d, got %s\n", i, where_texts[w], want, got);
+				same = 0;
+			}
+		}
+		nrec++;
+		feat_state_free(st);
+	}
+	ok(same && nrec == 18, "where shortcut: every where equals expr_match() on %d records", nrec);
+	ok(matched > 10, "where shortcut: the records match some wheres (%d pairs)", matched);
 	feat_spec_free(s);
 }
 
@@ -1078,9 +1581,17 @@ main(void)
 	test_aggregates();
 	test_windows();
 	test_topk_capacity();
+	test_topk_totals();
+	test_emit_paths();
+	test_val_cmp();
+	test_canon_shortcut();
+	test_int_keys();
+	test_field_chains();
+	test_decode_ints();
 	test_fields_and_keys();
 	test_state();
 	test_property();
+	test_where_shortcut();
 	test_mutations();
 	test_distinct();
 	test_distinct_window();
