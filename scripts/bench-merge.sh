@@ -71,7 +71,7 @@ measure() {
 		read -r e u s m <"$W/time"
 		local cpu
 		cpu=$(echo "$u + $s" | bc -l)
-		if [ -z "$best" ] || (($(echo "$cpu < ${best#* }" | bc -l))); then
+		if [ -z "$best" ] || (($(echo "$cpu < $(echo "$best" | cut -d' ' -f2)" | bc -l))); then
 			best="$e $cpu $m"
 		fi
 	done
