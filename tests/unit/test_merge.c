@@ -102,9 +102,11 @@ static size_t states, bad_states, max_state;
 /* Run the engine; the output frames as JSON lines in out.  Every @state
  * must be a bin in its smallest form that decodes back (bad_states). */
 static int
-run(const feat_spec *spec, size_t max_keys, const char *const *in, fp_buf *out, merge_stats *st)
+run(const feat_spec *spec, size_t max_keys, const char *const *in, fp_buf *out, merge_stats *st,
+    int per_record)
 {
-	merge_opts o = {.spec = spec, .max_keys = max_keys, .batch_max = 2, .nshards = 1};
+	merge_opts o = {.spec = spec, .max_keys = max_keys, .batch_max = 2, .nshards = 1,
+	                .per_record = per_record};
 	char err[200];
 	merge *m = merge_new(&o, err, sizeof err);
 	int ifd = frames_fd(in);
@@ -171,7 +173,7 @@ main(void)
 	};
 	fp_buf out = FP_BUF_INIT;
 	merge_stats st;
-	int rc = run(spec, 10, in, &out, &st);
+	int rc = run(spec, 10, in, &out, &st, 1);
 	ok(rc == MERGE_OK, "runs to the end");
 	const char *want =
 		"{\"@key\":\"u:1\",\"@src\":[\"t\",0,0],\"n\":1,\"s\":2,\"@state\":";
@@ -184,7 +186,33 @@ main(void)
 	   "counters: records, updates, control, no key, keys");
 
 	ok(states == 3 && bad_states == 0, "every @state is a bin8 that decodes");
-	rc = run(spec, 1, in, &out, &st);
+
+	/* coalescing, two frames per batch: [r1, barrier] [b, no key] [r5] */
+	rc = run(spec, 10, in, &out, &st, 0);
+	static const char *const kinds[] = {"{\"@ctl\":\"sync\"}", "{\"@key\":\"u:1\"", "{\"@ctl\":\"sync\"}",
+	                                    "{\"@ctl\":\"barrier\"", "{\"@key\":\"u:b\"", "{\"@ctl\":\"sync\"}",
+	                                    "{\"@key\":\"u:1\",\"@ts\":13,\"n\":2", "{\"@ctl\":\"sync\"}"};
+	int order = rc == MERGE_OK;
+	const char *line = (const char *)out.p;
+	for (size_t i = 0; i < sizeof kinds / sizeof *kinds && order; i++) {
+		order = strncmp(line, kinds[i], strlen(kinds[i])) == 0;
+		if (!order)
+			printf("# line %zu: %.60s\n", i + 1, line);
+		line = strchr(line, '\n') + 1;
+	}
+	ok(order && *line == 0, "coalesced: a sync first, then each segment's updates and a sync");
+	ok(st.updates == 3 && st.syncs == 4 && st.control == 1, "coalesced counters: updates, syncs");
+	static const char *const same[] = {
+		"{\"user_id\":1,\"kind\":\"a\",\"x\":2,\"ts\":10,\"@in\":7}",
+		"{\"user_id\":1,\"kind\":\"a\",\"x\":3,\"ts\":11,\"@in\":9,\"@src\":[\"t\",0,4]}",
+		NULL,
+	};
+	rc = run(spec, 10, same, &out, &st, 0);
+	want = "{\"@ctl\":\"sync\"}\n{\"@key\":\"u:1\",\"@src\":[\"t\",0,4],\"@in\":7,\"n\":2,\"s\":5,";
+	ok(rc == MERGE_OK && st.updates == 1 && strncmp((char *)out.p, want, strlen(want)) == 0,
+	   "one key twice in a batch: one update, the last @src, the first @in");
+
+	rc = run(spec, 1, in, &out, &st, 1);
 	ok(rc == MERGE_DATA, "more keys than max_keys without a store is an error");
 
 	/* A state past 64 KiB: last(v, 1000) of 200-byte strings. */
@@ -197,7 +225,7 @@ main(void)
 		biginput[i] = lines[i];
 	}
 	states = bad_states = max_state = 0;
-	rc = run(big, 10, biginput, &out, &st);
+	rc = run(big, 10, biginput, &out, &st, 1);
 	ok(big && rc == MERGE_OK && states == 400 && bad_states == 0 && max_state > 65536,
 	   "states from bin8 through bin16 to bin32 decode");
 	feat_spec_free(big);
