@@ -3,6 +3,7 @@
 #include "kvwrite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -25,20 +26,22 @@
  * before anything is written, so a key of the wrong type or an offsets
  * field that another writer changed aborts the whole epoch. */
 static const char COMMIT_LUA[] =
-	"local kinds = ARGV[1]\n"
-	"for i = 1, #KEYS do\n"
-	"  local want = 'hash'\n"
-	"  if i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
-	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
-	"  if t ~= 'none' and t ~= want then\n"
-	"    return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t)\n"
+	"local kinds, call, unpack, tonumber = ARGV[1], redis.call, unpack, tonumber\n"
+	"local nk = #KEYS\n"
+	"local hasz = string.find(kinds, 'z', 1, true)\n"
+	"for i = 1, nk do\n"
+	"  local t = call('TYPE', KEYS[i])['ok']\n"
+	"  if t ~= 'none' then\n"
+	"    local want = 'hash'\n"
+	"    if hasz and i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
+	"    if t ~= want then return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t) end\n"
 	"  end\n"
 	"end\n"
 	"local m = tonumber(ARGV[2])\n"
 	"if m > 0 then\n"
 	"  local f = {}\n"
 	"  for j = 1, m do f[j] = ARGV[1 + 2 * j] end\n"
-	"  local got = redis.call('HMGET', KEYS[1], unpack(f))\n"
+	"  local got = call('HMGET', KEYS[1], unpack(f))\n"
 	"  for j = 1, m do\n"
 	"    local g, e = got[j], ARGV[2 + 2 * j]\n"
 	"    if g == false then g = nil end\n"
@@ -48,32 +51,40 @@ static const char COMMIT_LUA[] =
 	"    end\n"
 	"  end\n"
 	"end\n"
+	/* unpack() is bounded by Lua's C stack (LUAI_MAXCSTACK 8000): long
+	 * argument lists go in chunks of 1000 items */
 	"local function each(cmd, k, a, n, w)\n"
 	"  local i = 0\n"
 	"  while i < n do\n"
-	"    local m = math.min(n - i, 1000)\n"
-	"    redis.call(cmd, k, unpack(ARGV, a + i * w, a + (i + m) * w - 1))\n"
-	"    i = i + m\n"
+	"    local c = math.min(n - i, 1000)\n"
+	"    call(cmd, k, unpack(ARGV, a + i * w, a + (i + c) * w - 1))\n"
+	"    i = i + c\n"
 	"  end\n"
 	"  return a + n * w\n"
 	"end\n"
 	"local a = 3 + 2 * m\n"
-	"for i = 2, #KEYS do\n"
+	"for i = 2, nk do\n"
 	"  local k = KEYS[i]\n"
-	"  if string.byte(kinds, i - 1) == 122 then\n"
-	"    local ttl, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
-	"    redis.call('DEL', k)\n"
+	"  if hasz and string.byte(kinds, i - 1) == 122 then\n"
+	"    local ttl, n = ARGV[a], tonumber(ARGV[a + 1])\n"
+	"    call('DEL', k)\n"
 	"    a = each('ZADD', k, a + 2, n, 2)\n"
-	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
 	"  else\n"
-	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
-	"    a = each('HSET', k, a + 3, nset, 2)\n"
-	"    a = each('HDEL', k, a, ndel, 1)\n"
-	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]\n"
+	"    a = a + 3\n"
+	"    if nset > 1000 then a = each('HSET', k, a, nset, 2)\n"
+	"    elseif nset > 0 then\n"
+	"      local e = a + 2 * nset\n"
+	"      call('HSET', k, unpack(ARGV, a, e - 1))\n"
+	"      a = e\n"
+	"    end\n"
+	"    if ndel > 0 then a = each('HDEL', k, a, ndel, 1) end\n"
+	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
 	"  end\n"
 	"end\n"
 	"each('HSET', KEYS[1], a, (#ARGV - a + 1) / 2, 2)\n"
-	"return #KEYS - 1\n";
+	"return nk - 1\n";
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -92,7 +103,8 @@ struct ppos {                   /* one (topic, partition) of this shard */
 	size_t tlen;
 	int32_t part;
 	store_pos pending, committed, seen;
-	int has_pending, has_committed, seen_ok;
+	store_pos inflight;     /* what the epoch in flight writes */
+	int has_pending, has_committed, seen_ok, has_inflight;
 };
 
 struct span { size_t off, len; };
@@ -140,6 +152,23 @@ struct kvw {
 	int64_t (*stamp)[2];
 	size_t nstamp, stampcap;
 	uint64_t epoch_updates;
+
+	/* sync frames (fp-kvwrite(1)): after the first one, a commit starts
+	 * only when no update was read since the last one */
+	int sync_mode;
+	uint64_t since_sync;
+
+	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
+	 * out, written up to sent; the key table is free for the next epoch. */
+	int inflight;
+	fp_buf out;
+	size_t sent;
+	int64_t sent_at;        /* monotonic ms: the current attempt began */
+	int64_t commit_t0;      /* monotonic µs: the commit began */
+	size_t inflight_keys;
+	uint64_t inflight_updates;
+	int64_t (*istamp)[2];   /* the stamps of its updates */
+	size_t nistamp, istampcap;
 };
 
 static int
@@ -331,22 +360,38 @@ push_bytes(kvw *w, struct spanv *sv, const void *p, size_t n)
 	return spanv_push(sv, off, n);
 }
 
+/* Decimal text of v into t (at least 21 bytes); its length. */
+static size_t
+fmt_i64(char *t, long long v)
+{
+	char r[24];
+	size_t n = 0, j = 0;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		r[n++] = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		t[j++] = '-';
+	while (n)
+		t[j++] = r[--n];
+	return j;
+}
+
 static int
 push_num(kvw *w, struct spanv *sv, long long v)
 {
 	char t[24];
-	int n = snprintf(t, sizeof t, "%lld", v);
-	return push_bytes(w, sv, t, (size_t)n);
+	return push_bytes(w, sv, t, fmt_i64(t, v));
 }
 
 static int
 set_num(kvw *w, struct spanv *sv, size_t i, long long v)
 {
 	char t[24];
-	int n = snprintf(t, sizeof t, "%lld", v);
+	size_t n = fmt_i64(t, v);
 	sv->v[i].off = w->arena.len;
-	sv->v[i].len = (size_t)n;
-	return fp_buf_add(&w->arena, t, (size_t)n);
+	sv->v[i].len = n;
+	return fp_buf_add(&w->arena, t, n);
 }
 
 /* ---- creation ---- */
@@ -397,6 +442,8 @@ kvw_free(kvw *w)
 	free(w->argl);
 	free(w->lat);
 	free(w->stamp);
+	free(w->istamp);
+	fp_buf_release(&w->out);
 	if (w->c)
 		redisFree(w->c);
 	free(w);
@@ -764,18 +811,18 @@ observe_epoch(kvw *w, int64_t commit_us)
 	kvw_metrics *m = w->o.metrics;
 	if (!m)
 		return;
-	stats_add(m->records_out, w->epoch_updates);
+	stats_add(m->records_out, w->inflight_updates);
 	stats_add(m->epochs, 1);
-	stats_add(m->keys, w->nent);
-	stats_observe(m->epoch_keys, w->nent);
-	stats_observe(m->epoch_updates, w->epoch_updates);
+	stats_add(m->keys, w->inflight_keys);
+	stats_observe(m->epoch_keys, w->inflight_keys);
+	stats_observe(m->epoch_updates, w->inflight_updates);
 	if (w->o.dry_run)
 		return;
 	stats_observe(m->commit_us, commit_us < 0 ? 0 : (uint64_t)commit_us);
 	int64_t now_us = fp_wall_us();
 	int64_t now_ms = now_us / 1000;
-	for (size_t i = 0; i < w->nstamp; i++) {
-		int64_t t = w->stamp[i][0], in = w->stamp[i][1];
+	for (size_t i = 0; i < w->nistamp; i++) {
+		int64_t t = w->istamp[i][0], in = w->istamp[i][1];
 		/* ms precision for @ts; a future time (a skewed producer) is 0 */
 		if (t != INT64_MIN)
 			stats_observe(m->e2e_us, t >= now_ms ? 0 : (uint64_t)(now_ms - t) * 1000u);
@@ -812,6 +859,10 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 			return add_barrier(w, body, len, frameno);
 		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 6 && !memcmp(ctl, "origin", 6))
 			return add_origin(w, body, len, frameno);
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 4 && !memcmp(ctl, "sync", 4)) {
+			w->sync_mode = 1; /* a consistent point: a commit may start */
+			w->since_sync = 0;
+		}
 		return 0; /* other control frames mean nothing to a sink */
 	}
 	if (!f.key)
@@ -875,6 +926,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	note_change(w);
 	w->st.updates++;
 	w->epoch_updates++;
+	w->since_sync++;
 	if (w->o.metrics && !w->o.dry_run)
 		note_stamps(w, &f);
 	return 0;
@@ -1290,8 +1342,8 @@ verify_offsets(kvw *w)
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
 		store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f);
-		if (w->ambiguous && pos_dirty(p)) {
-			if (p->seen_ok && store_pos_cmp(p->seen, p->pending) == 0) {
+		if (w->ambiguous && p->has_inflight) {
+			if (p->seen_ok && store_pos_cmp(p->seen, p->inflight) == 0) {
 				landed++;
 				continue;
 			}
@@ -1404,41 +1456,6 @@ kvw_start(kvw *w)
 /* ---- commit ---- */
 
 static int
-send_epoch(kvw *w, redisReply **rep)
-{
-	size_t n = 3 + w->keys.n + w->args.n;
-	if (n > w->argcap) {
-		const char **av = realloc(w->argv, n * sizeof *av);
-		if (av)
-			w->argv = av;
-		size_t *al = realloc(w->argl, n * sizeof *al);
-		if (al)
-			w->argl = al;
-		if (!av || !al)
-			return fail(w, KVW_IO, "out of memory");
-		w->argcap = n;
-	}
-	char nk[24];
-	snprintf(nk, sizeof nk, "%zu", w->keys.n);
-	w->argv[0] = w->use_eval ? "EVAL" : "EVALSHA";
-	w->argv[1] = w->use_eval ? COMMIT_LUA : w->sha;
-	w->argv[2] = nk;
-	for (int i = 0; i < 3; i++)
-		w->argl[i] = strlen(w->argv[i]);
-	size_t j = 3;
-	for (size_t i = 0; i < w->keys.n; i++, j++) {
-		w->argv[j] = (const char *)w->arena.p + w->keys.v[i].off;
-		w->argl[j] = w->keys.v[i].len;
-	}
-	for (size_t i = 0; i < w->args.n; i++, j++) {
-		w->argv[j] = (const char *)w->arena.p + w->args.v[i].off;
-		w->argl[j] = w->args.v[i].len;
-	}
-	*rep = redisCommandArgv(w->c, (int)n, w->argv, w->argl);
-	return 0;
-}
-
-static int
 is_transient(const char *e)
 {
 	static const char *const codes[] = {"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN",
@@ -1449,23 +1466,79 @@ is_transient(const char *e)
 	return 0;
 }
 
+static int
+out_bulk(fp_buf *o, const void *p, size_t n)
+{
+	char t[32];
+	size_t h;
+	t[0] = '$';
+	h = 1 + fmt_i64(t + 1, (long long)n);
+	t[h++] = '\r';
+	t[h++] = '\n';
+	if (fp_buf_reserve(o, h + n + 2) < 0)
+		return -1;
+	memcpy(o->p + o->len, t, h);
+	memcpy(o->p + o->len + h, p, n);
+	memcpy(o->p + o->len + h + n, "\r\n", 2);
+	o->len += h + n + 2;
+	return 0;
+}
+
+/* The EVALSHA (or EVAL) of the built epoch as RESP, into w->out: written
+ * to the socket as it is, without copies through hiredis. */
+static int
+format_epoch(kvw *w)
+{
+	fp_buf *o = &w->out;
+	char t[32];
+	size_t n = 3 + w->keys.n + w->args.n;
+	o->len = 0;
+	t[0] = '*';
+	size_t h = 1 + fmt_i64(t + 1, (long long)n);
+	t[h++] = '\r';
+	t[h++] = '\n';
+	if (fp_buf_add(o, t, h) < 0)
+		return -1;
+	if (w->use_eval ? out_bulk(o, "EVAL", 4) < 0 || out_bulk(o, COMMIT_LUA, strlen(COMMIT_LUA)) < 0
+	                : out_bulk(o, "EVALSHA", 7) < 0 || out_bulk(o, w->sha, strlen(w->sha)) < 0)
+		return -1;
+	if (out_bulk(o, t, fmt_i64(t, (long long)w->keys.n)) < 0)
+		return -1;
+	for (size_t i = 0; i < w->keys.n; i++)
+		if (out_bulk(o, w->arena.p + w->keys.v[i].off, w->keys.v[i].len) < 0)
+			return -1;
+	for (size_t i = 0; i < w->args.n; i++)
+		if (out_bulk(o, w->arena.p + w->args.v[i].off, w->args.v[i].len) < 0)
+			return -1;
+	return 0;
+}
+
+/* The built epoch goes in flight: its positions, counts and stamps move
+ * aside, and the key table starts the next epoch. */
 static void
-epoch_done(kvw *w)
+epoch_seal(kvw *w)
 {
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
-		if (pos_dirty(p)) {
-			p->committed = p->pending;
-			p->has_committed = 1;
-		}
+		if ((p->has_inflight = pos_dirty(p)) != 0)
+			p->inflight = p->pending;
 	}
-	w->st.epochs++;
-	w->st.keys += w->nent;
-	w->nent = 0;
+	int64_t (*ts)[2] = w->istamp;
+	size_t tc = w->istampcap;
+	w->istamp = w->stamp;
+	w->istampcap = w->stampcap;
+	w->nistamp = w->nstamp;
+	w->stamp = ts;
+	w->stampcap = tc;
 	w->nstamp = 0;
+	w->inflight_keys = w->nent;
+	w->inflight_updates = w->epoch_updates;
+	w->nent = 0;
 	w->epoch_updates = 0;
 	memset(w->slots, 0, w->nslots * sizeof *w->slots);
 	w->changed = w->barrier = 0;
+	w->inflight = 1;
+	w->commit_t0 = fp_mono_us();
 }
 
 static void
@@ -1480,6 +1553,31 @@ note_latency(kvw *w, int64_t us)
 		w->latcap = nc;
 	}
 	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* The epoch in flight is acknowledged (or, in dry-run mode, rendered). */
+static void
+epoch_acked(kvw *w)
+{
+	int64_t took = -1;
+	if (!w->o.dry_run) {
+		outage_end(w);
+		w->ambiguous = 0;
+		took = fp_mono_us() - w->commit_t0;
+		note_latency(w, took);
+	}
+	observe_epoch(w, took);
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		if (p->has_inflight) {
+			p->committed = p->inflight;
+			p->has_committed = 1;
+			p->has_inflight = 0;
+		}
+	}
+	w->st.epochs++;
+	w->st.keys += w->inflight_keys;
+	w->inflight = 0;
 }
 
 /* The script refused the epoch: offsets field j (1-based, in w->pos order)
@@ -1518,8 +1616,177 @@ fence_failed(kvw *w, const char *what)
 	            "store holds", w->o.shard, w->o.nshards, w->o.pipeline, f, want, got);
 }
 
-int
-kvw_commit(kvw *w)
+enum { REPLY_ACK = -1, REPLY_RESEND = -2, REPLY_TRANSIENT = -3 };
+
+/* What the reply to the commit says: REPLY_ACK, REPLY_RESEND (the script
+ * was not loaded: send it with EVAL), REPLY_TRANSIENT (errstr: wait and
+ * send again), or a KVW_* code. */
+static int
+commit_reply(kvw *w, const redisReply *rep)
+{
+	size_t want = w->keys.n - 1;
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want)
+		return REPLY_ACK;
+	if (rep->type != REDIS_REPLY_ERROR)
+		return fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
+	const char *e = rep->str;
+	const char *wt = strstr(e, "FPWRONGTYPE ");
+	if (wt) {
+		long idx = strtol(wt + 12, NULL, 10);
+		char sh[100], type[32] = "";
+		const char *sp = strchr(wt + 12, ' ');
+		if (sp)
+			snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
+		const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
+		return fail(w, KVW_REMOTE,
+		            "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
+		            "and the offsets did not move; delete or rename that key",
+		            k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
+		            idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+	}
+	const char *fe = strstr(e, "FPFENCE ");
+	if (fe)
+		return fence_failed(w, fe + 8);
+	if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
+		w->use_eval = 1;
+		return REPLY_RESEND;
+	}
+	if (is_transient(e)) {
+		fail(w, -1, "Redis refused the commit: %s", e);
+		return REPLY_TRANSIENT;
+	}
+	return fail(w, KVW_REMOTE, "Redis refused the commit: %s", e);
+}
+
+/* Begin an attempt to send the epoch in flight on w->c, with the socket
+ * non-blocking (nothing else is sent on this connection any more: a new
+ * one is made after a failure).  0, or KVW_IO when out of memory. */
+static int
+attempt_begin(kvw *w)
+{
+	if (format_epoch(w) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	int fl = fcntl(w->c->fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(w->c->fd, F_SETFL, fl | O_NONBLOCK);
+	w->c->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means later */
+	w->sent = 0;
+	w->sent_at = fp_mono_ms();
+	return 0;
+}
+
+/* Progress on the attempt: write what the socket takes, read what came.
+ * 1 a reply is in *rep, 0 nothing yet, -1 the connection failed or the
+ * reply is late (what: why). */
+static int
+attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
+{
+	size_t want = w->keys.n - 1;
+	*rep = NULL;
+	while (w->sent < w->out.len) {
+		ssize_t n = write(w->c->fd, w->out.p + w->sent, w->out.len - w->sent);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, strerror(errno));
+			return -1;
+		}
+		w->sent += (size_t)n;
+	}
+	if (revents & (POLLIN | POLLERR | POLLHUP)) {
+		void *r = NULL;
+		if (redisBufferRead(w->c) != REDIS_OK || redisGetReplyFromReader(w->c, &r) != REDIS_OK) {
+			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, w->c->errstr);
+			return -1;
+		}
+		if (r) {
+			*rep = r;
+			return 1;
+		}
+	}
+	if (fp_mono_ms() - w->sent_at >= w->o.command_ms) {
+		snprintf(what, wl, "no reply to the commit of %zu keys (none within %dms, --timeout)",
+		         want, w->o.command_ms);
+		return -1;
+	}
+	return 0;
+}
+
+/* Drive the epoch in flight after poll() said revents about the Redis
+ * socket (or the timeout passed).  Failures are handled here, blocking as
+ * today: reconnect with backoff, settle a commit whose reply was lost by
+ * reading the stored offsets, send it again.  0 (w->inflight says whether
+ * it is still in flight) or a KVW_* code. */
+static int
+commit_io(kvw *w, short revents)
+{
+	for (;;) {
+		char what[400];
+		redisReply *rep;
+		int r = attempt_io(w, revents, &rep, what, sizeof what);
+		if (r == 0)
+			return 0;
+		if (r > 0) {
+			r = commit_reply(w, rep);
+			freeReplyObject(rep);
+			if (r == REPLY_ACK) {
+				epoch_acked(w);
+				return 0;
+			}
+			if (r == REPLY_TRANSIENT && (r = outage_wait(w, w->errstr)) != 0)
+				return r;
+			if (r > 0)
+				return r;
+			if ((r = attempt_begin(w)) != 0)
+				return r;
+			revents = 0;
+			continue;
+		}
+		/* no reply: the script may or may not have run */
+		drop_conn(w);
+		w->ambiguous = 1;
+		if ((r = outage_wait(w, what)) != 0 || (r = conn_ensure(w)) != 0)
+			return r;
+		outage_end(w);
+		if (w->landed) {
+			warn(w, "the commit whose reply was lost had been applied "
+			     "(the stored offsets match it); not sending it again");
+			epoch_acked(w);
+			return 0;
+		}
+		warn(w, "the commit whose reply was lost had not been applied; sending it again");
+		w->ambiguous = 0;
+		if ((r = attempt_begin(w)) != 0)
+			return r;
+		revents = 0;
+	}
+}
+
+/* Wait for the epoch in flight, if any, to be acknowledged.  0 or KVW_*. */
+static int
+commit_wait(kvw *w)
+{
+	while (w->inflight) {
+		struct pollfd pfd = {w->c->fd, POLLIN, 0};
+		if (w->sent < w->out.len)
+			pfd.events |= POLLOUT;
+		int64_t left = w->sent_at + w->o.command_ms - fp_mono_ms();
+		int pr = poll(&pfd, 1, left < 0 ? 0 : (int)left);
+		if (pr < 0 && errno != EINTR)
+			return fail(w, KVW_IO, "poll: %s", strerror(errno));
+		int r = commit_io(w, pr > 0 ? pfd.revents : 0);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Build the buffered epoch and send it (dry run: render it); it is in
+ * flight when this returns 0 (nothing is when nothing changed).  KVW_*. */
+static int
+commit_start(kvw *w)
 {
 	int dirty = w->nent > 0;
 	for (size_t i = 0; i < w->npos && !dirty; i++)
@@ -1531,6 +1798,7 @@ kvw_commit(kvw *w)
 	int r = build_epoch(w);
 	if (r)
 		return r;
+	epoch_seal(w);
 	if (w->o.dry_run) {
 		if (render_epoch(w) < 0)
 			return fail(w, KVW_IO, "out of memory");
@@ -1541,105 +1809,66 @@ kvw_commit(kvw *w)
 			}
 			w->dry.len = 0;
 		}
-		observe_epoch(w, 0);
-		epoch_done(w);
+		epoch_acked(w);
 		return 0;
 	}
-	int64_t t0 = fp_mono_us();
-	size_t want = w->keys.n - 1;
-	for (;;) {
-		if (!w->c) {
-			if ((r = conn_ensure(w)) != 0)
-				return r;
-			outage_end(w);
-			if (w->ambiguous && w->landed) {
-				warn(w, "the commit whose reply was lost had been applied "
-				     "(the stored offsets match it); not sending it again");
-				break;
-			}
-			if (w->ambiguous)
-				warn(w, "the commit whose reply was lost had not been applied; sending it again");
-			w->ambiguous = 0;
-		}
-		redisReply *rep = NULL;
-		if ((r = send_epoch(w, &rep)) != 0)
+	if (!w->c) {
+		if ((r = conn_ensure(w)) != 0)
 			return r;
-		if (!rep) {
-			/* no reply: the script may or may not have run */
-			char what[300];
-			snprintf(what, sizeof what, "no reply to the commit of %zu keys (%s)", want,
-			         w->c->errstr);
-			drop_conn(w);
-			w->ambiguous = 1;
-			if ((r = outage_wait(w, what)) != 0)
-				return r;
-			continue;
-		}
-		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want) {
-			freeReplyObject(rep);
-			break;
-		}
-		if (rep->type != REDIS_REPLY_ERROR) {
-			r = fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
-			freeReplyObject(rep);
-			return r;
-		}
-		const char *e = rep->str;
-		const char *wt = strstr(e, "FPWRONGTYPE ");
-		if (wt) {
-			long idx = strtol(wt + 12, NULL, 10);
-			char sh[100], type[32] = "";
-			const char *sp = strchr(wt + 12, ' ');
-			if (sp)
-				snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
-			const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
-			r = fail(w, KVW_REMOTE,
-			         "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
-			         "and the offsets did not move; delete or rename that key",
-			         k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
-			         idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
-			freeReplyObject(rep);
-			return r;
-		}
-		const char *fe = strstr(e, "FPFENCE ");
-		if (fe) {
-			r = fence_failed(w, fe + 8);
-			freeReplyObject(rep);
-			return r;
-		}
-		if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
-			w->use_eval = 1;
-			freeReplyObject(rep);
-			continue;
-		}
-		if (is_transient(e)) {
-			char what[300];
-			snprintf(what, sizeof what, "Redis refused the commit: %s", e);
-			freeReplyObject(rep);
-			if ((r = outage_wait(w, what)) != 0)
-				return r;
-			continue;
-		}
-		r = fail(w, KVW_REMOTE, "Redis refused the commit: %s", e);
-		freeReplyObject(rep);
-		return r;
+		outage_end(w);
 	}
-	outage_end(w);
-	w->ambiguous = 0;
-	int64_t took = fp_mono_us() - t0;
-	note_latency(w, took);
-	observe_epoch(w, took);
-	epoch_done(w);
-	return 0;
+	if ((r = attempt_begin(w)) != 0)
+		return r;
+	return commit_io(w, 0);
+}
+
+int
+kvw_commit(kvw *w)
+{
+	int r = commit_wait(w);
+	if (!r)
+		r = commit_start(w);
+	if (!r)
+		r = commit_wait(w);
+	return r;
 }
 
 /* ---- the read loop ---- */
 
-/* Commit what is buffered, then report the earlier failure rc. */
+/* A commit may start now: no update read since the last sync frame (or
+ * no sync frame ever: every whole update is a consistent point). */
+static int
+consistent(const kvw *w)
+{
+	return !w->sync_mode || !w->since_sync;
+}
+
+/* The input ended or broke (rc, errstr set) while updates since the last
+ * sync frame are buffered: nothing buffered is committed (the pipeline
+ * replays it from the stored offsets); the epoch in flight completes. */
+static int
+drop_open(kvw *w, int rc)
+{
+	char saved[sizeof w->errstr];
+	memcpy(saved, w->errstr, sizeof saved);
+	int r = commit_wait(w);
+	if (r)
+		return r;
+	fail(w, rc, "%s; %llu updates read since the last sync frame (fp-merge stopped in the "
+	     "middle of a batch?) and the %llu updates buffered with them are not committed: the "
+	     "pipeline replays them from the stored offsets", saved,
+	     (unsigned long long)w->since_sync, (unsigned long long)(w->epoch_updates - w->since_sync));
+	return rc;
+}
+
+/* The input ended or broke (rc, errstr set): commit what is buffered if
+ * that is consistent, then report rc. */
 static int
 commit_then(kvw *w, int rc)
 {
 	char saved[sizeof w->errstr];
+	if (!consistent(w))
+		return drop_open(w, rc);
 	memcpy(saved, w->errstr, sizeof saved);
 	int r = kvw_commit(w);
 	if (r)
@@ -1658,37 +1887,52 @@ kvw_run(kvw *w, int fd, const char *name)
 	for (;;) {
 		const uint8_t *body;
 		size_t len;
-		enum fr_status st;
-		while ((st = fr_reader_next(&rd, &body, &len)) == FR_OK) {
+		enum fr_status st = FR_NEED_MORE;
+		int held = 0; /* the next epoch is due while one is in flight */
+		for (;;) {
+			int due = kvw_due(w) && consistent(w);
+			if (due && !w->inflight && (r = commit_start(w)) != 0)
+				goto out;
+			if ((held = due && w->inflight) != 0)
+				break; /* backpressure: no more input until it is acknowledged */
+			if ((st = fr_reader_next(&rd, &body, &len)) != FR_OK)
+				break;
 			if ((r = kvw_add(w, body, len, rd.frames)) != 0) {
 				r = commit_then(w, r);
 				goto out;
 			}
-			if (kvw_due(w) && (r = kvw_commit(w)) != 0)
-				goto out;
 		}
 		if (st == FR_ERROR) {
 			fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
 			r = commit_then(w, KVW_DATA);
 			goto out;
 		}
-		if (kvw_due(w) && (r = kvw_commit(w)) != 0)
-			goto out;
 		if (w->o.metrics) {
 			metrics_sync(w);
 			if (w->o.metrics->tick)
 				w->o.metrics->tick(w->o.metrics->tick_arg);
 		}
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int64_t wait = kvw_wait_ms(w);
+		struct pollfd pfd[2] = {{fd, held ? 0 : POLLIN, 0}, {-1, POLLIN, 0}};
+		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
+		if (w->inflight) {
+			pfd[1].fd = w->c->fd;
+			if (w->sent < w->out.len)
+				pfd[1].events |= POLLOUT;
+			wait = w->sent_at + w->o.command_ms - fp_mono_ms();
+			if (wait < 0)
+				wait = 0;
+		}
 		if (w->o.metrics && (wait < 0 || wait > 1000))
 			wait = 1000; /* metrics files keep coming while idle */
-		int pr = poll(&pfd, 1, wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
+		int pr = poll(held ? pfd + 1 : pfd, held ? 1 : 2,
+		              wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
 		if (pr < 0 && errno != EINTR) {
 			r = fail(w, KVW_IO, "poll: %s", strerror(errno));
 			goto out;
 		}
-		if (pr <= 0)
+		if (w->inflight && (r = commit_io(w, pr > 0 ? pfd[1].revents : 0)) != 0)
+			goto out;
+		if (pr <= 0 || held || !pfd[0].revents)
 			continue; /* the timer: kvw_due() says so above */
 		ssize_t n = fr_reader_fill(&rd, fd);
 		if (n < 0 && errno == EAGAIN)
@@ -1702,6 +1946,9 @@ kvw_run(kvw *w, int fd, const char *name)
 			if (fr_reader_eof(&rd) < 0) {
 				fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
 				r = commit_then(w, KVW_DATA);
+			} else if (!consistent(w)) {
+				fail(w, KVW_DATA, "%s: end of input", name);
+				r = drop_open(w, KVW_DATA);
 			} else
 				r = kvw_commit(w);
 			goto out;
