@@ -117,7 +117,9 @@ struct kvw {
 
 	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
 	size_t nent, entcap;
-	uint32_t *slots;        /* open addressing: entry index + 1, 0 empty */
+	uint64_t *slots;        /* open addressing: the key's hash in the high 32
+	                         * bits (no entry is touched on a mismatch), its
+	                         * entry index + 1 in the low ones; 0 empty */
 	size_t nslots;
 
 	struct ppos *pos;
@@ -274,6 +276,23 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
+/* Decimal text of v into t (at least 21 bytes); its length. */
+static size_t
+fmt_i64(char *t, long long v)
+{
+	char r[24];
+	size_t n = 0, j = 0;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		r[n++] = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		t[j++] = '-';
+	while (n)
+		t[j++] = r[--n];
+	return j;
+}
+
 /* The Redis text of a feature value: numbers as decimal text, str and bin
  * as their bytes, true/false, arrays and maps as compact JSON. */
 static int
@@ -285,6 +304,11 @@ value_text(fp_buf *a, const uint8_t *v, size_t vl)
 		return fp_buf_add(a, b, bl);
 	if (v[0] == 0xc2 || v[0] == 0xc3)
 		return fp_buf_adds(a, v[0] == 0xc3 ? "true" : "false");
+	int64_t i;
+	if (mp_read_int(v, vl, &i) == 0) { /* mp_to_json's text, without snprintf */
+		char t[24];
+		return fp_buf_add(a, t, fmt_i64(t, i));
+	}
 	if (v[0] == 0xca || v[0] == 0xcb) {
 		double d;
 		if (mp_read_number(v, vl, &d) < 0)
@@ -358,23 +382,6 @@ push_bytes(kvw *w, struct spanv *sv, const void *p, size_t n)
 	if (fp_buf_add(&w->arena, p, n) < 0)
 		return -1;
 	return spanv_push(sv, off, n);
-}
-
-/* Decimal text of v into t (at least 21 bytes); its length. */
-static size_t
-fmt_i64(char *t, long long v)
-{
-	char r[24];
-	size_t n = 0, j = 0;
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-	do
-		r[n++] = (char)('0' + u % 10);
-	while (u /= 10);
-	if (v < 0)
-		t[j++] = '-';
-	while (n)
-		t[j++] = r[--n];
-	return j;
 }
 
 static int
@@ -684,18 +691,24 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 
 /* ---- the key table ---- */
 
+static uint64_t
+slot_of(uint64_t h, size_t i)
+{
+	return (h & 0xffffffff00000000ull) | (uint64_t)(i + 1);
+}
+
 static int
 table_grow(kvw *w)
 {
 	size_t ns = w->nslots * 2;
-	uint32_t *s = calloc(ns, sizeof *s);
+	uint64_t *s = calloc(ns, sizeof *s);
 	if (!s)
 		return -1;
 	for (size_t i = 0; i < w->nent; i++) {
 		size_t j = w->ent[i].hash & (ns - 1);
 		while (s[j])
 			j = (j + 1) & (ns - 1);
-		s[j] = (uint32_t)i + 1;
+		s[j] = slot_of(w->ent[i].hash, i);
 	}
 	free(w->slots);
 	w->slots = s;
@@ -708,11 +721,14 @@ static struct entry *
 table_find(kvw *w, const uint8_t *key, size_t klen, uint64_t h, size_t *slot)
 {
 	size_t j = h & (w->nslots - 1);
+	uint64_t tag = h & 0xffffffff00000000ull;
 	while (w->slots[j]) {
-		struct entry *e = &w->ent[w->slots[j] - 1];
-		if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
-			*slot = j;
-			return e;
+		if ((w->slots[j] & 0xffffffff00000000ull) == tag) {
+			struct entry *e = &w->ent[(uint32_t)w->slots[j] - 1];
+			if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
+				*slot = j;
+				return e;
+			}
 		}
 		j = (j + 1) & (w->nslots - 1);
 	}
@@ -916,7 +932,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 			w->entcap = nc;
 		}
 		e = &w->ent[w->nent];
-		w->slots[slot] = (uint32_t)++w->nent;
+		w->slots[slot] = slot_of(h, w->nent++);
 		e->hash = h;
 	}
 	if (entry_set(e, body, len, keyoff, klen) < 0)
