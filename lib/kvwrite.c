@@ -948,10 +948,17 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	return 0;
 }
 
+/* The epoch must end here: a barrier, or max_batch keys. */
+static int
+full(const kvw *w)
+{
+	return w->barrier || w->nent >= w->o.max_batch;
+}
+
 int
 kvw_due(kvw *w)
 {
-	if (w->barrier || w->nent >= w->o.max_batch)
+	if (full(w))
 		return 1;
 	return w->changed && w->o.flush_ms > 0 && fp_mono_ms() - w->first_change >= w->o.flush_ms;
 }
@@ -1691,6 +1698,17 @@ attempt_begin(kvw *w)
 	return 0;
 }
 
+/* Milliseconds left for the reply to the attempt in flight (--timeout), or
+ * -1: no limit. */
+static int64_t
+attempt_left(const kvw *w)
+{
+	if (w->o.command_ms <= 0)
+		return -1;
+	int64_t left = w->sent_at + w->o.command_ms - fp_mono_ms();
+	return left < 0 ? 0 : left;
+}
+
 /* Progress on the attempt: write what the socket takes, read what came.
  * 1 a reply is in *rep, 0 nothing yet, -1 the connection failed or the
  * reply is late (what: why). */
@@ -1722,7 +1740,7 @@ attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
 			return 1;
 		}
 	}
-	if (fp_mono_ms() - w->sent_at >= w->o.command_ms) {
+	if (attempt_left(w) == 0) {
 		snprintf(what, wl, "no reply to the commit of %zu keys (none within %dms, --timeout)",
 		         want, w->o.command_ms);
 		return -1;
@@ -1788,8 +1806,7 @@ commit_wait(kvw *w)
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
 		if (w->sent < w->out.len)
 			pfd.events |= POLLOUT;
-		int64_t left = w->sent_at + w->o.command_ms - fp_mono_ms();
-		int pr = poll(&pfd, 1, left < 0 ? 0 : (int)left);
+		int pr = poll(&pfd, 1, (int)attempt_left(w));
 		if (pr < 0 && errno != EINTR)
 			return fail(w, KVW_IO, "poll: %s", strerror(errno));
 		int r = commit_io(w, pr > 0 ? pfd.revents : 0);
@@ -1904,13 +1921,14 @@ kvw_run(kvw *w, int fd, const char *name)
 		const uint8_t *body;
 		size_t len;
 		enum fr_status st = FR_NEED_MORE;
-		int held = 0; /* the next epoch is due while one is in flight */
+		int held = 0; /* the next epoch is full while one is in flight */
 		for (;;) {
-			int due = kvw_due(w) && consistent(w);
-			if (due && !w->inflight && (r = commit_start(w)) != 0)
+			if (!w->inflight && kvw_due(w) && consistent(w) && (r = commit_start(w)) != 0)
 				goto out;
-			if ((held = due && w->inflight) != 0)
-				break; /* backpressure: no more input until it is acknowledged */
+			/* backpressure: no more input until the commit in flight is
+			 * acknowledged; the timer alone lets the epoch grow meanwhile */
+			if ((held = w->inflight && full(w) && consistent(w)) != 0)
+				break;
 			if ((st = fr_reader_next(&rd, &body, &len)) != FR_OK)
 				break;
 			if ((r = kvw_add(w, body, len, rd.frames)) != 0) {
@@ -1934,9 +1952,7 @@ kvw_run(kvw *w, int fd, const char *name)
 			pfd[1].fd = w->c->fd;
 			if (w->sent < w->out.len)
 				pfd[1].events |= POLLOUT;
-			wait = w->sent_at + w->o.command_ms - fp_mono_ms();
-			if (wait < 0)
-				wait = 0;
+			wait = attempt_left(w);
 		}
 		if (w->o.metrics && (wait < 0 || wait > 1000))
 			wait = 1000; /* metrics files keep coming while idle */
