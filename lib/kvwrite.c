@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,8 +130,11 @@ struct kvw {
 	int64_t first_change;   /* monotonic ms */
 
 	/* the epoch being committed */
-	fp_buf arena, kinds;
-	struct spanv keys, args, dels;
+	/* The epoch being built, then in flight: its keys and its arguments
+	 * as RESP bulk strings (kbuf, arena), spans locating each payload in
+	 * them, and the kinds letters (ARGV[1]). */
+	fp_buf kbuf, arena, kinds, scratch;
+	struct spanv keys, args;
 	const char **argv;
 	size_t *argl, argcap;
 
@@ -163,7 +167,7 @@ struct kvw {
 	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
 	 * out, written up to sent; the key table is free for the next epoch. */
 	int inflight;
-	fp_buf out;
+	fp_buf out, kindb;      /* the head of the command, its ARGV[1] */
 	size_t sent;
 	int64_t sent_at;        /* monotonic ms: the current attempt began */
 	int64_t commit_t0;      /* monotonic µs: the commit began */
@@ -356,7 +360,7 @@ check_topk(const uint8_t *v, size_t vl)
 	return 0;
 }
 
-/* ---- spans into the arena ---- */
+/* ---- spans: arguments as RESP bulk strings in kbuf (keys) or arena ---- */
 
 static int
 spanv_push(struct spanv *sv, size_t off, size_t len)
@@ -375,11 +379,32 @@ spanv_push(struct spanv *sv, size_t off, size_t len)
 	return 0;
 }
 
+/* Append "$n\r\n" p "\r\n" to o; *off gets where p landed. */
+static int
+bulk_add(fp_buf *o, const void *p, size_t n, size_t *off)
+{
+	char t[32];
+	size_t h;
+	t[0] = '$';
+	h = 1 + fmt_i64(t + 1, (long long)n);
+	t[h++] = '\r';
+	t[h++] = '\n';
+	if (fp_buf_reserve(o, h + n + 2) < 0)
+		return -1;
+	memcpy(o->p + o->len, t, h);
+	*off = o->len + h;
+	if (n)
+		memcpy(o->p + *off, p, n);
+	memcpy(o->p + *off + n, "\r\n", 2);
+	o->len += h + n + 2;
+	return 0;
+}
+
 static int
 push_bytes(kvw *w, struct spanv *sv, const void *p, size_t n)
 {
-	size_t off = w->arena.len;
-	if (fp_buf_add(&w->arena, p, n) < 0)
+	size_t off;
+	if (bulk_add(sv == &w->keys ? &w->kbuf : &w->arena, p, n, &off) < 0)
 		return -1;
 	return spanv_push(sv, off, n);
 }
@@ -391,15 +416,6 @@ push_num(kvw *w, struct spanv *sv, long long v)
 	return push_bytes(w, sv, t, fmt_i64(t, v));
 }
 
-static int
-set_num(kvw *w, struct spanv *sv, size_t i, long long v)
-{
-	char t[24];
-	size_t n = fmt_i64(t, v);
-	sv->v[i].off = w->arena.len;
-	sv->v[i].len = n;
-	return fp_buf_add(&w->arena, t, n);
-}
 
 /* ---- creation ---- */
 
@@ -440,17 +456,19 @@ kvw_free(kvw *w)
 		free(w->pos[i].topic);
 	free(w->pos);
 	fp_buf_release(&w->arena);
+	fp_buf_release(&w->kbuf);
+	fp_buf_release(&w->scratch);
 	fp_buf_release(&w->kinds);
 	fp_buf_release(&w->dry);
 	free(w->keys.v);
 	free(w->args.v);
-	free(w->dels.v);
 	free(w->argv);
 	free(w->argl);
 	free(w->lat);
 	free(w->stamp);
 	free(w->istamp);
 	fp_buf_release(&w->out);
+	fp_buf_release(&w->kindb);
 	if (w->c)
 		redisFree(w->c);
 	free(w);
@@ -974,11 +992,36 @@ kvw_wait_ms(kvw *w)
 
 /* ---- building an epoch ---- */
 
+/* A feature value as an argument: str and bin as they are, the rest as
+ * value_text() writes it. */
+static int
+push_value(kvw *w, const uint8_t *v, size_t vl)
+{
+	const uint8_t *b;
+	size_t bl;
+	if (read_bytes(v, vl, &b, &bl) == 0)
+		return push_bytes(w, &w->args, b, bl);
+	w->scratch.len = 0;
+	if (value_text(&w->scratch, v, vl) < 0)
+		return -1;
+	return push_bytes(w, &w->args, w->scratch.p, w->scratch.len);
+}
+
+/* A top-level field of an update that is not stored: @key, @src, @ts,
+ * @in, @ttl (every reserved name but @state). */
+static int
+not_stored(const char *k, size_t kl)
+{
+	return kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6));
+}
+
 static int
 build_entry(kvw *w, struct entry *e)
 {
 	const uint8_t *body = e->body, *v;
 	size_t len = e->len, vl, off, hdr;
+	const char *k;
+	size_t kl;
 	uint32_t n;
 	int64_t ttl = 0;
 	if (find(body, len, "@ttl", &v, &vl) && !is_nil(v, vl))
@@ -986,91 +1029,77 @@ build_entry(kvw *w, struct entry *e)
 
 	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || fp_buf_addc(&w->kinds, 'h') < 0)
 		return -1;
-	size_t head = w->args.n;
-	for (int i = 0; i < 3; i++)
-		if (spanv_push(&w->args, 0, 0) < 0)
-			return -1;
-	w->dels.n = 0;
-	long long nset = 0;
+	/* the script reads nset, ndel and the ttl first: count, then write
+	 * the fields set, then the fields deleted (nil) */
+	long long nset = 0, ndel = 0;
 	if (mp_read_map(body, len, &n, &hdr) < 0)
 		return -1;
 	off = hdr;
 	for (uint32_t i = 0; i < n; i++) {
-		const char *k;
-		size_t kl;
 		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
 			return -1;
-		if (kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6)))
-			continue; /* @key, @src, @ts, @in, @ttl are not stored */
-		if (is_nil(v, vl)) {
-			if (push_bytes(w, &w->dels, k, kl) < 0)
-				return -1;
-			continue;
-		}
-		if (push_bytes(w, &w->args, k, kl) < 0)
-			return -1;
-		size_t start = w->arena.len;
-		if (value_text(&w->arena, v, vl) < 0 || spanv_push(&w->args, start, w->arena.len - start) < 0)
-			return -1;
-		nset++;
+		if (!not_stored(k, kl))
+			*(is_nil(v, vl) ? &ndel : &nset) += 1;
 	}
-	for (size_t i = 0; i < w->dels.n; i++)
-		if (spanv_push(&w->args, w->dels.v[i].off, w->dels.v[i].len) < 0)
-			return -1;
-	if (set_num(w, &w->args, head, nset) < 0 || set_num(w, &w->args, head + 1, (long long)w->dels.n) < 0 ||
-	    set_num(w, &w->args, head + 2, ttl) < 0)
+	if (push_num(w, &w->args, nset) < 0 || push_num(w, &w->args, ndel) < 0 ||
+	    push_num(w, &w->args, ttl) < 0)
 		return -1;
+	off = hdr;
+	for (uint32_t i = 0; i < n; i++) {
+		map_next(body, len, &off, &k, &kl, &v, &vl);
+		if (not_stored(k, kl) || is_nil(v, vl))
+			continue;
+		if (push_bytes(w, &w->args, k, kl) < 0 || push_value(w, v, vl) < 0)
+			return -1;
+	}
+	off = hdr;
+	for (uint32_t i = 0; i < n && ndel; i++) {
+		map_next(body, len, &off, &k, &kl, &v, &vl);
+		if (!not_stored(k, kl) && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
+			return -1;
+	}
 
 	for (size_t z = 0; z < w->o.nzset; z++) {
 		const char *f = w->o.zset[z];
 		if (!find(body, len, f, &v, &vl))
 			continue;
-		size_t koff = w->arena.len;
-		if (fp_buf_add(&w->arena, e->key, e->klen) < 0 || fp_buf_addc(&w->arena, ':') < 0 ||
-		    fp_buf_adds(&w->arena, f) < 0 || spanv_push(&w->keys, koff, w->arena.len - koff) < 0 ||
+		fp_buf *zk = &w->scratch;
+		zk->len = 0;
+		if (fp_buf_add(zk, e->key, e->klen) < 0 || fp_buf_addc(zk, ':') < 0 ||
+		    fp_buf_adds(zk, f) < 0 || push_bytes(w, &w->keys, zk->p, zk->len) < 0 ||
 		    fp_buf_addc(&w->kinds, 'z') < 0)
 			return -1;
-		size_t zl = w->arena.len - koff, slot;
-		if (table_find(w, w->arena.p + koff, zl, hash_bytes(w->arena.p + koff, zl), &slot)) {
+		size_t slot;
+		if (table_find(w, zk->p, zk->len, hash_bytes(zk->p, zk->len), &slot)) {
 			char sh[100];
 			return fail(w, KVW_DATA, "the sorted set '%s' of --zset %s is also the key of an update",
-			            shown(w->arena.p + koff, zl, sh, sizeof sh), f), -2;
+			            shown(zk->p, zk->len, sh, sizeof sh), f), -2;
 		}
-		if (push_num(w, &w->args, ttl) < 0)
-			return -1;
-		size_t cnt = w->args.n;
 		uint32_t pairs = 0;
-		if (spanv_push(&w->args, 0, 0) < 0)
-			return -1;
-		if (!is_nil(v, vl) && mp_read_array(v, vl, &pairs, &hdr) == 0) {
-			off = hdr;
-			for (uint32_t i = 0; i < pairs; i++) {
-				size_t es = mp_skip(v + off, vl - off), h2;
-				uint32_t two;
-				mp_read_array(v + off, es, &two, &h2);
-				const uint8_t *x = v + off + h2;
-				size_t xs = mp_skip(x, es - h2);
-				double d;
-				int64_t iv;
-				char t[40];
-				if (mp_read_int(x + xs, es - h2 - xs, &iv) == 0)
-					snprintf(t, sizeof t, "%lld", (long long)iv);
-				else {
-					mp_read_number(x + xs, es - h2 - xs, &d);
-					snprintf(t, sizeof t, "%.17g", d);
-				}
-				if (push_bytes(w, &w->args, t, strlen(t)) < 0)
-					return -1;
-				size_t start = w->arena.len;
-				if (value_text(&w->arena, x, xs) < 0 ||
-				    spanv_push(&w->args, start, w->arena.len - start) < 0)
-					return -1;
-				off += es;
-			}
-		} else
+		if (is_nil(v, vl) || mp_read_array(v, vl, &pairs, &hdr) < 0)
 			pairs = 0;
-		if (set_num(w, &w->args, cnt, pairs) < 0)
+		if (push_num(w, &w->args, ttl) < 0 || push_num(w, &w->args, pairs) < 0)
 			return -1;
+		off = hdr;
+		for (uint32_t i = 0; i < pairs; i++) {
+			size_t es = mp_skip(v + off, vl - off), h2;
+			uint32_t two;
+			mp_read_array(v + off, es, &two, &h2);
+			const uint8_t *x = v + off + h2;
+			size_t xs = mp_skip(x, es - h2);
+			double d;
+			int64_t iv;
+			char t[40];
+			if (mp_read_int(x + xs, es - h2 - xs, &iv) == 0)
+				snprintf(t, sizeof t, "%lld", (long long)iv);
+			else {
+				mp_read_number(x + xs, es - h2 - xs, &d);
+				snprintf(t, sizeof t, "%.17g", d);
+			}
+			if (push_bytes(w, &w->args, t, strlen(t)) < 0 || push_value(w, x, xs) < 0)
+				return -1;
+			off += es;
+		}
 	}
 	return 0;
 }
@@ -1078,7 +1107,7 @@ build_entry(kvw *w, struct entry *e)
 static int
 build_epoch(kvw *w)
 {
-	w->arena.len = 0;
+	w->arena.len = w->kbuf.len = 0;
 	w->kinds.len = 0;
 	w->keys.n = w->args.n = 0;
 	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0 ||
@@ -1115,12 +1144,7 @@ build_epoch(kvw *w)
 		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
 			return fail(w, KVW_IO, "out of memory");
 	}
-	size_t off = w->arena.len;
-	if (fp_buf_add(&w->arena, w->kinds.p, w->kinds.len) < 0)
-		return fail(w, KVW_IO, "out of memory");
-	w->args.v[0].off = off;
-	w->args.v[0].len = w->kinds.len;
-	return 0;
+	return 0; /* args.v[0], the kinds, is not in arena: format_epoch() sends it */
 }
 
 /* ---- dry run: the commands the script runs, as redis-cli lines ---- */
@@ -1175,7 +1199,7 @@ render_cmd(kvw *w, const char *cmd, const struct span *key, const struct span *a
 {
 	fp_buf *o = &w->dry;
 	if (fp_buf_adds(o, cmd) < 0 || fp_buf_addc(o, ' ') < 0 ||
-	    kvw_quote(o, w->arena.p + key->off, key->len) < 0)
+	    kvw_quote(o, w->kbuf.p + key->off, key->len) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (fp_buf_addc(o, ' ') < 0 || kvw_quote(o, w->arena.p + a[i].off, a[i].len) < 0)
@@ -1489,32 +1513,16 @@ is_transient(const char *e)
 	return 0;
 }
 
-static int
-out_bulk(fp_buf *o, const void *p, size_t n)
-{
-	char t[32];
-	size_t h;
-	t[0] = '$';
-	h = 1 + fmt_i64(t + 1, (long long)n);
-	t[h++] = '\r';
-	t[h++] = '\n';
-	if (fp_buf_reserve(o, h + n + 2) < 0)
-		return -1;
-	memcpy(o->p + o->len, t, h);
-	memcpy(o->p + o->len + h, p, n);
-	memcpy(o->p + o->len + h + n, "\r\n", 2);
-	o->len += h + n + 2;
-	return 0;
-}
-
-/* The EVALSHA (or EVAL) of the built epoch as RESP, into w->out: written
- * to the socket as it is, without copies through hiredis. */
+/* The head of the EVALSHA (or EVAL) of the built epoch as RESP, into
+ * w->out: the command, the script, the number of keys; then the kinds
+ * (ARGV[1]) into w->kindb.  The keys (kbuf) and the other arguments (arena)
+ * are already RESP: the four are written as they are, without copies. */
 static int
 format_epoch(kvw *w)
 {
 	fp_buf *o = &w->out;
 	char t[32];
-	size_t n = 3 + w->keys.n + w->args.n;
+	size_t off, n = 3 + w->keys.n + w->args.n;
 	o->len = 0;
 	t[0] = '*';
 	size_t h = 1 + fmt_i64(t + 1, (long long)n);
@@ -1522,18 +1530,33 @@ format_epoch(kvw *w)
 	t[h++] = '\n';
 	if (fp_buf_add(o, t, h) < 0)
 		return -1;
-	if (w->use_eval ? out_bulk(o, "EVAL", 4) < 0 || out_bulk(o, COMMIT_LUA, strlen(COMMIT_LUA)) < 0
-	                : out_bulk(o, "EVALSHA", 7) < 0 || out_bulk(o, w->sha, strlen(w->sha)) < 0)
+	if (w->use_eval ? bulk_add(o, "EVAL", 4, &off) < 0 || bulk_add(o, COMMIT_LUA, strlen(COMMIT_LUA), &off) < 0
+	                : bulk_add(o, "EVALSHA", 7, &off) < 0 || bulk_add(o, w->sha, strlen(w->sha), &off) < 0)
 		return -1;
-	if (out_bulk(o, t, fmt_i64(t, (long long)w->keys.n)) < 0)
+	if (bulk_add(o, t, fmt_i64(t, (long long)w->keys.n), &off) < 0)
 		return -1;
-	for (size_t i = 0; i < w->keys.n; i++)
-		if (out_bulk(o, w->arena.p + w->keys.v[i].off, w->keys.v[i].len) < 0)
-			return -1;
-	for (size_t i = 0; i < w->args.n; i++)
-		if (out_bulk(o, w->arena.p + w->args.v[i].off, w->args.v[i].len) < 0)
-			return -1;
-	return 0;
+	w->kindb.len = 0;
+	return bulk_add(&w->kindb, w->kinds.p, w->kinds.len, &off);
+}
+
+/* The parts of the command in flight from byte w->sent on; their number. */
+static int
+unsent(kvw *w, struct iovec *iov)
+{
+	const fp_buf *part[4] = {&w->out, &w->kbuf, &w->kindb, &w->arena};
+	size_t skip = w->sent;
+	int n = 0;
+	for (int i = 0; i < 4; i++) {
+		if (skip >= part[i]->len) {
+			skip -= part[i]->len;
+			continue;
+		}
+		iov[n].iov_base = part[i]->p + skip;
+		iov[n].iov_len = part[i]->len - skip;
+		skip = 0;
+		n++;
+	}
+	return n;
 }
 
 /* The built epoch goes in flight: its positions, counts and stamps move
@@ -1664,7 +1687,7 @@ commit_reply(kvw *w, const redisReply *rep)
 		return fail(w, KVW_REMOTE,
 		            "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
 		            "and the offsets did not move; delete or rename that key",
-		            k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
+		            k ? shown(w->kbuf.p + k->off, k->len, sh, sizeof sh) : "?", type,
 		            idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
 	}
 	const char *fe = strstr(e, "FPFENCE ");
@@ -1717,8 +1740,10 @@ attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
 {
 	size_t want = w->keys.n - 1;
 	*rep = NULL;
-	while (w->sent < w->out.len) {
-		ssize_t n = write(w->c->fd, w->out.p + w->sent, w->out.len - w->sent);
+	struct iovec iov[4];
+	int niov;
+	while ((niov = unsent(w, iov)) > 0) {
+		ssize_t n = writev(w->c->fd, iov, niov);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1804,7 +1829,7 @@ commit_wait(kvw *w)
 {
 	while (w->inflight) {
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
-		if (w->sent < w->out.len)
+		if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
 			pfd.events |= POLLOUT;
 		int pr = poll(&pfd, 1, (int)attempt_left(w));
 		if (pr < 0 && errno != EINTR)
@@ -1950,7 +1975,7 @@ kvw_run(kvw *w, int fd, const char *name)
 		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
 		if (w->inflight) {
 			pfd[1].fd = w->c->fd;
-			if (w->sent < w->out.len)
+			if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
 				pfd[1].events |= POLLOUT;
 			wait = attempt_left(w);
 		}
