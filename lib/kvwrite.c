@@ -758,7 +758,8 @@ static int
 entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_t klen)
 {
 	if (e->cap < len) {
-		size_t nc = len < 256 ? 256 : len;
+		/* slack: an entry serves other keys in later epochs */
+		size_t nc = len < 256 ? 256 : (len + len / 2 + 63) & ~(size_t)63;
 		uint8_t *nb = realloc(e->body, nc);
 		if (!nb)
 			return -1;
