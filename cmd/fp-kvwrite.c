@@ -111,7 +111,7 @@ main(int argc, char **argv)
 	};
 	static const char *zset[MAX_ZSET];
 	kvw_options o = {
-		.max_batch = 5000,
+		.max_batch = 2000,
 		.flush_ms = 10,
 		.zset = zset,
 		.connect_ms = 2000,
