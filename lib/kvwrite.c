@@ -97,6 +97,8 @@ struct entry {
 	const uint8_t *key;     /* @key bytes, inside body */
 	size_t klen;
 	uint64_t hash;
+	int64_t ttl;            /* @ttl, 0 for none */
+	uint32_t nset, ndel;    /* fields stored, fields deleted (nil) */
 };
 
 struct ppos {                   /* one (topic, partition) of this shard */
@@ -779,7 +781,17 @@ struct fields {
 	const uint8_t *ctl, *key, *src, *ttl, *state, *ts, *in;
 	size_t ctll, keyl, srcl, ttll, statel, tsl, inl;
 	const char *bad_zset;
+	uint32_t nset, ndel;    /* fields an update stores, and deletes (nil) */
 };
+
+/* A top-level field of an update that is not stored: @key, @src, @ts,
+ * @in, @ttl (every reserved name but @state). */
+static int
+not_stored(const char *k, size_t kl)
+{
+	return kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6));
+}
+
 
 static int
 scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
@@ -795,6 +807,8 @@ scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
 		size_t kl, vl;
 		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
 			return -1;
+		if (!not_stored(k, kl))
+			*(is_nil(v, vl) ? &f->ndel : &f->nset) += 1;
 #define FIELD(name, p, l) \
 	if (kl == sizeof name - 1 && !memcmp(k, name, kl)) { \
 		if (!f->p) f->p = v, f->l = vl; \
@@ -917,7 +931,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		return fail(w, KVW_DATA,
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
-	int64_t ttl;
+	int64_t ttl = 0;
 	if (f.ttl && !is_nil(f.ttl, f.ttll) &&
 	    (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0 || ttl > ((int64_t)1 << 40)))
 		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds (0 to 2^40)", fn,
@@ -956,6 +970,9 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	}
 	if (entry_set(e, body, len, keyoff, klen) < 0)
 		return fail(w, KVW_IO, "out of memory");
+	e->ttl = ttl;
+	e->nset = f.nset;
+	e->ndel = f.ndel;
 	if (topic && pos_advance(w, topic, tlen, part, np) < 0)
 		return fail(w, KVW_IO, "out of memory");
 	note_change(w);
@@ -1008,14 +1025,6 @@ push_value(kvw *w, const uint8_t *v, size_t vl)
 	return push_bytes(w, &w->args, w->scratch.p, w->scratch.len);
 }
 
-/* A top-level field of an update that is not stored: @key, @src, @ts,
- * @in, @ttl (every reserved name but @state). */
-static int
-not_stored(const char *k, size_t kl)
-{
-	return kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6));
-}
-
 static int
 build_entry(kvw *w, struct entry *e)
 {
@@ -1024,26 +1033,14 @@ build_entry(kvw *w, struct entry *e)
 	const char *k;
 	size_t kl;
 	uint32_t n;
-	int64_t ttl = 0;
-	if (find(body, len, "@ttl", &v, &vl) && !is_nil(v, vl))
-		mp_read_int(v, vl, &ttl);
+	int64_t ttl = e->ttl;
 
 	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || fp_buf_addc(&w->kinds, 'h') < 0)
 		return -1;
-	/* the script reads nset, ndel and the ttl first: count, then write
-	 * the fields set, then the fields deleted (nil) */
-	long long nset = 0, ndel = 0;
-	if (mp_read_map(body, len, &n, &hdr) < 0)
-		return -1;
-	off = hdr;
-	for (uint32_t i = 0; i < n; i++) {
-		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
-			return -1;
-		if (!not_stored(k, kl))
-			*(is_nil(v, vl) ? &ndel : &nset) += 1;
-	}
-	if (push_num(w, &w->args, nset) < 0 || push_num(w, &w->args, ndel) < 0 ||
-	    push_num(w, &w->args, ttl) < 0)
+	/* the script reads nset, ndel (counted by kvw_add()) and the ttl
+	 * first, then the fields set, then the fields deleted (nil) */
+	if (push_num(w, &w->args, e->nset) < 0 || push_num(w, &w->args, e->ndel) < 0 ||
+	    push_num(w, &w->args, ttl) < 0 || mp_read_map(body, len, &n, &hdr) < 0)
 		return -1;
 	off = hdr;
 	for (uint32_t i = 0; i < n; i++) {
@@ -1054,7 +1051,7 @@ build_entry(kvw *w, struct entry *e)
 			return -1;
 	}
 	off = hdr;
-	for (uint32_t i = 0; i < n && ndel; i++) {
+	for (uint32_t i = 0; i < n && e->ndel; i++) {
 		map_next(body, len, &off, &k, &kl, &v, &vl);
 		if (!not_stored(k, kl) && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
 			return -1;
