@@ -1910,9 +1910,9 @@ drop_open(kvw *w, int rc)
 	int r = commit_wait(w);
 	if (r)
 		return r;
-	fail(w, rc, "%s; %llu updates read since the last sync frame (fp-merge stopped in the "
-	     "middle of a batch?) and the %llu updates buffered with them are not committed: the "
-	     "pipeline replays them from the stored offsets", saved,
+	fail(w, rc, "%s; not committed: the %llu updates read since the last sync frame (fp-merge "
+	     "stopped in the middle of a batch?) and %llu buffered before it; the pipeline replays "
+	     "them from the stored offsets", saved,
 	     (unsigned long long)w->since_sync, (unsigned long long)(w->epoch_updates - w->since_sync));
 	return rc;
 }

@@ -508,6 +508,11 @@ HSET "c" "v" "3"
 HSET "fp:default:offsets" "ev/0/0/1" "3"
 EXEC
 OUT
+	# a barrier inside a batch: the commit waits for the batch's sync
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,5]]}' '{"@key":"b","@src":["ev",0,6],"v":2}' \
+		'{"@ctl":"sync"}' | frames_of | fp-kvwrite --dry-run --flush-ms 0 >"$T/out3"
+	[ "$(grep -c MULTI "$T/out3")" = 1 ] && grep -q '"ev/0/0/1" "7"' "$T/out3"
 	# without sync frames every whole update is a consistent point
 	printf '%s\n' '{"@key":"a","@src":["ev",0,0],"v":1}' '{"@key":"b","@src":["ev",0,1],"v":2}' |
 		frames_of | fp-kvwrite --dry-run --max-batch 1 >"$T/out2"
@@ -520,20 +525,27 @@ OUT
 		'{"@key":"b","@src":["ev",0,1],"v":2}' '{"@key":"c","@src":["ev",0,2],"v":3}' | frames_of >"$T/in"
 	run fp-kvwrite --max-batch 1 "$T/in"
 	[ "$status" -eq 1 ]
-	[[ $output == *"end of input; 2 updates read since the last sync frame (fp-merge stopped in the middle of a batch?) and the 0 updates buffered with them are not committed: the pipeline replays them from the stored offsets"* ]]
+	[[ $output == *"end of input; not committed: the 2 updates read since the last sync frame (fp-merge stopped in the middle of a batch?) and 0 buffered before it; the pipeline replays them from the stored offsets"* ]]
 	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b c)" = 0 ]
 	# nothing buffered is committed, not even what came before the last sync
 	rcli flushall >/dev/null
 	run fp-kvwrite "$T/in"
 	[ "$status" -eq 1 ]
-	[[ $output == *"2 updates read since the last sync frame"*"the 1 updates buffered with them are not committed"* ]]
+	[[ $output == *"the 2 updates read since the last sync frame"*"and 1 buffered before it"* ]]
 	[ "$(rcli exists a b c fp:default:offsets)" = 0 ]
 	# a truncated last frame while inconsistent: the same
 	head -c -3 "$T/in" >"$T/trunc"
 	run fp-kvwrite --max-batch 1 "$T/trunc"
 	[ "$status" -eq 1 ]
-	[[ $output == *"truncated"*"1 updates read since the last sync frame"* ]]
+	[[ $output == *"truncated"*"not committed: the 1 updates read since the last sync frame"* ]]
 	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b)" = 0 ]
+	# a bad frame while inconsistent: the same
+	{ cat "$T/in"; printf '%s\n' '{"v":1}' | frames_of; } >"$T/bad"
+	rcli flushall >/dev/null
+	run fp-kvwrite --max-batch 1 "$T/bad"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 6: update has no @key"*"not committed: the 2 updates read since the last sync frame"* ]]
+	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b c)" = 0 ]
 	# consistent at the end: committed as without sync frames
 	rcli flushall >/dev/null
 	{ cat "$T/in"; printf '%s\n' '{"@ctl":"sync"}' | frames_of; } | fp-kvwrite 2>/dev/null
