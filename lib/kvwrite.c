@@ -1477,7 +1477,9 @@ conn_ensure(kvw *w)
 		int r = try_connect(w);
 		if (r > 0)
 			return r;
-		if (r < 0 && (r = outage_wait(w, w->errstr)) != 0)
+		char what[sizeof w->errstr];
+		memcpy(what, w->errstr, sizeof what); /* fail() rewrites errstr */
+		if (r < 0 && (r = outage_wait(w, what)) != 0)
 			return r;
 	}
 	return 0;
@@ -1780,7 +1782,7 @@ static int
 commit_io(kvw *w, short revents)
 {
 	for (;;) {
-		char what[400];
+		char what[sizeof w->errstr];
 		redisReply *rep;
 		int r = attempt_io(w, revents, &rep, what, sizeof what);
 		if (r == 0)
@@ -1792,8 +1794,11 @@ commit_io(kvw *w, short revents)
 				epoch_acked(w);
 				return 0;
 			}
-			if (r == REPLY_TRANSIENT && (r = outage_wait(w, w->errstr)) != 0)
-				return r;
+			if (r == REPLY_TRANSIENT) {
+				memcpy(what, w->errstr, sizeof what); /* fail() rewrites errstr */
+				if ((r = outage_wait(w, what)) != 0)
+					return r;
+			}
 			if (r > 0)
 				return r;
 			if ((r = attempt_begin(w)) != 0)
