@@ -1831,6 +1831,8 @@ static int
 commit_wait(kvw *w)
 {
 	while (w->inflight) {
+		if (!w->c || w->o.dry_run)
+			return KVW_REMOTE; /* an earlier failure left it so (errstr) */
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
 		if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
 			pfd.events |= POLLOUT;
