@@ -111,8 +111,8 @@ main(int argc, char **argv)
 	};
 	static const char *zset[MAX_ZSET];
 	kvw_options o = {
-		.max_batch = 1000,
-		.flush_ms = 1000,
+		.max_batch = 2000,
+		.flush_ms = 10,
 		.zset = zset,
 		.connect_ms = 2000,
 		.command_ms = 10000,

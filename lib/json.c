@@ -814,6 +814,13 @@ put_double(fp_buf *o, double d, int is32)
 	/* The shortest text that reads back as the same value: if p digits
 	 * read back exactly, so do p+1, so search for the least p. */
 	int lo = 1, hi = is32 ? 9 : 17;
+	if (!is32) { /* most doubles put_double_fast() leaves need 16 or 17 digits */
+		snprintf(t, sizeof t, "%.15g", d);
+		if (strtod(t, NULL) == d)
+			hi = 15;
+		else
+			lo = 16;
+	}
 	while (lo < hi) {
 		int mid = (lo + hi) / 2;
 		snprintf(t, sizeof t, "%.*g", mid, d);

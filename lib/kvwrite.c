@@ -3,12 +3,14 @@
 #include "kvwrite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,20 +27,22 @@
  * before anything is written, so a key of the wrong type or an offsets
  * field that another writer changed aborts the whole epoch. */
 static const char COMMIT_LUA[] =
-	"local kinds = ARGV[1]\n"
-	"for i = 1, #KEYS do\n"
-	"  local want = 'hash'\n"
-	"  if i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
-	"  local t = redis.call('TYPE', KEYS[i])['ok']\n"
-	"  if t ~= 'none' and t ~= want then\n"
-	"    return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t)\n"
+	"local kinds, call, unpack, tonumber = ARGV[1], redis.call, unpack, tonumber\n"
+	"local nk = #KEYS\n"
+	"local hasz = string.find(kinds, 'z', 1, true)\n"
+	"for i = 1, nk do\n"
+	"  local t = call('TYPE', KEYS[i])['ok']\n"
+	"  if t ~= 'none' then\n"
+	"    local want = 'hash'\n"
+	"    if hasz and i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
+	"    if t ~= want then return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t) end\n"
 	"  end\n"
 	"end\n"
 	"local m = tonumber(ARGV[2])\n"
 	"if m > 0 then\n"
 	"  local f = {}\n"
 	"  for j = 1, m do f[j] = ARGV[1 + 2 * j] end\n"
-	"  local got = redis.call('HMGET', KEYS[1], unpack(f))\n"
+	"  local got = call('HMGET', KEYS[1], unpack(f))\n"
 	"  for j = 1, m do\n"
 	"    local g, e = got[j], ARGV[2 + 2 * j]\n"
 	"    if g == false then g = nil end\n"
@@ -48,32 +52,40 @@ static const char COMMIT_LUA[] =
 	"    end\n"
 	"  end\n"
 	"end\n"
+	/* unpack() is bounded by Lua's C stack (LUAI_MAXCSTACK 8000): long
+	 * argument lists go in chunks of 1000 items */
 	"local function each(cmd, k, a, n, w)\n"
 	"  local i = 0\n"
 	"  while i < n do\n"
-	"    local m = math.min(n - i, 1000)\n"
-	"    redis.call(cmd, k, unpack(ARGV, a + i * w, a + (i + m) * w - 1))\n"
-	"    i = i + m\n"
+	"    local c = math.min(n - i, 1000)\n"
+	"    call(cmd, k, unpack(ARGV, a + i * w, a + (i + c) * w - 1))\n"
+	"    i = i + c\n"
 	"  end\n"
 	"  return a + n * w\n"
 	"end\n"
 	"local a = 3 + 2 * m\n"
-	"for i = 2, #KEYS do\n"
+	"for i = 2, nk do\n"
 	"  local k = KEYS[i]\n"
-	"  if string.byte(kinds, i - 1) == 122 then\n"
-	"    local ttl, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
-	"    redis.call('DEL', k)\n"
+	"  if hasz and string.byte(kinds, i - 1) == 122 then\n"
+	"    local ttl, n = ARGV[a], tonumber(ARGV[a + 1])\n"
+	"    call('DEL', k)\n"
 	"    a = each('ZADD', k, a + 2, n, 2)\n"
-	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
 	"  else\n"
-	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
-	"    a = each('HSET', k, a + 3, nset, 2)\n"
-	"    a = each('HDEL', k, a, ndel, 1)\n"
-	"    if ttl > 0 then redis.call('EXPIRE', k, ttl) end\n"
+	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]\n"
+	"    a = a + 3\n"
+	"    if nset > 1000 then a = each('HSET', k, a, nset, 2)\n"
+	"    elseif nset > 0 then\n"
+	"      local e = a + 2 * nset\n"
+	"      call('HSET', k, unpack(ARGV, a, e - 1))\n"
+	"      a = e\n"
+	"    end\n"
+	"    if ndel > 0 then a = each('HDEL', k, a, ndel, 1) end\n"
+	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
 	"  end\n"
 	"end\n"
 	"each('HSET', KEYS[1], a, (#ARGV - a + 1) / 2, 2)\n"
-	"return #KEYS - 1\n";
+	"return nk - 1\n";
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -85,6 +97,8 @@ struct entry {
 	const uint8_t *key;     /* @key bytes, inside body */
 	size_t klen;
 	uint64_t hash;
+	int64_t ttl;            /* @ttl, 0 for none */
+	uint32_t nset, ndel;    /* fields stored, fields deleted (nil) */
 };
 
 struct ppos {                   /* one (topic, partition) of this shard */
@@ -92,7 +106,8 @@ struct ppos {                   /* one (topic, partition) of this shard */
 	size_t tlen;
 	int32_t part;
 	store_pos pending, committed, seen;
-	int has_pending, has_committed, seen_ok;
+	store_pos inflight;     /* what the epoch in flight writes */
+	int has_pending, has_committed, seen_ok, has_inflight;
 };
 
 struct span { size_t off, len; };
@@ -105,7 +120,9 @@ struct kvw {
 
 	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
 	size_t nent, entcap;
-	uint32_t *slots;        /* open addressing: entry index + 1, 0 empty */
+	uint64_t *slots;        /* open addressing: the key's hash in the high 32
+	                         * bits (no entry is touched on a mismatch), its
+	                         * entry index + 1 in the low ones; 0 empty */
 	size_t nslots;
 
 	struct ppos *pos;
@@ -115,8 +132,11 @@ struct kvw {
 	int64_t first_change;   /* monotonic ms */
 
 	/* the epoch being committed */
-	fp_buf arena, kinds;
-	struct spanv keys, args, dels;
+	/* The epoch being built, then in flight: its keys and its arguments
+	 * as RESP bulk strings (kbuf, arena), spans locating each payload in
+	 * them, and the kinds letters (ARGV[1]). */
+	fp_buf kbuf, arena, kinds, scratch;
+	struct spanv keys, args;
 	const char **argv;
 	size_t *argl, argcap;
 
@@ -140,6 +160,23 @@ struct kvw {
 	int64_t (*stamp)[2];
 	size_t nstamp, stampcap;
 	uint64_t epoch_updates;
+
+	/* sync frames (fp-kvwrite(1)): after the first one, a commit starts
+	 * only when no update was read since the last one */
+	int sync_mode;
+	uint64_t since_sync;
+
+	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
+	 * out, written up to sent; the key table is free for the next epoch. */
+	int inflight;
+	fp_buf out, kindb;      /* the head of the command, its ARGV[1] */
+	size_t sent;
+	int64_t sent_at;        /* monotonic ms: the current attempt began */
+	int64_t commit_t0;      /* monotonic µs: the commit began */
+	size_t inflight_keys;
+	uint64_t inflight_updates;
+	int64_t (*istamp)[2];   /* the stamps of its updates */
+	size_t nistamp, istampcap;
 };
 
 static int
@@ -245,6 +282,23 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
+/* Decimal text of v into t (at least 21 bytes); its length. */
+static size_t
+fmt_i64(char *t, long long v)
+{
+	char r[24];
+	size_t n = 0, j = 0;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do
+		r[n++] = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		t[j++] = '-';
+	while (n)
+		t[j++] = r[--n];
+	return j;
+}
+
 /* The Redis text of a feature value: numbers as decimal text, str and bin
  * as their bytes, true/false, arrays and maps as compact JSON. */
 static int
@@ -256,6 +310,11 @@ value_text(fp_buf *a, const uint8_t *v, size_t vl)
 		return fp_buf_add(a, b, bl);
 	if (v[0] == 0xc2 || v[0] == 0xc3)
 		return fp_buf_adds(a, v[0] == 0xc3 ? "true" : "false");
+	int64_t i;
+	if (mp_read_int(v, vl, &i) == 0) { /* mp_to_json's text, without snprintf */
+		char t[24];
+		return fp_buf_add(a, t, fmt_i64(t, i));
+	}
 	if (v[0] == 0xca || v[0] == 0xcb) {
 		double d;
 		if (mp_read_number(v, vl, &d) < 0)
@@ -303,7 +362,7 @@ check_topk(const uint8_t *v, size_t vl)
 	return 0;
 }
 
-/* ---- spans into the arena ---- */
+/* ---- spans: arguments as RESP bulk strings in kbuf (keys) or arena ---- */
 
 static int
 spanv_push(struct spanv *sv, size_t off, size_t len)
@@ -322,11 +381,32 @@ spanv_push(struct spanv *sv, size_t off, size_t len)
 	return 0;
 }
 
+/* Append "$n\r\n" p "\r\n" to o; *off gets where p landed. */
+static int
+bulk_add(fp_buf *o, const void *p, size_t n, size_t *off)
+{
+	char t[32];
+	size_t h;
+	t[0] = '$';
+	h = 1 + fmt_i64(t + 1, (long long)n);
+	t[h++] = '\r';
+	t[h++] = '\n';
+	if (fp_buf_reserve(o, h + n + 2) < 0)
+		return -1;
+	memcpy(o->p + o->len, t, h);
+	*off = o->len + h;
+	if (n)
+		memcpy(o->p + *off, p, n);
+	memcpy(o->p + *off + n, "\r\n", 2);
+	o->len += h + n + 2;
+	return 0;
+}
+
 static int
 push_bytes(kvw *w, struct spanv *sv, const void *p, size_t n)
 {
-	size_t off = w->arena.len;
-	if (fp_buf_add(&w->arena, p, n) < 0)
+	size_t off;
+	if (bulk_add(sv == &w->keys ? &w->kbuf : &w->arena, p, n, &off) < 0)
 		return -1;
 	return spanv_push(sv, off, n);
 }
@@ -335,19 +415,9 @@ static int
 push_num(kvw *w, struct spanv *sv, long long v)
 {
 	char t[24];
-	int n = snprintf(t, sizeof t, "%lld", v);
-	return push_bytes(w, sv, t, (size_t)n);
+	return push_bytes(w, sv, t, fmt_i64(t, v));
 }
 
-static int
-set_num(kvw *w, struct spanv *sv, size_t i, long long v)
-{
-	char t[24];
-	int n = snprintf(t, sizeof t, "%lld", v);
-	sv->v[i].off = w->arena.len;
-	sv->v[i].len = (size_t)n;
-	return fp_buf_add(&w->arena, t, (size_t)n);
-}
 
 /* ---- creation ---- */
 
@@ -388,15 +458,19 @@ kvw_free(kvw *w)
 		free(w->pos[i].topic);
 	free(w->pos);
 	fp_buf_release(&w->arena);
+	fp_buf_release(&w->kbuf);
+	fp_buf_release(&w->scratch);
 	fp_buf_release(&w->kinds);
 	fp_buf_release(&w->dry);
 	free(w->keys.v);
 	free(w->args.v);
-	free(w->dels.v);
 	free(w->argv);
 	free(w->argl);
 	free(w->lat);
 	free(w->stamp);
+	free(w->istamp);
+	fp_buf_release(&w->out);
+	fp_buf_release(&w->kindb);
 	if (w->c)
 		redisFree(w->c);
 	free(w);
@@ -637,18 +711,24 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 
 /* ---- the key table ---- */
 
+static uint64_t
+slot_of(uint64_t h, size_t i)
+{
+	return (h & 0xffffffff00000000ull) | (uint64_t)(i + 1);
+}
+
 static int
 table_grow(kvw *w)
 {
 	size_t ns = w->nslots * 2;
-	uint32_t *s = calloc(ns, sizeof *s);
+	uint64_t *s = calloc(ns, sizeof *s);
 	if (!s)
 		return -1;
 	for (size_t i = 0; i < w->nent; i++) {
 		size_t j = w->ent[i].hash & (ns - 1);
 		while (s[j])
 			j = (j + 1) & (ns - 1);
-		s[j] = (uint32_t)i + 1;
+		s[j] = slot_of(w->ent[i].hash, i);
 	}
 	free(w->slots);
 	w->slots = s;
@@ -661,11 +741,14 @@ static struct entry *
 table_find(kvw *w, const uint8_t *key, size_t klen, uint64_t h, size_t *slot)
 {
 	size_t j = h & (w->nslots - 1);
+	uint64_t tag = h & 0xffffffff00000000ull;
 	while (w->slots[j]) {
-		struct entry *e = &w->ent[w->slots[j] - 1];
-		if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
-			*slot = j;
-			return e;
+		if ((w->slots[j] & 0xffffffff00000000ull) == tag) {
+			struct entry *e = &w->ent[(uint32_t)w->slots[j] - 1];
+			if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
+				*slot = j;
+				return e;
+			}
 		}
 		j = (j + 1) & (w->nslots - 1);
 	}
@@ -677,7 +760,8 @@ static int
 entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_t klen)
 {
 	if (e->cap < len) {
-		size_t nc = len < 256 ? 256 : len;
+		/* slack: an entry serves other keys in later epochs */
+		size_t nc = len < 256 ? 256 : (len + len / 2 + 63) & ~(size_t)63;
 		uint8_t *nb = realloc(e->body, nc);
 		if (!nb)
 			return -1;
@@ -697,7 +781,17 @@ struct fields {
 	const uint8_t *ctl, *key, *src, *ttl, *state, *ts, *in;
 	size_t ctll, keyl, srcl, ttll, statel, tsl, inl;
 	const char *bad_zset;
+	uint32_t nset, ndel;    /* fields an update stores, and deletes (nil) */
 };
+
+/* A top-level field of an update that is not stored: @key, @src, @ts,
+ * @in, @ttl (every reserved name but @state). */
+static int
+not_stored(const char *k, size_t kl)
+{
+	return kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6));
+}
+
 
 static int
 scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
@@ -713,6 +807,8 @@ scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
 		size_t kl, vl;
 		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
 			return -1;
+		if (!not_stored(k, kl))
+			*(is_nil(v, vl) ? &f->ndel : &f->nset) += 1;
 #define FIELD(name, p, l) \
 	if (kl == sizeof name - 1 && !memcmp(k, name, kl)) { \
 		if (!f->p) f->p = v, f->l = vl; \
@@ -764,18 +860,18 @@ observe_epoch(kvw *w, int64_t commit_us)
 	kvw_metrics *m = w->o.metrics;
 	if (!m)
 		return;
-	stats_add(m->records_out, w->epoch_updates);
+	stats_add(m->records_out, w->inflight_updates);
 	stats_add(m->epochs, 1);
-	stats_add(m->keys, w->nent);
-	stats_observe(m->epoch_keys, w->nent);
-	stats_observe(m->epoch_updates, w->epoch_updates);
+	stats_add(m->keys, w->inflight_keys);
+	stats_observe(m->epoch_keys, w->inflight_keys);
+	stats_observe(m->epoch_updates, w->inflight_updates);
 	if (w->o.dry_run)
 		return;
 	stats_observe(m->commit_us, commit_us < 0 ? 0 : (uint64_t)commit_us);
 	int64_t now_us = fp_wall_us();
 	int64_t now_ms = now_us / 1000;
-	for (size_t i = 0; i < w->nstamp; i++) {
-		int64_t t = w->stamp[i][0], in = w->stamp[i][1];
+	for (size_t i = 0; i < w->nistamp; i++) {
+		int64_t t = w->istamp[i][0], in = w->istamp[i][1];
 		/* ms precision for @ts; a future time (a skewed producer) is 0 */
 		if (t != INT64_MIN)
 			stats_observe(m->e2e_us, t >= now_ms ? 0 : (uint64_t)(now_ms - t) * 1000u);
@@ -812,6 +908,10 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 			return add_barrier(w, body, len, frameno);
 		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 6 && !memcmp(ctl, "origin", 6))
 			return add_origin(w, body, len, frameno);
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 4 && !memcmp(ctl, "sync", 4)) {
+			w->sync_mode = 1; /* a consistent point: a commit may start */
+			w->since_sync = 0;
+		}
 		return 0; /* other control frames mean nothing to a sink */
 	}
 	if (!f.key)
@@ -831,7 +931,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		return fail(w, KVW_DATA,
 		            "frame %llu: @src of '%s' is not [topic, partition, offset(, index)]", fn,
 		            shown(key, klen, sh, sizeof sh));
-	int64_t ttl;
+	int64_t ttl = 0;
 	if (f.ttl && !is_nil(f.ttl, f.ttll) &&
 	    (mp_read_int(f.ttl, f.ttll, &ttl) < 0 || ttl < 0 || ttl > ((int64_t)1 << 40)))
 		return fail(w, KVW_DATA, "frame %llu: @ttl of '%s' is not a number of seconds (0 to 2^40)", fn,
@@ -865,25 +965,36 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 			w->entcap = nc;
 		}
 		e = &w->ent[w->nent];
-		w->slots[slot] = (uint32_t)++w->nent;
+		w->slots[slot] = slot_of(h, w->nent++);
 		e->hash = h;
 	}
 	if (entry_set(e, body, len, keyoff, klen) < 0)
 		return fail(w, KVW_IO, "out of memory");
+	e->ttl = ttl;
+	e->nset = f.nset;
+	e->ndel = f.ndel;
 	if (topic && pos_advance(w, topic, tlen, part, np) < 0)
 		return fail(w, KVW_IO, "out of memory");
 	note_change(w);
 	w->st.updates++;
 	w->epoch_updates++;
+	w->since_sync++;
 	if (w->o.metrics && !w->o.dry_run)
 		note_stamps(w, &f);
 	return 0;
 }
 
+/* The epoch must end here: a barrier, or max_batch keys. */
+static int
+full(const kvw *w)
+{
+	return w->barrier || w->nent >= w->o.max_batch;
+}
+
 int
 kvw_due(kvw *w)
 {
-	if (w->barrier || w->nent >= w->o.max_batch)
+	if (full(w))
 		return 1;
 	return w->changed && w->o.flush_ms > 0 && fp_mono_ms() - w->first_change >= w->o.flush_ms;
 }
@@ -899,103 +1010,94 @@ kvw_wait_ms(kvw *w)
 
 /* ---- building an epoch ---- */
 
+/* A feature value as an argument: str and bin as they are, the rest as
+ * value_text() writes it. */
+static int
+push_value(kvw *w, const uint8_t *v, size_t vl)
+{
+	const uint8_t *b;
+	size_t bl;
+	if (read_bytes(v, vl, &b, &bl) == 0)
+		return push_bytes(w, &w->args, b, bl);
+	w->scratch.len = 0;
+	if (value_text(&w->scratch, v, vl) < 0)
+		return -1;
+	return push_bytes(w, &w->args, w->scratch.p, w->scratch.len);
+}
+
 static int
 build_entry(kvw *w, struct entry *e)
 {
 	const uint8_t *body = e->body, *v;
 	size_t len = e->len, vl, off, hdr;
+	const char *k;
+	size_t kl;
 	uint32_t n;
-	int64_t ttl = 0;
-	if (find(body, len, "@ttl", &v, &vl) && !is_nil(v, vl))
-		mp_read_int(v, vl, &ttl);
+	int64_t ttl = e->ttl;
 
 	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || fp_buf_addc(&w->kinds, 'h') < 0)
 		return -1;
-	size_t head = w->args.n;
-	for (int i = 0; i < 3; i++)
-		if (spanv_push(&w->args, 0, 0) < 0)
-			return -1;
-	w->dels.n = 0;
-	long long nset = 0;
-	if (mp_read_map(body, len, &n, &hdr) < 0)
+	/* the script reads nset, ndel (counted by kvw_add()) and the ttl
+	 * first, then the fields set, then the fields deleted (nil) */
+	if (push_num(w, &w->args, e->nset) < 0 || push_num(w, &w->args, e->ndel) < 0 ||
+	    push_num(w, &w->args, ttl) < 0 || mp_read_map(body, len, &n, &hdr) < 0)
 		return -1;
 	off = hdr;
 	for (uint32_t i = 0; i < n; i++) {
-		const char *k;
-		size_t kl;
-		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
-			return -1;
-		if (kl && k[0] == '@' && !(kl == 6 && !memcmp(k, "@state", 6)))
-			continue; /* @key, @src, @ts, @in, @ttl are not stored */
-		if (is_nil(v, vl)) {
-			if (push_bytes(w, &w->dels, k, kl) < 0)
-				return -1;
+		map_next(body, len, &off, &k, &kl, &v, &vl);
+		if (not_stored(k, kl) || is_nil(v, vl))
 			continue;
-		}
-		if (push_bytes(w, &w->args, k, kl) < 0)
+		if (push_bytes(w, &w->args, k, kl) < 0 || push_value(w, v, vl) < 0)
 			return -1;
-		size_t start = w->arena.len;
-		if (value_text(&w->arena, v, vl) < 0 || spanv_push(&w->args, start, w->arena.len - start) < 0)
-			return -1;
-		nset++;
 	}
-	for (size_t i = 0; i < w->dels.n; i++)
-		if (spanv_push(&w->args, w->dels.v[i].off, w->dels.v[i].len) < 0)
+	off = hdr;
+	for (uint32_t i = 0; i < n && e->ndel; i++) {
+		map_next(body, len, &off, &k, &kl, &v, &vl);
+		if (!not_stored(k, kl) && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
 			return -1;
-	if (set_num(w, &w->args, head, nset) < 0 || set_num(w, &w->args, head + 1, (long long)w->dels.n) < 0 ||
-	    set_num(w, &w->args, head + 2, ttl) < 0)
-		return -1;
+	}
 
 	for (size_t z = 0; z < w->o.nzset; z++) {
 		const char *f = w->o.zset[z];
 		if (!find(body, len, f, &v, &vl))
 			continue;
-		size_t koff = w->arena.len;
-		if (fp_buf_add(&w->arena, e->key, e->klen) < 0 || fp_buf_addc(&w->arena, ':') < 0 ||
-		    fp_buf_adds(&w->arena, f) < 0 || spanv_push(&w->keys, koff, w->arena.len - koff) < 0 ||
+		fp_buf *zk = &w->scratch;
+		zk->len = 0;
+		if (fp_buf_add(zk, e->key, e->klen) < 0 || fp_buf_addc(zk, ':') < 0 ||
+		    fp_buf_adds(zk, f) < 0 || push_bytes(w, &w->keys, zk->p, zk->len) < 0 ||
 		    fp_buf_addc(&w->kinds, 'z') < 0)
 			return -1;
-		size_t zl = w->arena.len - koff, slot;
-		if (table_find(w, w->arena.p + koff, zl, hash_bytes(w->arena.p + koff, zl), &slot)) {
+		size_t slot;
+		if (table_find(w, zk->p, zk->len, hash_bytes(zk->p, zk->len), &slot)) {
 			char sh[100];
 			return fail(w, KVW_DATA, "the sorted set '%s' of --zset %s is also the key of an update",
-			            shown(w->arena.p + koff, zl, sh, sizeof sh), f), -2;
+			            shown(zk->p, zk->len, sh, sizeof sh), f), -2;
 		}
-		if (push_num(w, &w->args, ttl) < 0)
-			return -1;
-		size_t cnt = w->args.n;
 		uint32_t pairs = 0;
-		if (spanv_push(&w->args, 0, 0) < 0)
-			return -1;
-		if (!is_nil(v, vl) && mp_read_array(v, vl, &pairs, &hdr) == 0) {
-			off = hdr;
-			for (uint32_t i = 0; i < pairs; i++) {
-				size_t es = mp_skip(v + off, vl - off), h2;
-				uint32_t two;
-				mp_read_array(v + off, es, &two, &h2);
-				const uint8_t *x = v + off + h2;
-				size_t xs = mp_skip(x, es - h2);
-				double d;
-				int64_t iv;
-				char t[40];
-				if (mp_read_int(x + xs, es - h2 - xs, &iv) == 0)
-					snprintf(t, sizeof t, "%lld", (long long)iv);
-				else {
-					mp_read_number(x + xs, es - h2 - xs, &d);
-					snprintf(t, sizeof t, "%.17g", d);
-				}
-				if (push_bytes(w, &w->args, t, strlen(t)) < 0)
-					return -1;
-				size_t start = w->arena.len;
-				if (value_text(&w->arena, x, xs) < 0 ||
-				    spanv_push(&w->args, start, w->arena.len - start) < 0)
-					return -1;
-				off += es;
-			}
-		} else
+		if (is_nil(v, vl) || mp_read_array(v, vl, &pairs, &hdr) < 0)
 			pairs = 0;
-		if (set_num(w, &w->args, cnt, pairs) < 0)
+		if (push_num(w, &w->args, ttl) < 0 || push_num(w, &w->args, pairs) < 0)
 			return -1;
+		off = hdr;
+		for (uint32_t i = 0; i < pairs; i++) {
+			size_t es = mp_skip(v + off, vl - off), h2;
+			uint32_t two;
+			mp_read_array(v + off, es, &two, &h2);
+			const uint8_t *x = v + off + h2;
+			size_t xs = mp_skip(x, es - h2);
+			double d;
+			int64_t iv;
+			char t[40];
+			if (mp_read_int(x + xs, es - h2 - xs, &iv) == 0)
+				snprintf(t, sizeof t, "%lld", (long long)iv);
+			else {
+				mp_read_number(x + xs, es - h2 - xs, &d);
+				snprintf(t, sizeof t, "%.17g", d);
+			}
+			if (push_bytes(w, &w->args, t, strlen(t)) < 0 || push_value(w, x, xs) < 0)
+				return -1;
+			off += es;
+		}
 	}
 	return 0;
 }
@@ -1003,7 +1105,7 @@ build_entry(kvw *w, struct entry *e)
 static int
 build_epoch(kvw *w)
 {
-	w->arena.len = 0;
+	w->arena.len = w->kbuf.len = 0;
 	w->kinds.len = 0;
 	w->keys.n = w->args.n = 0;
 	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0 ||
@@ -1040,12 +1142,7 @@ build_epoch(kvw *w)
 		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
 			return fail(w, KVW_IO, "out of memory");
 	}
-	size_t off = w->arena.len;
-	if (fp_buf_add(&w->arena, w->kinds.p, w->kinds.len) < 0)
-		return fail(w, KVW_IO, "out of memory");
-	w->args.v[0].off = off;
-	w->args.v[0].len = w->kinds.len;
-	return 0;
+	return 0; /* args.v[0], the kinds, is not in arena: format_epoch() sends it */
 }
 
 /* ---- dry run: the commands the script runs, as redis-cli lines ---- */
@@ -1100,7 +1197,7 @@ render_cmd(kvw *w, const char *cmd, const struct span *key, const struct span *a
 {
 	fp_buf *o = &w->dry;
 	if (fp_buf_adds(o, cmd) < 0 || fp_buf_addc(o, ' ') < 0 ||
-	    kvw_quote(o, w->arena.p + key->off, key->len) < 0)
+	    kvw_quote(o, w->kbuf.p + key->off, key->len) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (fp_buf_addc(o, ' ') < 0 || kvw_quote(o, w->arena.p + a[i].off, a[i].len) < 0)
@@ -1290,8 +1387,8 @@ verify_offsets(kvw *w)
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
 		store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f);
-		if (w->ambiguous && pos_dirty(p)) {
-			if (p->seen_ok && store_pos_cmp(p->seen, p->pending) == 0) {
+		if (w->ambiguous && p->has_inflight) {
+			if (p->seen_ok && store_pos_cmp(p->seen, p->inflight) == 0) {
 				landed++;
 				continue;
 			}
@@ -1380,7 +1477,9 @@ conn_ensure(kvw *w)
 		int r = try_connect(w);
 		if (r > 0)
 			return r;
-		if (r < 0 && (r = outage_wait(w, w->errstr)) != 0)
+		char what[sizeof w->errstr];
+		memcpy(what, w->errstr, sizeof what); /* fail() rewrites errstr */
+		if (r < 0 && (r = outage_wait(w, what)) != 0)
 			return r;
 	}
 	return 0;
@@ -1404,41 +1503,6 @@ kvw_start(kvw *w)
 /* ---- commit ---- */
 
 static int
-send_epoch(kvw *w, redisReply **rep)
-{
-	size_t n = 3 + w->keys.n + w->args.n;
-	if (n > w->argcap) {
-		const char **av = realloc(w->argv, n * sizeof *av);
-		if (av)
-			w->argv = av;
-		size_t *al = realloc(w->argl, n * sizeof *al);
-		if (al)
-			w->argl = al;
-		if (!av || !al)
-			return fail(w, KVW_IO, "out of memory");
-		w->argcap = n;
-	}
-	char nk[24];
-	snprintf(nk, sizeof nk, "%zu", w->keys.n);
-	w->argv[0] = w->use_eval ? "EVAL" : "EVALSHA";
-	w->argv[1] = w->use_eval ? COMMIT_LUA : w->sha;
-	w->argv[2] = nk;
-	for (int i = 0; i < 3; i++)
-		w->argl[i] = strlen(w->argv[i]);
-	size_t j = 3;
-	for (size_t i = 0; i < w->keys.n; i++, j++) {
-		w->argv[j] = (const char *)w->arena.p + w->keys.v[i].off;
-		w->argl[j] = w->keys.v[i].len;
-	}
-	for (size_t i = 0; i < w->args.n; i++, j++) {
-		w->argv[j] = (const char *)w->arena.p + w->args.v[i].off;
-		w->argl[j] = w->args.v[i].len;
-	}
-	*rep = redisCommandArgv(w->c, (int)n, w->argv, w->argl);
-	return 0;
-}
-
-static int
 is_transient(const char *e)
 {
 	static const char *const codes[] = {"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN",
@@ -1449,23 +1513,78 @@ is_transient(const char *e)
 	return 0;
 }
 
+/* The head of the EVALSHA (or EVAL) of the built epoch as RESP, into
+ * w->out: the command, the script, the number of keys; then the kinds
+ * (ARGV[1]) into w->kindb.  The keys (kbuf) and the other arguments (arena)
+ * are already RESP: the four are written as they are, without copies. */
+static int
+format_epoch(kvw *w)
+{
+	fp_buf *o = &w->out;
+	char t[32];
+	size_t off, n = 3 + w->keys.n + w->args.n;
+	o->len = 0;
+	t[0] = '*';
+	size_t h = 1 + fmt_i64(t + 1, (long long)n);
+	t[h++] = '\r';
+	t[h++] = '\n';
+	if (fp_buf_add(o, t, h) < 0)
+		return -1;
+	if (w->use_eval ? bulk_add(o, "EVAL", 4, &off) < 0 || bulk_add(o, COMMIT_LUA, strlen(COMMIT_LUA), &off) < 0
+	                : bulk_add(o, "EVALSHA", 7, &off) < 0 || bulk_add(o, w->sha, strlen(w->sha), &off) < 0)
+		return -1;
+	if (bulk_add(o, t, fmt_i64(t, (long long)w->keys.n), &off) < 0)
+		return -1;
+	w->kindb.len = 0;
+	return bulk_add(&w->kindb, w->kinds.p, w->kinds.len, &off);
+}
+
+/* The parts of the command in flight from byte w->sent on; their number. */
+static int
+unsent(kvw *w, struct iovec *iov)
+{
+	const fp_buf *part[4] = {&w->out, &w->kbuf, &w->kindb, &w->arena};
+	size_t skip = w->sent;
+	int n = 0;
+	for (int i = 0; i < 4; i++) {
+		if (skip >= part[i]->len) {
+			skip -= part[i]->len;
+			continue;
+		}
+		iov[n].iov_base = part[i]->p + skip;
+		iov[n].iov_len = part[i]->len - skip;
+		skip = 0;
+		n++;
+	}
+	return n;
+}
+
+/* The built epoch goes in flight: its positions, counts and stamps move
+ * aside, and the key table starts the next epoch. */
 static void
-epoch_done(kvw *w)
+epoch_seal(kvw *w)
 {
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
-		if (pos_dirty(p)) {
-			p->committed = p->pending;
-			p->has_committed = 1;
-		}
+		if ((p->has_inflight = pos_dirty(p)) != 0)
+			p->inflight = p->pending;
 	}
-	w->st.epochs++;
-	w->st.keys += w->nent;
-	w->nent = 0;
+	int64_t (*ts)[2] = w->istamp;
+	size_t tc = w->istampcap;
+	w->istamp = w->stamp;
+	w->istampcap = w->stampcap;
+	w->nistamp = w->nstamp;
+	w->stamp = ts;
+	w->stampcap = tc;
 	w->nstamp = 0;
+	w->inflight_keys = w->nent;
+	w->inflight_updates = w->epoch_updates;
+	w->nent = 0;
 	w->epoch_updates = 0;
 	memset(w->slots, 0, w->nslots * sizeof *w->slots);
 	w->changed = w->barrier = 0;
+	w->inflight = 1;
+	w->commit_t0 = fp_mono_us();
 }
 
 static void
@@ -1480,6 +1599,31 @@ note_latency(kvw *w, int64_t us)
 		w->latcap = nc;
 	}
 	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* The epoch in flight is acknowledged (or, in dry-run mode, rendered). */
+static void
+epoch_acked(kvw *w)
+{
+	int64_t took = -1;
+	if (!w->o.dry_run) {
+		outage_end(w);
+		w->ambiguous = 0;
+		took = fp_mono_us() - w->commit_t0;
+		note_latency(w, took);
+	}
+	observe_epoch(w, took);
+	for (size_t i = 0; i < w->npos; i++) {
+		struct ppos *p = &w->pos[i];
+		if (p->has_inflight) {
+			p->committed = p->inflight;
+			p->has_committed = 1;
+			p->has_inflight = 0;
+		}
+	}
+	w->st.epochs++;
+	w->st.keys += w->inflight_keys;
+	w->inflight = 0;
 }
 
 /* The script refused the epoch: offsets field j (1-based, in w->pos order)
@@ -1518,8 +1662,194 @@ fence_failed(kvw *w, const char *what)
 	            "store holds", w->o.shard, w->o.nshards, w->o.pipeline, f, want, got);
 }
 
-int
-kvw_commit(kvw *w)
+enum { REPLY_ACK = -1, REPLY_RESEND = -2, REPLY_TRANSIENT = -3 };
+
+/* What the reply to the commit says: REPLY_ACK, REPLY_RESEND (the script
+ * was not loaded: send it with EVAL), REPLY_TRANSIENT (errstr: wait and
+ * send again), or a KVW_* code. */
+static int
+commit_reply(kvw *w, const redisReply *rep)
+{
+	size_t want = w->keys.n - 1;
+	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want)
+		return REPLY_ACK;
+	if (rep->type != REDIS_REPLY_ERROR)
+		return fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
+	const char *e = rep->str;
+	const char *wt = strstr(e, "FPWRONGTYPE ");
+	if (wt) {
+		long idx = strtol(wt + 12, NULL, 10);
+		char sh[100], type[32] = "";
+		const char *sp = strchr(wt + 12, ' ');
+		if (sp)
+			snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
+		const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
+		return fail(w, KVW_REMOTE,
+		            "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
+		            "and the offsets did not move; delete or rename that key",
+		            k ? shown(w->kbuf.p + k->off, k->len, sh, sizeof sh) : "?", type,
+		            idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+	}
+	const char *fe = strstr(e, "FPFENCE ");
+	if (fe)
+		return fence_failed(w, fe + 8);
+	if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
+		w->use_eval = 1;
+		return REPLY_RESEND;
+	}
+	if (is_transient(e)) {
+		fail(w, -1, "Redis refused the commit: %s", e);
+		return REPLY_TRANSIENT;
+	}
+	return fail(w, KVW_REMOTE, "Redis refused the commit: %s", e);
+}
+
+/* Begin an attempt to send the epoch in flight on w->c, with the socket
+ * non-blocking (nothing else is sent on this connection any more: a new
+ * one is made after a failure).  0, or KVW_IO when out of memory. */
+static int
+attempt_begin(kvw *w)
+{
+	if (format_epoch(w) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	int fl = fcntl(w->c->fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(w->c->fd, F_SETFL, fl | O_NONBLOCK);
+	w->c->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means later */
+	w->sent = 0;
+	w->sent_at = fp_mono_ms();
+	return 0;
+}
+
+/* Milliseconds left for the reply to the attempt in flight (--timeout), or
+ * -1: no limit. */
+static int64_t
+attempt_left(const kvw *w)
+{
+	if (w->o.command_ms <= 0)
+		return -1;
+	int64_t left = w->sent_at + w->o.command_ms - fp_mono_ms();
+	return left < 0 ? 0 : left;
+}
+
+/* Progress on the attempt: write what the socket takes, read what came.
+ * 1 a reply is in *rep, 0 nothing yet, -1 the connection failed or the
+ * reply is late (what: why). */
+static int
+attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
+{
+	size_t want = w->keys.n - 1;
+	*rep = NULL;
+	struct iovec iov[4];
+	int niov;
+	while ((niov = unsent(w, iov)) > 0) {
+		ssize_t n = writev(w->c->fd, iov, niov);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, strerror(errno));
+			return -1;
+		}
+		w->sent += (size_t)n;
+	}
+	if (revents & (POLLIN | POLLERR | POLLHUP)) {
+		void *r = NULL;
+		if (redisBufferRead(w->c) != REDIS_OK || redisGetReplyFromReader(w->c, &r) != REDIS_OK) {
+			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, w->c->errstr);
+			return -1;
+		}
+		if (r) {
+			*rep = r;
+			return 1;
+		}
+	}
+	if (attempt_left(w) == 0) {
+		snprintf(what, wl, "no reply to the commit of %zu keys (none within %dms, --timeout)",
+		         want, w->o.command_ms);
+		return -1;
+	}
+	return 0;
+}
+
+/* Drive the epoch in flight after poll() said revents about the Redis
+ * socket (or the timeout passed).  Failures are handled here, blocking as
+ * today: reconnect with backoff, settle a commit whose reply was lost by
+ * reading the stored offsets, send it again.  0 (w->inflight says whether
+ * it is still in flight) or a KVW_* code. */
+static int
+commit_io(kvw *w, short revents)
+{
+	for (;;) {
+		char what[sizeof w->errstr];
+		redisReply *rep;
+		int r = attempt_io(w, revents, &rep, what, sizeof what);
+		if (r == 0)
+			return 0;
+		if (r > 0) {
+			r = commit_reply(w, rep);
+			freeReplyObject(rep);
+			if (r == REPLY_ACK) {
+				epoch_acked(w);
+				return 0;
+			}
+			if (r == REPLY_TRANSIENT) {
+				memcpy(what, w->errstr, sizeof what); /* fail() rewrites errstr */
+				if ((r = outage_wait(w, what)) != 0)
+					return r;
+			}
+			if (r > 0)
+				return r;
+			if ((r = attempt_begin(w)) != 0)
+				return r;
+			revents = 0;
+			continue;
+		}
+		/* no reply: the script may or may not have run */
+		drop_conn(w);
+		w->ambiguous = 1;
+		if ((r = outage_wait(w, what)) != 0 || (r = conn_ensure(w)) != 0)
+			return r;
+		outage_end(w);
+		if (w->landed) {
+			warn(w, "the commit whose reply was lost had been applied "
+			     "(the stored offsets match it); not sending it again");
+			epoch_acked(w);
+			return 0;
+		}
+		warn(w, "the commit whose reply was lost had not been applied; sending it again");
+		w->ambiguous = 0;
+		if ((r = attempt_begin(w)) != 0)
+			return r;
+		revents = 0;
+	}
+}
+
+/* Wait for the epoch in flight, if any, to be acknowledged.  0 or KVW_*. */
+static int
+commit_wait(kvw *w)
+{
+	while (w->inflight) {
+		if (!w->c || w->o.dry_run)
+			return KVW_REMOTE; /* an earlier failure left it so (errstr) */
+		struct pollfd pfd = {w->c->fd, POLLIN, 0};
+		if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
+			pfd.events |= POLLOUT;
+		int pr = poll(&pfd, 1, (int)attempt_left(w));
+		if (pr < 0 && errno != EINTR)
+			return fail(w, KVW_IO, "poll: %s", strerror(errno));
+		int r = commit_io(w, pr > 0 ? pfd.revents : 0);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Build the buffered epoch and send it (dry run: render it); it is in
+ * flight when this returns 0 (nothing is when nothing changed).  KVW_*. */
+static int
+commit_start(kvw *w)
 {
 	int dirty = w->nent > 0;
 	for (size_t i = 0; i < w->npos && !dirty; i++)
@@ -1531,6 +1861,7 @@ kvw_commit(kvw *w)
 	int r = build_epoch(w);
 	if (r)
 		return r;
+	epoch_seal(w);
 	if (w->o.dry_run) {
 		if (render_epoch(w) < 0)
 			return fail(w, KVW_IO, "out of memory");
@@ -1541,105 +1872,66 @@ kvw_commit(kvw *w)
 			}
 			w->dry.len = 0;
 		}
-		observe_epoch(w, 0);
-		epoch_done(w);
+		epoch_acked(w);
 		return 0;
 	}
-	int64_t t0 = fp_mono_us();
-	size_t want = w->keys.n - 1;
-	for (;;) {
-		if (!w->c) {
-			if ((r = conn_ensure(w)) != 0)
-				return r;
-			outage_end(w);
-			if (w->ambiguous && w->landed) {
-				warn(w, "the commit whose reply was lost had been applied "
-				     "(the stored offsets match it); not sending it again");
-				break;
-			}
-			if (w->ambiguous)
-				warn(w, "the commit whose reply was lost had not been applied; sending it again");
-			w->ambiguous = 0;
-		}
-		redisReply *rep = NULL;
-		if ((r = send_epoch(w, &rep)) != 0)
+	if (!w->c) {
+		if ((r = conn_ensure(w)) != 0)
 			return r;
-		if (!rep) {
-			/* no reply: the script may or may not have run */
-			char what[300];
-			snprintf(what, sizeof what, "no reply to the commit of %zu keys (%s)", want,
-			         w->c->errstr);
-			drop_conn(w);
-			w->ambiguous = 1;
-			if ((r = outage_wait(w, what)) != 0)
-				return r;
-			continue;
-		}
-		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want) {
-			freeReplyObject(rep);
-			break;
-		}
-		if (rep->type != REDIS_REPLY_ERROR) {
-			r = fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
-			freeReplyObject(rep);
-			return r;
-		}
-		const char *e = rep->str;
-		const char *wt = strstr(e, "FPWRONGTYPE ");
-		if (wt) {
-			long idx = strtol(wt + 12, NULL, 10);
-			char sh[100], type[32] = "";
-			const char *sp = strchr(wt + 12, ' ');
-			if (sp)
-				snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
-			const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
-			r = fail(w, KVW_REMOTE,
-			         "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
-			         "and the offsets did not move; delete or rename that key",
-			         k ? shown(w->arena.p + k->off, k->len, sh, sizeof sh) : "?", type,
-			         idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
-			freeReplyObject(rep);
-			return r;
-		}
-		const char *fe = strstr(e, "FPFENCE ");
-		if (fe) {
-			r = fence_failed(w, fe + 8);
-			freeReplyObject(rep);
-			return r;
-		}
-		if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
-			w->use_eval = 1;
-			freeReplyObject(rep);
-			continue;
-		}
-		if (is_transient(e)) {
-			char what[300];
-			snprintf(what, sizeof what, "Redis refused the commit: %s", e);
-			freeReplyObject(rep);
-			if ((r = outage_wait(w, what)) != 0)
-				return r;
-			continue;
-		}
-		r = fail(w, KVW_REMOTE, "Redis refused the commit: %s", e);
-		freeReplyObject(rep);
-		return r;
+		outage_end(w);
 	}
-	outage_end(w);
-	w->ambiguous = 0;
-	int64_t took = fp_mono_us() - t0;
-	note_latency(w, took);
-	observe_epoch(w, took);
-	epoch_done(w);
-	return 0;
+	if ((r = attempt_begin(w)) != 0)
+		return r;
+	return commit_io(w, 0);
+}
+
+int
+kvw_commit(kvw *w)
+{
+	int r = commit_wait(w);
+	if (!r)
+		r = commit_start(w);
+	if (!r)
+		r = commit_wait(w);
+	return r;
 }
 
 /* ---- the read loop ---- */
 
-/* Commit what is buffered, then report the earlier failure rc. */
+/* A commit may start now: no update read since the last sync frame (or
+ * no sync frame ever: every whole update is a consistent point). */
+static int
+consistent(const kvw *w)
+{
+	return !w->sync_mode || !w->since_sync;
+}
+
+/* The input ended or broke (rc, errstr set) while updates since the last
+ * sync frame are buffered: nothing buffered is committed (the pipeline
+ * replays it from the stored offsets); the epoch in flight completes. */
+static int
+drop_open(kvw *w, int rc)
+{
+	char saved[sizeof w->errstr];
+	memcpy(saved, w->errstr, sizeof saved);
+	int r = commit_wait(w);
+	if (r)
+		return r;
+	fail(w, rc, "%s; not committed: the %llu updates read since the last sync frame (fp-merge "
+	     "stopped in the middle of a batch?) and %llu buffered before it; the pipeline replays "
+	     "them from the stored offsets", saved,
+	     (unsigned long long)w->since_sync, (unsigned long long)(w->epoch_updates - w->since_sync));
+	return rc;
+}
+
+/* The input ended or broke (rc, errstr set): commit what is buffered if
+ * that is consistent, then report rc. */
 static int
 commit_then(kvw *w, int rc)
 {
 	char saved[sizeof w->errstr];
+	if (!consistent(w))
+		return drop_open(w, rc);
 	memcpy(saved, w->errstr, sizeof saved);
 	int r = kvw_commit(w);
 	if (r)
@@ -1658,37 +1950,51 @@ kvw_run(kvw *w, int fd, const char *name)
 	for (;;) {
 		const uint8_t *body;
 		size_t len;
-		enum fr_status st;
-		while ((st = fr_reader_next(&rd, &body, &len)) == FR_OK) {
+		enum fr_status st = FR_NEED_MORE;
+		int held = 0; /* the next epoch is full while one is in flight */
+		for (;;) {
+			if (!w->inflight && kvw_due(w) && consistent(w) && (r = commit_start(w)) != 0)
+				goto out;
+			/* backpressure: no more input until the commit in flight is
+			 * acknowledged; the timer alone lets the epoch grow meanwhile */
+			if ((held = w->inflight && full(w) && consistent(w)) != 0)
+				break;
+			if ((st = fr_reader_next(&rd, &body, &len)) != FR_OK)
+				break;
 			if ((r = kvw_add(w, body, len, rd.frames)) != 0) {
 				r = commit_then(w, r);
 				goto out;
 			}
-			if (kvw_due(w) && (r = kvw_commit(w)) != 0)
-				goto out;
 		}
 		if (st == FR_ERROR) {
 			fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
 			r = commit_then(w, KVW_DATA);
 			goto out;
 		}
-		if (kvw_due(w) && (r = kvw_commit(w)) != 0)
-			goto out;
 		if (w->o.metrics) {
 			metrics_sync(w);
 			if (w->o.metrics->tick)
 				w->o.metrics->tick(w->o.metrics->tick_arg);
 		}
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int64_t wait = kvw_wait_ms(w);
+		struct pollfd pfd[2] = {{fd, held ? 0 : POLLIN, 0}, {-1, POLLIN, 0}};
+		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
+		if (w->inflight) {
+			pfd[1].fd = w->c->fd;
+			if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
+				pfd[1].events |= POLLOUT;
+			wait = attempt_left(w);
+		}
 		if (w->o.metrics && (wait < 0 || wait > 1000))
 			wait = 1000; /* metrics files keep coming while idle */
-		int pr = poll(&pfd, 1, wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
+		int pr = poll(held ? pfd + 1 : pfd, held ? 1 : 2,
+		              wait < 0 ? -1 : wait > INT32_MAX ? INT32_MAX : (int)wait);
 		if (pr < 0 && errno != EINTR) {
 			r = fail(w, KVW_IO, "poll: %s", strerror(errno));
 			goto out;
 		}
-		if (pr <= 0)
+		if (w->inflight && (r = commit_io(w, pr > 0 ? pfd[1].revents : 0)) != 0)
+			goto out;
+		if (pr <= 0 || held || !pfd[0].revents)
 			continue; /* the timer: kvw_due() says so above */
 		ssize_t n = fr_reader_fill(&rd, fd);
 		if (n < 0 && errno == EAGAIN)
@@ -1702,6 +2008,9 @@ kvw_run(kvw *w, int fd, const char *name)
 			if (fr_reader_eof(&rd) < 0) {
 				fail(w, KVW_DATA, "%s: %s", name, rd.errstr);
 				r = commit_then(w, KVW_DATA);
+			} else if (!consistent(w)) {
+				fail(w, KVW_DATA, "%s: end of input", name);
+				r = drop_open(w, KVW_DATA);
 			} else
 				r = kvw_commit(w);
 			goto out;

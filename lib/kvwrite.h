@@ -7,6 +7,12 @@
  * one is wrong: the features and the offsets that cover them land together
  * or not at all (fp-kvwrite(1), DESIGN §3).
  *
+ * Group commit: kvw_run() sends a commit on a non-blocking socket and goes
+ * on reading into the next epoch while it is in flight, until that one is
+ * full (a barrier, max_batch keys).  After a sync control frame (fp-merge's
+ * batches) a commit starts only at a consistent point: no update read since
+ * the last sync frame.
+ *
  * Failures: connection and command timeouts, reconnect with exponential
  * backoff, and a commit whose reply never came is resolved by reading the
  * stored offsets back.  Stored offsets behind what this process committed
@@ -60,7 +66,7 @@ typedef struct kvw_options {
 	const char *pipeline;     /* names fp:{pipeline}:offsets */
 	int shard, nshards;
 	size_t max_batch;         /* commit when this many keys are buffered */
-	int64_t flush_ms;         /* commit when the oldest buffered update is this old */
+	int64_t flush_ms;         /* due when the oldest buffered change is this old */
 	const char *const *zset;  /* features also written as sorted sets */
 	size_t nzset;
 	int dry_run;              /* render commands as text, no Redis */
@@ -98,8 +104,8 @@ void kvw_free(kvw *w);
 int kvw_start(kvw *w);
 
 /* Take one checked frame body: an update, or a control frame (a barrier
- * moves positions and asks for a commit; other control frames are
- * ignored).  frameno (1-based) names the frame in errors.  0, or KVW_DATA. */
+ * moves positions and asks for a commit; a sync frame marks a consistent
+ * point; other control frames are ignored).  frameno (1-based) names the frame in errors.  0, or KVW_DATA. */
 int kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno);
 
 /* 1 when a commit is due now: a barrier arrived, max_batch keys are buffered,
@@ -110,13 +116,17 @@ int kvw_due(kvw *w);
  * buffered. */
 int64_t kvw_wait_ms(kvw *w);
 
-/* Commit everything buffered (nothing when nothing changed).  Blocks while
- * Redis is unreachable, up to give_up_ms.  0 or a KVW_* code. */
+/* Wait for the commit in flight, if any, then commit everything buffered
+ * (nothing when nothing changed) and wait for it.  Blocks while Redis is
+ * unreachable, up to give_up_ms.  0 or a KVW_* code. */
 int kvw_commit(kvw *w);
 
-/* Read frames from fd until end of input, committing as due; at the end
- * commit what is buffered.  A bad or truncated frame: the whole updates
- * before it are committed, then KVW_DATA.  0 or a KVW_* code. */
+/* Read frames from fd until end of input, committing as due (one commit
+ * in flight while the next epoch is read); at the end commit what is
+ * buffered.  A bad or truncated frame: the whole updates before it are
+ * committed, then KVW_DATA.  After a sync frame, an end of input, bad or
+ * truncated frame with updates read since the last sync frame commits
+ * nothing buffered: KVW_DATA.  0 or a KVW_* code. */
 int kvw_run(kvw *w, int fd, const char *name);
 
 /* The message of the last failure. */

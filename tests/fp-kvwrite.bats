@@ -488,3 +488,108 @@ cut_commit() {
 	grep -q "the stored offsets of shard 0/1 went back: 'fp:default:offsets' field 'ev/0/0/1' holds 2 but this process expected 5: Redis lost data" "$T/kv.err"
 	[ "$(rcli exists b)" = 0 ]
 }
+
+# sync frames (fp-merge's coalesced batches): once one is read, a commit
+# starts only where no update was read since the last one.
+
+@test "sync: commits start only at sync points, even past --max-batch" {
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' \
+		'{"@key":"b","@src":["ev",0,1],"v":2}' '{"@ctl":"sync"}' \
+		'{"@key":"c","@src":["ev",0,2],"v":3}' '{"@ctl":"sync"}' | frames_of >"$T/in"
+	fp-kvwrite --dry-run --max-batch 1 "$T/in" >"$T/out"
+	diff -u - "$T/out" <<'OUT'
+MULTI
+HSET "a" "v" "1"
+HSET "b" "v" "2"
+HSET "fp:default:offsets" "ev/0/0/1" "2"
+EXEC
+MULTI
+HSET "c" "v" "3"
+HSET "fp:default:offsets" "ev/0/0/1" "3"
+EXEC
+OUT
+	# a barrier inside a batch: the commit waits for the batch's sync
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,5]]}' '{"@key":"b","@src":["ev",0,6],"v":2}' \
+		'{"@ctl":"sync"}' | frames_of | fp-kvwrite --dry-run --flush-ms 0 >"$T/out3"
+	[ "$(grep -c MULTI "$T/out3")" = 1 ] && grep -q '"ev/0/0/1" "7"' "$T/out3"
+	# without sync frames every whole update is a consistent point
+	printf '%s\n' '{"@key":"a","@src":["ev",0,0],"v":1}' '{"@key":"b","@src":["ev",0,1],"v":2}' |
+		frames_of | fp-kvwrite --dry-run --max-batch 1 >"$T/out2"
+	[ "$(grep -c MULTI "$T/out2")" = 2 ]
+}
+
+@test "sync: end of input after updates past the last sync: exit 1, nothing of the open part stored" {
+	start_redis
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' '{"@ctl":"sync"}' \
+		'{"@key":"b","@src":["ev",0,1],"v":2}' '{"@key":"c","@src":["ev",0,2],"v":3}' | frames_of >"$T/in"
+	run fp-kvwrite --max-batch 1 "$T/in"
+	[ "$status" -eq 1 ]
+	[[ $output == *"end of input; not committed: the 2 updates read since the last sync frame (fp-merge stopped in the middle of a batch?) and 0 buffered before it; the pipeline replays them from the stored offsets"* ]]
+	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b c)" = 0 ]
+	# nothing buffered is committed, not even what came before the last sync
+	rcli flushall >/dev/null
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 1 ]
+	[[ $output == *"the 2 updates read since the last sync frame"*"and 1 buffered before it"* ]]
+	[ "$(rcli exists a b c fp:default:offsets)" = 0 ]
+	# a truncated last frame while inconsistent: the same
+	head -c -3 "$T/in" >"$T/trunc"
+	run fp-kvwrite --max-batch 1 "$T/trunc"
+	[ "$status" -eq 1 ]
+	[[ $output == *"truncated"*"not committed: the 1 updates read since the last sync frame"* ]]
+	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b)" = 0 ]
+	# a bad frame while inconsistent: the same
+	{ cat "$T/in"; printf '%s\n' '{"v":1}' | frames_of; } >"$T/bad"
+	rcli flushall >/dev/null
+	run fp-kvwrite --max-batch 1 "$T/bad"
+	[ "$status" -eq 1 ]
+	[[ $output == *"frame 6: update has no @key"*"not committed: the 2 updates read since the last sync frame"* ]]
+	[ "$(rcli hget a v)" = 1 ] && offset_is 1 && [ "$(rcli exists b c)" = 0 ]
+	# consistent at the end: committed as without sync frames
+	rcli flushall >/dev/null
+	{ cat "$T/in"; printf '%s\n' '{"@ctl":"sync"}' | frames_of; } | fp-kvwrite 2>/dev/null
+	[ "$(rcli hget c v)" = 3 ] && offset_is 3
+}
+
+# stat NAME: the value of featpipe_kvwrite_NAME in the last SIGUSR1 dump of
+# the fp-kvwrite started as "kv".
+stat_is() {
+	kill -USR1 "$kv"
+	sleep 0.2
+	[ "$(grep "^featpipe_kvwrite_$1{" "$T/kv.err" | tail -1 | awk '{print $2}')" = "$2" ]
+}
+
+@test "group commit: the next epoch is read while one is in flight, then backpressure; all lands once" {
+	start_redis
+	gen 200 30 >"$T/all.jsonl"
+	part() { sed -n "$1,$2p" "$T/all.jsonl" | frames_of; }
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --max-batch 10 --flush-ms 0 --timeout 30s "$T/in"
+	kv=$BG_PID
+	exec 7>"$T/in"
+	wait_for grep -q 'persistence is off' "$T/kv.err"
+	# the first 10 keys make an epoch; Redis is paused before it answers
+	kill -STOP "$REDIS_PID"
+	part 1 10 >&7
+	wait_for stat_is records_in_total 10
+	# 25 more: read up to the next epoch's 10th key, then no more
+	part 11 35 >&7
+	wait_for stat_is records_in_total 20
+	stat_is epochs_total 0
+	sleep 1
+	stat_is records_in_total 20
+	kill -CONT "$REDIS_PID"
+	part 36 200 >&7
+	exec 7>&-
+	wait "$kv"
+	offset_is 200
+	[ "$(rcli hget k29 n)" = 6 ] && [ "$(rcli hget k0 seq)" = 180 ]
+	rcli info commandstats | tr -d '\r' | grep -q '^cmdstat_evalsha:.*,failed_calls=0$'
+	part 1 200 >"$T/all"
+	dump >"$T/got"
+	rcli flushall >/dev/null
+	fp-kvwrite "$T/all" 2>/dev/null
+	dump >"$T/want"
+	diff -u "$T/want" "$T/got"
+}
