@@ -709,6 +709,41 @@ add_origin(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	return 0;
 }
 
+/* A sync frame (fp-merge, after each segment of coalesced updates): a
+ * consistent point, and the positions the segment reached ("@pos", when
+ * present: [topic, partition, "O" or "O:I"] each).  An update carries its
+ * key's last record's @src only; records before it may come from other
+ * partitions, whose positions only the sync gives. */
+static int
+add_sync(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+{
+	const uint8_t *v, *x;
+	size_t vl, hdr, off, xl;
+	uint32_t n = 0;
+	if (find(body, len, "@pos", &v, &vl) && mp_read_array(v, vl, &n, &hdr) < 0)
+		return fail(w, KVW_DATA, "frame %llu: sync @pos is not an array", (unsigned long long)frameno);
+	for (int apply = 0; apply < 2 && n; apply++) {
+		off = hdr;
+		for (uint32_t i = 0; i < n; i++) {
+			size_t es, tlen, pl;
+			const char *topic, *ps;
+			int64_t part;
+			store_pos sp;
+			if (pos_elem(v, vl, off, &es, &topic, &tlen, &part, &x, &xl) < 0 ||
+			    mp_read_str(x, xl, &ps, &pl) < 0 || store_pos_parse(ps, pl, &sp) < 0)
+				return fail(w, KVW_DATA,
+				            "frame %llu: sync @pos element %u is not [topic, partition, \"O\" or \"O:I\"]",
+				            (unsigned long long)frameno, i + 1);
+			if (apply && pos_advance(w, topic, tlen, (int32_t)part, sp) < 0)
+				return fail(w, KVW_IO, "out of memory");
+			off += es;
+		}
+	}
+	w->sync_mode = 1; /* a consistent point: a commit may start */
+	w->since_sync = 0;
+	return 0;
+}
+
 /* ---- the key table ---- */
 
 static uint64_t
@@ -908,10 +943,8 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 			return add_barrier(w, body, len, frameno);
 		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 6 && !memcmp(ctl, "origin", 6))
 			return add_origin(w, body, len, frameno);
-		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 4 && !memcmp(ctl, "sync", 4)) {
-			w->sync_mode = 1; /* a consistent point: a commit may start */
-			w->since_sync = 0;
-		}
+		if (mp_read_str(f.ctl, f.ctll, &ctl, &cl) == 0 && cl == 4 && !memcmp(ctl, "sync", 4))
+			return add_sync(w, body, len, frameno);
 		return 0; /* other control frames mean nothing to a sink */
 	}
 	if (!f.key)

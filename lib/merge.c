@@ -29,6 +29,8 @@ typedef struct mpart {
 	store_pos passed;    /* the furthest position passed downstream (start,
 	                      * updates, barriers): our writer stores no more */
 	uint64_t seen;       /* the offsets read that last showed it */
+	store_pos seg;       /* after the segment's last applied record (in_seg) */
+	int in_seg;
 } mpart;
 
 enum { K_DATA, K_CTL, K_SKIP, K_NOKEY };
@@ -58,6 +60,8 @@ struct merge {
 	uint32_t *pidx;     /* open addressing over parts: index + 1, 0 empty */
 	size_t pidxcap;     /* a power of two */
 	mframe *batch;
+	uint32_t *segparts; /* partitions with a record applied in this segment */
+	size_t nsegparts, segpartcap;
 	fp_buf keys;        /* prefix+key bytes of the batch's records */
 	merge_entry **loads; /* keys of the batch to load from the store */
 	size_t nloads;
@@ -146,6 +150,7 @@ merge_free(merge *m)
 		free(m->parts[i].topic);
 	free(m->parts);
 	free(m->pidx);
+	free(m->segparts);
 	free(m->batch);
 	free(m->loads);
 	fp_buf_release(&m->keys);
@@ -796,14 +801,61 @@ emit_update(merge *m, const mframe *f)
  * before it (feat_state_prefetch(), lib/feat.h). */
 #define PREFETCH_AHEAD 8
 
-/* The sync control frame: every update before it is consistent with the
- * positions they carry (fp-frames(5)). */
+/* A record at position after of partition i was applied in this segment. */
+static int
+note_segment(merge *m, uint32_t i, store_pos after)
+{
+	mpart *p = &m->parts[i];
+	if (p->in_seg) {
+		if (store_pos_cmp(after, p->seg) > 0)
+			p->seg = after;
+		return MERGE_OK;
+	}
+	if (m->nsegparts == m->segpartcap) {
+		size_t cap = m->segpartcap ? m->segpartcap * 2 : 16;
+		uint32_t *np = realloc(m->segparts, cap * sizeof *np);
+		if (!np)
+			return fail(m, MERGE_IO, "out of memory");
+		m->segparts = np;
+		m->segpartcap = cap;
+	}
+	m->segparts[m->nsegparts++] = i;
+	p->in_seg = 1;
+	p->seg = after;
+	return MERGE_OK;
+}
+
+/* The sync control frame: the updates before it hold every record applied
+ * up to the positions it lists, one per partition with a record applied in
+ * the segment (fp-frames(5)).  A key's update carries only its last
+ * record's @src: the others it holds may come from other partitions. */
 static int
 emit_sync(merge *m)
 {
-	static const uint8_t sync[] = {0x81, 0xa4, '@', 'c', 't', 'l', 0xa4, 's', 'y', 'n', 'c'};
-	if (fr_writer_put(&m->w, sync, sizeof sync) < 0)
+	fp_buf *b = &m->w.buf;
+	fr_writer_begin(&m->w);
+	int rc = mpw_map(b, m->nsegparts ? 2 : 1) | mpw_str(b, "@ctl", 4) | mpw_str(b, "sync", 4);
+	if (m->nsegparts)
+		rc |= mpw_str(b, "@pos", 4) | mpw_array(b, (uint32_t)m->nsegparts);
+	for (size_t i = 0; i < m->nsegparts; i++) {
+		mpart *p = &m->parts[m->segparts[i]];
+		char t[48];
+		store_pos_format(p->seg, t, sizeof t);
+		rc |= mpw_array(b, 3) | mpw_str(b, p->topic, p->tlen) | mpw_int(b, p->partition) |
+		      mpw_str(b, t, strlen(t));
+		p->in_seg = 0;
+	}
+	m->nsegparts = 0;
+	if (rc) {
+		fr_writer_abort(&m->w);
+		return fail(m, MERGE_IO, "out of memory");
+	}
+	if (fr_writer_end(&m->w) < 0) {
+		if (!m->w.err && errno == EMSGSIZE)
+			return fail(m, MERGE_DATA, "a sync frame is larger than the maximum frame size %zu",
+			            m->w.max_frame);
 		return write_failed(m);
+	}
 	m->st.syncs++;
 	return MERGE_OK;
 }
@@ -882,6 +934,8 @@ apply_batch(merge *m, size_t n)
 			f->e->part = f->part;
 			f->e->pos = f->after;
 			note_passed(m, f->part, f->after);
+			if (!m->o.per_record && (rc = note_segment(m, f->part, f->after)) != MERGE_OK)
+				return rc;
 		} else {
 			f->e->flags = MERGE_UNKNOWN;
 		}

@@ -335,7 +335,7 @@ big_pos() {
 
 @test "e2e: crashes inside an exploded record (one message, 20000 items) resume at its (offset, index)" {
 	E2E_KVW_OPTS="--max-batch 1" # an epoch per sync: positions O:I
-	E2E_MERGE_OPTS="--batch 5" # coalesced, a sync every 5 items: slow enough to crash inside
+	E2E_MERGE_OPTS="--batch 1" # a sync after every item: slow enough to crash inside thrice
 	e2e_services none
 	"$E2E_PY" - >"$T/events.jsonl" <<-'EOF'
 		import json

@@ -492,6 +492,17 @@ cut_commit() {
 # sync frames (fp-merge's coalesced batches): once one is read, a commit
 # starts only where no update was read since the last one.
 
+@test "sync: the positions a sync lists are stored with its segment; a bad one is exit 1" {
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"u:1","@src":["ev",1,3],"v":1}' \
+		'{"@ctl":"sync","@pos":[["ev",0,"8"],["ev",1,"4"],["ev",2,"5:2"]]}' | frames_of >"$T/in"
+	fp-kvwrite --dry-run "$T/in" | grep offsets >"$T/out"
+	echo 'HSET "fp:default:offsets" "ev/1/0/1" "4" "ev/0/0/1" "8" "ev/2/0/1" "5:2"' | diff -u - "$T/out"
+	printf '%s\n' '{"@ctl":"sync","@pos":[["ev",0,8]]}' | frames_of >"$T/bad"
+	run fp-kvwrite --dry-run "$T/bad"
+	[ "$status" -eq 1 ]
+	[[ $output == *'frame 1: sync @pos element 1 is not [topic, partition, "O" or "O:I"]'* ]]
+}
+
 @test "sync: commits start only at sync points, even past --max-batch" {
 	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' \
 		'{"@key":"b","@src":["ev",0,1],"v":2}' '{"@ctl":"sync"}' \

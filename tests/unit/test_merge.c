@@ -189,7 +189,10 @@ main(void)
 
 	/* coalescing, two frames per batch: [r1, barrier] [b, no key] [r5] */
 	rc = run(spec, 10, in, &out, &st, 0);
-	static const char *const kinds[] = {"{\"@ctl\":\"sync\"}", "{\"@key\":\"u:1\"", "{\"@ctl\":\"sync\"}",
+	/* a sync lists the positions its segment applied; records without
+	 * @src (b, the second u:1) give none */
+	static const char *const kinds[] = {"{\"@ctl\":\"sync\"}", "{\"@key\":\"u:1\"",
+	                                    "{\"@ctl\":\"sync\",\"@pos\":[[\"t\",0,\"1\"]]}",
 	                                    "{\"@ctl\":\"barrier\"", "{\"@key\":\"u:b\"", "{\"@ctl\":\"sync\"}",
 	                                    "{\"@key\":\"u:1\",\"@ts\":13,\"n\":2", "{\"@ctl\":\"sync\"}"};
 	int order = rc == MERGE_OK;
