@@ -317,7 +317,9 @@ for i in range($3): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
 	exec 5< "$T/pipe"
 	sleep 3
 	rss=$(ps -o rss= -p "$C")
-	[ "$rss" -lt 50000 ] || { echo "rss $rss KiB"; return 1; }
+	max=50000
+	case $FP_BIN in *build-san*) max=100000 ;; esac # ASan keeps freed memory a while
+	[ "$rss" -lt "$max" ] || { echo "rss $rss KiB"; return 1; }
 	[ "$(fp-cat <&5 | grep -vc barrier)" -eq 160000 ]
 	exec 5<&-
 	wait "$C"
