@@ -57,6 +57,7 @@ static struct {
 	int64_t epoch;
 	uint64_t msgs;
 	int fatal;               /* exit code of an error raised in a callback */
+	int clock_stale;         /* a callback took time: read the clock again */
 	store_url su;            /* --store */
 	redisContext *rc;        /* NULL without --store */
 	durable dur;             /* the store's positions, last read */
@@ -304,6 +305,7 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
           void *opaque)
 {
 	(void)opaque;
+	c.clock_stale = 1; /* store reads, offset lookups, commits */
 	int incremental = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		c.store_code = 0;
@@ -714,9 +716,10 @@ main(int argc, char **argv)
 			out_flush(); /* may block on a slow reader */
 			batch = CLOCK_EVERY;
 		}
-		if (batch >= CLOCK_EVERY) {
+		if (batch >= CLOCK_EVERY || c.clock_stale) {
 			now = fk_now_us();
 			batch = 0;
+			c.clock_stale = 0;
 			metrics_sync();
 			if (stats_tick(mt.s, now / 1000) < 0)
 				fp_warn("%s", stats_errstr(mt.s));
