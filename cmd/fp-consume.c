@@ -676,7 +676,8 @@ main(int argc, char **argv)
 #ifdef F_SETPIPE_SZ
 	/* A larger pipe lets each write go out without waiting for the reader
 	 * to drain it in pieces: fewer wake-ups on both sides.  Best effort. */
-	if (fcntl(STDOUT_FILENO, F_GETPIPE_SZ) > 0 && fcntl(STDOUT_FILENO, F_GETPIPE_SZ) < (int)PIPE_SIZE)
+	int pipe_size = fcntl(STDOUT_FILENO, F_GETPIPE_SZ);
+	if (pipe_size > 0 && pipe_size < (int)PIPE_SIZE)
 		(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, (int)PIPE_SIZE);
 #endif
 
