@@ -70,7 +70,7 @@ static volatile sig_atomic_t stop;
 /* Metrics (fp-consume(1) METRICS). */
 static struct {
 	stats *s;
-	stats_counter *in, *out, *bytes, *barriers, *rebalances;
+	stats_counter *in, *out, *bytes, *barriers, *rebalances, *wakes;
 	stats_gauge *parts;
 	stats_hist *epoch;
 	uint64_t epoch_msgs0;   /* c.msgs at the last barrier */
@@ -90,6 +90,8 @@ metrics_start(void)
 	mt.barriers = stats_counter_new(s, "barriers_total", "Barriers written.", NULL, NULL);
 	mt.rebalances = stats_counter_new(s, "rebalances_total",
 	                                  "Partitions assigned or revoked by the group.", NULL, NULL);
+	mt.wakes = stats_counter_new(s, "fetch_wakes_total",
+	                             "Wake-ups sent to librdkafka's fetchers (queue refills).", NULL, NULL);
 	mt.parts = stats_gauge_new(s, "partitions_assigned", "Partitions assigned now.", NULL, NULL);
 	mt.epoch = stats_hist_new(s, "batch_size", "Messages between two barriers.", NULL, NULL);
 	stats_error(s, "consumer_error");
@@ -104,6 +106,7 @@ metrics_sync(void)
 {
 	mt.in->v = c.msgs;
 	mt.out->v = c.msgs;
+	mt.wakes->v = c.refill.wakes;
 	stats_set(mt.parts, c.parts.n);
 }
 

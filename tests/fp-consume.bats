@@ -298,11 +298,12 @@ for i in range($3): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
 	# each fetch brings at most 1 MB: about 10 refills, each of which
 	# librdkafka 2.0.2 alone would start only when its thread next wakes
 	t0=$(date +%s%N)
-	n=$(fp-consume -q -t r -e -X queued.max.messages.kbytes=64 -X fetch.max.bytes=1048576 \
-		-f '%o\n' | wc -l)
+	n=$(FP_STATS_DIR=$T fp-consume -q -t r -e -X queued.max.messages.kbytes=64 \
+		-X fetch.max.bytes=1048576 -f '%o\n' | wc -l)
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	[ "$n" -eq 48000 ]
 	[ "$ms" -lt 4000 ] || { echo "took $ms ms"; return 1; }
+	grep -Eq '^featpipe_consume_fetch_wakes_total\{[^}]*\} [1-9]' "$T/fp-consume.prom"
 }
 
 @test "with the default prefetch, a stalled reader keeps the consumer small" {
