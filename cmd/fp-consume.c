@@ -34,7 +34,7 @@ static const char USAGE[] =
 #define PIPE_SIZE (1u << 20)     /* asked for the pipe on standard output */
 #define CLOCK_EVERY 64           /* messages between two readings of the clock */
 #define REFILL_EVERY 256         /* messages between two looks at the fetch queue */
-#define REFILL_TIMEOUT_MS 100
+#define REFILL_TIMEOUT_MS 0      /* the wake-up is sent; its answer is not awaited */
 
 static struct {
 	const char *brokers, *group, *format;

@@ -561,7 +561,7 @@ fk_refill_check(fk_refill *r, rd_kafka_t *rk, const fk_parts *t, int timeout_ms)
 	double len = (double)rd_kafka_queue_length(r->q);
 	/* the queue's size in bytes, estimated from the mean message so far */
 	double bytes = len * (r->msgs ? (double)r->bytes / (double)r->msgs : 0);
-	if (bytes >= 0.75 * r->max_bytes || len >= 0.75 * r->max_msgs) {
+	if (bytes >= 0.5 * r->max_bytes || len >= 0.5 * r->max_msgs) {
 		r->full = 1;
 		return 0;
 	}

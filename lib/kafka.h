@@ -130,16 +130,15 @@ int fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *out);
  * and looks again only when its broker thread next wakes: up to a second
  * later (2.1 added fetch.queue.backoff.ms for this).  With a small queue a
  * slow reader would then starve half of the time.  fk_refill watches the
- * consumer queue: once it has been near a threshold and has drained to a
- * quarter of it, a ListOffsets request for the assigned partitions (any
- * request does) wakes the broker thread of every leader, which fetches
- * again at once. */
+ * consumer queue: once it has been half full and has drained to a quarter,
+ * a ListOffsets request for the assigned partitions (any request does)
+ * wakes the broker thread of every leader, which fetches again at once. */
 typedef struct fk_refill {
 	rd_kafka_queue_t *q;     /* owned: the consumer queue */
 	double max_bytes;        /* queued.max.messages.kbytes, in bytes */
 	double max_msgs;         /* queued.min.messages */
 	uint64_t msgs, bytes;    /* consumed so far (fk_refill_count), for the mean size */
-	int full;                /* the queue came near a threshold since the last wake */
+	int full;                /* the queue was half full since the last wake */
 	uint64_t wakes;          /* wakes sent */
 } fk_refill;
 
@@ -155,9 +154,9 @@ fk_refill_count(fk_refill *r, size_t n)
 	r->bytes += n;
 }
 /* Look at the queue (a lock: call every few hundred messages and before
- * blocking) and wake the leaders of t's partitions when it is due (at most
- * timeout_ms waiting for their answers, which are not used).  1 when it
- * woke them, else 0. */
+ * blocking) and wake the leaders of t's partitions when it is due, waiting
+ * at most timeout_ms for their answers, which are not used (0: not at all;
+ * the requests are queued all the same).  1 when it woke them, else 0. */
 int fk_refill_check(fk_refill *r, rd_kafka_t *rk, const fk_parts *t, int timeout_ms);
 
 /* Append the raw message frame body (fp-frames(5)) for m to out:
