@@ -306,6 +306,17 @@ for i in range($3): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
 	grep -Eq '^featpipe_consume_fetch_wakes_total\{[^}]*\} [1-9]' "$T/fp-consume.prom"
 }
 
+@test "standard output gets a 1 MiB pipe where the system allows it" {
+	[ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ] || skip "pipe-max-size is below 1 MiB"
+	start_broker --topic s:1
+	seqp s 0 3
+	size=$(fp-consume -q -t s -e | /usr/bin/python3 -c '
+import fcntl, sys
+sys.stdin.buffer.read()
+print(fcntl.fcntl(0, 1032))  # F_GETPIPE_SZ, once the writer is done')
+	[ "$size" -eq 1048576 ]
+}
+
 @test "with the default prefetch, a stalled reader keeps the consumer small" {
 	start_broker --topic bq:8
 	fill bq 8 20000
