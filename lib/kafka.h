@@ -128,7 +128,7 @@ int fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *out);
 /* Waking librdkafka's fetchers.  librdkafka 2.0.2 stops fetching once the
  * consumer queue holds queued.min.messages or queued.max.messages.kbytes,
  * and looks again only when its broker thread next wakes: up to a second
- * later (2.1 added fetch.queue.backoff.ms for this).  With a small queue a
+ * later (2.2 added fetch.queue.backoff.ms for this).  With a small queue a
  * slow reader would then starve half of the time.  fk_refill watches the
  * consumer queue: once it has been half full and has drained to a quarter,
  * a ListOffsets request for the assigned partitions (any request does)
