@@ -1,6 +1,8 @@
 /* fp-consume - a kcat-like Kafka consumer writing raw message frames. */
 #define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,6 +30,11 @@ static const char USAGE[] =
 
 #define META_TIMEOUT_MS 10000
 #define STORE_TIMEOUT_MS 5000
+#define OUT_CHUNK (256u << 10)   /* output goes out in writes of about this size */
+#define PIPE_SIZE (1u << 20)     /* asked for the pipe on standard output */
+#define CLOCK_EVERY 64           /* messages between two readings of the clock */
+#define REFILL_EVERY 256         /* messages between two looks at the fetch queue */
+#define REFILL_TIMEOUT_MS 0      /* the wake-up is sent; its answer is not awaited */
 
 static struct {
 	const char *brokers, *group, *format;
@@ -45,10 +52,12 @@ static struct {
 	rd_kafka_t *rk;
 	fk_parts parts;           /* every assigned partition */
 	fr_writer fw;            /* frames */
+	fk_refill refill;        /* wakes librdkafka's fetchers */
 	fp_buf text;             /* -f / -J output */
 	int64_t epoch;
 	uint64_t msgs;
 	int fatal;               /* exit code of an error raised in a callback */
+	int clock_stale;         /* a callback took time: read the clock again */
 	store_url su;            /* --store */
 	redisContext *rc;        /* NULL without --store */
 	durable dur;             /* the store's positions, last read */
@@ -61,7 +70,7 @@ static volatile sig_atomic_t stop;
 /* Metrics (fp-consume(1) METRICS). */
 static struct {
 	stats *s;
-	stats_counter *in, *out, *bytes, *barriers, *rebalances;
+	stats_counter *in, *out, *bytes, *barriers, *rebalances, *wakes;
 	stats_gauge *parts;
 	stats_hist *epoch;
 	uint64_t epoch_msgs0;   /* c.msgs at the last barrier */
@@ -81,6 +90,8 @@ metrics_start(void)
 	mt.barriers = stats_counter_new(s, "barriers_total", "Barriers written.", NULL, NULL);
 	mt.rebalances = stats_counter_new(s, "rebalances_total",
 	                                  "Partitions assigned or revoked by the group.", NULL, NULL);
+	mt.wakes = stats_counter_new(s, "fetch_wakes_total",
+	                             "Wake-ups sent to librdkafka's fetchers (queue refills).", NULL, NULL);
 	mt.parts = stats_gauge_new(s, "partitions_assigned", "Partitions assigned now.", NULL, NULL);
 	mt.epoch = stats_hist_new(s, "batch_size", "Messages between two barriers.", NULL, NULL);
 	stats_error(s, "consumer_error");
@@ -95,6 +106,7 @@ metrics_sync(void)
 {
 	mt.in->v = c.msgs;
 	mt.out->v = c.msgs;
+	mt.wakes->v = c.refill.wakes;
 	stats_set(mt.parts, c.parts.n);
 }
 
@@ -296,6 +308,7 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
           void *opaque)
 {
 	(void)opaque;
+	c.clock_stale = 1; /* store reads, offset lookups, commits */
 	int incremental = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		c.store_code = 0;
@@ -431,14 +444,20 @@ message(rd_kafka_message_t *m, int64_t now_us)
 	}
 	if (rc < 0)
 		fp_die(FP_EXIT_IO, "out of memory");
-	if (text_mode() && c.text.len >= (64u << 10))
-		out_flush();
 	if (p) {
 		p->next = m->offset + 1;
 		p->eof = 0;
 	}
 	c.msgs++;
 	stats_add(mt.bytes, m->len + m->key_len);
+	fk_refill_count(&c.refill, m->len + m->key_len);
+}
+
+/* Bytes buffered for standard output. */
+static size_t
+out_pending(void)
+{
+	return text_mode() ? c.text.len : c.fw.buf.len;
 }
 
 /* Assign mode: every partition of every topic, from -o. */
@@ -470,6 +489,28 @@ assign_all(void)
 	    assign(list, 0) < 0)
 		fp_die(c.store_code ? c.store_code : FP_EXIT_REMOTE, "%s", c.errstr);
 	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* fetch.max.bytes: 8 MiB (librdkafka's 50 MiB would all be queued at
+ * once), but never below message.max.bytes nor above what
+ * receive.message.max.bytes allows, which librdkafka would refuse. */
+static void
+fetch_max_default(fk_conf *kc)
+{
+	char v[32], err[512];
+	size_t vn = sizeof v;
+	int64_t fetch = 8 << 20, mm = 0, rm = INT64_MAX;
+	if (rd_kafka_conf_get(kc->rk, "message.max.bytes", v, &vn) == RD_KAFKA_CONF_OK &&
+	    fp_parse_i64(v, 0, INT32_MAX, &mm, NULL, 0) == 0 && mm > fetch)
+		fetch = mm;
+	vn = sizeof v;
+	if (fk_conf_user(kc, "receive.message.max.bytes") &&
+	    rd_kafka_conf_get(kc->rk, "receive.message.max.bytes", v, &vn) == RD_KAFKA_CONF_OK &&
+	    fp_parse_i64(v, 0, INT32_MAX, &rm, NULL, 0) == 0 && rm - 512 < fetch && rm - 512 >= mm)
+		fetch = rm - 512;
+	snprintf(v, sizeof v, "%" PRId64, fetch);
+	if (fk_conf_default(kc, "fetch.max.bytes", v, err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "fetch.max.bytes=%s: %s", v, err);
 }
 
 static void
@@ -567,10 +608,11 @@ configure(fk_conf *kc, int argc, char **argv)
 			fp_usage_error(USAGE, "-X %s: %s", xs[i], err);
 	free(xs);
 	static const char *const defaults[][2] = {
-		/* librdkafka 2.0.2 backs off a whole second once queued.min.messages
-		 * are queued: keep the queue bounded by bytes instead. */
-		{"queued.min.messages", "1000000"},
-		{"queued.max.messages.kbytes", "131072"},
+		/* A small prefetch queue (RSS is about 3 times the bytes counted:
+		 * librdkafka keeps ~250 bytes per message), refilled as it drains
+		 * (fk_refill: librdkafka 2.0.2 would wait up to a second). */
+		{"queued.min.messages", "100000"},
+		{"queued.max.messages.kbytes", "8192"},
 		{"fetch.wait.max.ms", "10"},
 		{"fetch.error.backoff.ms", "100"},
 		/* Never skip data silently: out of range is an error unless asked. */
@@ -579,6 +621,7 @@ configure(fk_conf *kc, int argc, char **argv)
 	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
 		if (fk_conf_default(kc, defaults[i][0], defaults[i][1], err, sizeof err) < 0)
 			fp_die(FP_EXIT_USAGE, "%s=%s: %s", defaults[i][0], defaults[i][1], err);
+	fetch_max_default(kc);
 	const char *must[][2] = {
 		{"bootstrap.servers", opt.brokers},
 		{"group.id", opt.group ? opt.group : "fp-consume"},
@@ -629,8 +672,17 @@ main(int argc, char **argv)
 	kc.rk = NULL;
 	fk_conf_release(&kc);
 	rd_kafka_poll_set_consumer(c.rk);
+	if (fk_refill_init(&c.refill, c.rk, err, sizeof err) < 0)
+		fp_die(FP_EXIT_USAGE, "%s", err);
 	fr_writer_init(&c.fw, STDOUT_FILENO, 0);
-	c.fw.flush_at = 256u << 10;
+	c.fw.flush_at = SIZE_MAX; /* the loop flushes, then reads the clock */
+#ifdef F_SETPIPE_SZ
+	/* A larger pipe lets each write go out without waiting for the reader
+	 * to drain it in pieces: fewer wake-ups on both sides.  Best effort. */
+	int pipe_size = fcntl(STDOUT_FILENO, F_GETPIPE_SZ);
+	if (pipe_size > 0 && pipe_size < (int)PIPE_SIZE)
+		(void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, (int)PIPE_SIZE);
+#endif
 
 	if (opt.group) {
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(opt.ntopics);
@@ -644,25 +696,48 @@ main(int argc, char **argv)
 		assign_all();
 	}
 
-	int64_t next_barrier = fk_now_us() + opt.barrier_ms * 1000;
-	int64_t next_commit = fk_now_us() + opt.commit_ms * 1000;
-	int pending = 0; /* output buffered since the last flush */
+	/* The clock is read once per batch: before blocking for messages,
+	 * after each write, and every CLOCK_EVERY messages, so @in is when
+	 * fp-consume read the message, to within that batch. */
+	int64_t now = fk_now_us();
+	int64_t next_barrier = now + opt.barrier_ms * 1000;
+	int64_t next_commit = now + opt.commit_ms * 1000;
+	int pending = 0;    /* output buffered since the last flush */
+	unsigned batch = 0; /* messages since the clock was read */
 	while (!stop) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, 0);
 		if (!m) {
 			/* Nothing queued: flush before blocking for more. */
 			if (pending)
 				out_flush(), pending = 0;
+			fk_refill_check(&c.refill, c.rk, &c.parts, REFILL_TIMEOUT_MS);
 			int64_t until = next_barrier < next_commit ? next_barrier : next_commit;
 			int64_t wait = (until - fk_now_us()) / 1000;
 			m = rd_kafka_consumer_poll(c.rk, wait < 0 ? 0 : wait > 100 ? 100 : (int)wait);
+			batch = CLOCK_EVERY;
 		}
-		int64_t now = fk_now_us();
+		if (out_pending() >= OUT_CHUNK) {
+			out_flush(); /* may block on a slow reader */
+			batch = CLOCK_EVERY;
+		}
+		if (batch >= CLOCK_EVERY || c.clock_stale) {
+			now = fk_now_us();
+			batch = 0;
+			c.clock_stale = 0;
+			metrics_sync();
+			if (stats_tick(mt.s, now / 1000) < 0)
+				fp_warn("%s", stats_errstr(mt.s));
+		}
 		if (m) {
-			if (m->err)
+			if (m->err) {
 				consume_error(m);
-			else
-				message(m, now), pending = 1;
+			} else {
+				message(m, now);
+				pending = 1;
+				batch++;
+				if (c.msgs % REFILL_EVERY == 0)
+					fk_refill_check(&c.refill, c.rk, &c.parts, REFILL_TIMEOUT_MS);
+			}
 			rd_kafka_message_destroy(m);
 			if (opt.count && c.msgs >= opt.count)
 				break;
@@ -678,11 +753,10 @@ main(int argc, char **argv)
 			if (commit_durable(1) < 0 && !c.fatal)
 				c.fatal = c.store_code, stop = 1;
 			next_commit = now + opt.commit_ms * 1000;
+			batch = CLOCK_EVERY;
 		}
-		metrics_sync();
-		if (stats_tick(mt.s, now / 1000) < 0)
-			fp_warn("%s", stats_errstr(mt.s));
 	}
+	metrics_sync();
 	if (c.fatal) {
 		out_flush();
 		fp_die(c.fatal, "%s", c.errstr);
@@ -694,6 +768,7 @@ main(int argc, char **argv)
 		fp_die(c.store_code, "%s", c.errstr);
 	if (!opt.quiet && (opt.exit_eof || opt.count))
 		fp_warn("%" PRIu64 " message(s) from %d partition(s)", c.msgs, c.parts.n);
+	fk_refill_release(&c.refill);
 	rd_kafka_consumer_close(c.rk);
 	rd_kafka_destroy(c.rk);
 	fk_parts_release(&c.parts);

@@ -403,15 +403,68 @@ fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *b)
 	return rc ? -1 : 0;
 }
 
-static int
-put_src_ts(fp_buf *out, const rd_kafka_message_t *m)
+/* Smallest msgpack encodings (as json.h's mpw_*), written into space
+ * reserved beforehand: one reservation per frame. */
+static uint8_t *
+enc_be(uint8_t *p, uint8_t tag, uint64_t v, int n)
 {
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	rd_kafka_timestamp_type_t tst;
-	int64_t ts = rd_kafka_message_timestamp(m, &tst);
-	return mpw_str(out, "@src", 4) | mpw_array(out, 3) | mpw_str(out, topic, strlen(topic)) |
-	       mpw_int(out, m->partition) | mpw_int(out, m->offset) |
-	       mpw_str(out, "@ts", 3) | mpw_int(out, ts);
+	*p++ = tag;
+	for (int i = n - 1; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint8_t *
+enc_int(uint8_t *p, int64_t v)
+{
+	if (v >= 0) {
+		uint64_t u = (uint64_t)v;
+		if (u <= 0x7f) {
+			*p++ = (uint8_t)u;
+			return p;
+		}
+		return u <= 0xff ? enc_be(p, 0xcc, u, 1) : u <= 0xffff ? enc_be(p, 0xcd, u, 2)
+		       : u <= 0xffffffffu ? enc_be(p, 0xce, u, 4) : enc_be(p, 0xcf, u, 8);
+	}
+	if (v >= -32) {
+		*p++ = (uint8_t)(int8_t)v;
+		return p;
+	}
+	return v >= INT8_MIN ? enc_be(p, 0xd0, (uint8_t)(int8_t)v, 1)
+	       : v >= INT16_MIN ? enc_be(p, 0xd1, (uint16_t)(int16_t)v, 2)
+	       : v >= INT32_MIN ? enc_be(p, 0xd2, (uint32_t)(int32_t)v, 4)
+	       : enc_be(p, 0xd3, (uint64_t)v, 8);
+}
+
+static uint8_t *
+enc_raw(uint8_t *p, const void *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static uint8_t *
+enc_str(uint8_t *p, const char *s, size_t n)
+{
+	if (n <= 31)
+		*p++ = (uint8_t)(0xa0 | n);
+	else
+		p = n <= 0xff ? enc_be(p, 0xd9, n, 1) : n <= 0xffff ? enc_be(p, 0xda, n, 2)
+		    : enc_be(p, 0xdb, n, 4);
+	return enc_raw(p, s, n);
+}
+
+/* bin, or nil for a NULL pointer. */
+static uint8_t *
+enc_bin_or_nil(uint8_t *p, const void *s, size_t n)
+{
+	if (!s) {
+		*p++ = 0xc0;
+		return p;
+	}
+	p = n <= 0xff ? enc_be(p, 0xc4, n, 1) : n <= 0xffff ? enc_be(p, 0xc5, n, 2)
+	    : enc_be(p, 0xc6, n, 4);
+	return enc_raw(p, s, n);
 }
 
 static int
@@ -427,22 +480,104 @@ fk_msg_frame(const rd_kafka_message_t *m, int64_t in_us, fp_buf *out)
 	size_t nh = 0;
 	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
 		nh = rd_kafka_header_cnt(hdrs);
-	int rc = mpw_map(out, nh ? 6 : 5) | put_src_ts(out, m) |
-	         mpw_str(out, "@in", 3) | mpw_int(out, in_us) |
-	         mpw_str(out, "key", 3) | put_bytes_or_nil(out, m->key, m->key_len) |
-	         mpw_str(out, "value", 5) | put_bytes_or_nil(out, m->payload, m->len);
-	if (nh) {
-		rc |= mpw_str(out, "headers", 7) | mpw_array(out, (uint32_t)nh);
-		for (size_t i = 0; i < nh; i++) {
-			const char *name;
-			const void *val;
-			size_t vlen;
-			rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen);
-			rc |= mpw_array(out, 2) | mpw_str(out, name, strlen(name)) |
-			      put_bytes_or_nil(out, val, vlen);
-		}
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	size_t tlen = strlen(topic);
+	size_t klen = m->key ? m->key_len : 0, vlen = m->payload ? m->len : 0;
+	if (tlen > 0xffffffffu || klen > 0xffffffffu || vlen > 0xffffffffu)
+		return -1;
+	/* map 1, keys 25, array 1, 4 ints of at most 9 and 3 length prefixes
+	 * of at most 5 bytes: 78 */
+	if (fp_buf_reserve(out, 80 + tlen + klen + vlen) < 0)
+		return -1;
+	uint8_t *p = out->p + out->len;
+	*p++ = (uint8_t)(0x80 | (nh ? 6 : 5));
+	p = enc_raw(p, "\xa4@src\x93", 6);
+	p = enc_str(p, topic, tlen);
+	p = enc_int(p, m->partition);
+	p = enc_int(p, m->offset);
+	p = enc_raw(p, "\xa3@ts", 4);
+	p = enc_int(p, rd_kafka_message_timestamp(m, NULL));
+	p = enc_raw(p, "\xa3@in", 4);
+	p = enc_int(p, in_us);
+	p = enc_raw(p, "\xa3key", 4);
+	p = enc_bin_or_nil(p, m->key, klen);
+	p = enc_raw(p, "\xa5value", 6);
+	p = enc_bin_or_nil(p, m->payload, vlen);
+	out->len = (size_t)(p - out->p);
+	if (!nh)
+		return 0;
+	int rc = mpw_str(out, "headers", 7) | mpw_array(out, (uint32_t)nh);
+	for (size_t i = 0; i < nh; i++) {
+		const char *name;
+		const void *val;
+		size_t hlen;
+		rd_kafka_header_get_all(hdrs, i, &name, &val, &hlen);
+		rc |= mpw_array(out, 2) | mpw_str(out, name, strlen(name)) |
+		      put_bytes_or_nil(out, val, hlen);
 	}
 	return rc ? -1 : 0;
+}
+
+/* A numeric property of a running client's configuration. */
+static int
+conf_number(rd_kafka_t *rk, const char *name, double *v, char *errstr, size_t errlen)
+{
+	char s[64];
+	size_t n = sizeof s;
+	char *end;
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), name, s, &n) != RD_KAFKA_CONF_OK ||
+	    (*v = strtod(s, &end), end == s || *end)) {
+		snprintf(errstr, errlen, "unable to read the property '%s'", name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+fk_refill_init(fk_refill *r, rd_kafka_t *rk, char *errstr, size_t errlen)
+{
+	memset(r, 0, sizeof *r);
+	if (conf_number(rk, "queued.max.messages.kbytes", &r->max_bytes, errstr, errlen) < 0 ||
+	    conf_number(rk, "queued.min.messages", &r->max_msgs, errstr, errlen) < 0)
+		return -1;
+	r->max_bytes *= 1024;
+	r->q = rd_kafka_queue_get_consumer(rk);
+	return 0;
+}
+
+void
+fk_refill_release(fk_refill *r)
+{
+	if (r->q)
+		rd_kafka_queue_destroy(r->q);
+	r->q = NULL;
+}
+
+int
+fk_refill_check(fk_refill *r, rd_kafka_t *rk, const fk_parts *t, int timeout_ms)
+{
+	if (!r->q || t->n == 0)
+		return 0;
+	double len = (double)rd_kafka_queue_length(r->q);
+	/* the queue's size in bytes, estimated from the mean message so far */
+	double bytes = len * (r->msgs ? (double)r->bytes / (double)r->msgs : 0);
+	if (bytes >= 0.5 * r->max_bytes || len >= 0.5 * r->max_msgs) {
+		r->full = 1;
+		return 0;
+	}
+	if (!r->full || bytes >= 0.25 * r->max_bytes || len >= 0.25 * r->max_msgs)
+		return 0;
+	r->full = 0;
+	r->wakes++;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(t->n);
+	for (int i = 0; i < t->n; i++)
+		rd_kafka_topic_partition_list_add(l, t->v[i].topic, t->v[i].partition)->offset =
+			RD_KAFKA_OFFSET_END; /* as a time: the latest offset */
+	/* Errors (a broker down, a timeout) do not matter: the request was
+	 * queued to each leader's thread, and that is what wakes it. */
+	rd_kafka_offsets_for_times(rk, l, timeout_ms);
+	rd_kafka_topic_partition_list_destroy(l);
+	return 1;
 }
 
 /* The value of a hex digit, -1 for anything else. */

@@ -125,6 +125,40 @@ fk_part *fk_parts_find(fk_parts *t, const char *topic, int32_t partition);
  * -1 when out of memory. */
 int fk_barrier(const fk_parts *t, int64_t epoch, fp_buf *out);
 
+/* Waking librdkafka's fetchers.  librdkafka 2.0.2 stops fetching once the
+ * consumer queue holds queued.min.messages or queued.max.messages.kbytes,
+ * and looks again only when its broker thread next wakes: up to a second
+ * later (2.2 added fetch.queue.backoff.ms for this).  With a small queue a
+ * slow reader would then starve half of the time.  fk_refill watches the
+ * consumer queue: once it has been half full and has drained to a quarter,
+ * a ListOffsets request for the assigned partitions (any request does)
+ * wakes the broker thread of every leader, which fetches again at once. */
+typedef struct fk_refill {
+	rd_kafka_queue_t *q;     /* owned: the consumer queue */
+	double max_bytes;        /* queued.max.messages.kbytes, in bytes */
+	double max_msgs;         /* queued.min.messages */
+	uint64_t msgs, bytes;    /* consumed so far (fk_refill_count), for the mean size */
+	int full;                /* the queue was half full since the last wake */
+	uint64_t wakes;          /* wakes sent */
+} fk_refill;
+
+/* Read rk's thresholds; call after rd_kafka_poll_set_consumer().  -1 with
+ * errstr when they cannot be read. */
+int fk_refill_init(fk_refill *r, rd_kafka_t *rk, char *errstr, size_t errlen);
+void fk_refill_release(fk_refill *r);
+/* Count a consumed message of n bytes (key and value). */
+static inline void
+fk_refill_count(fk_refill *r, size_t n)
+{
+	r->msgs++;
+	r->bytes += n;
+}
+/* Look at the queue (a lock: call every few hundred messages and before
+ * blocking) and wake the leaders of t's partitions when it is due, waiting
+ * at most timeout_ms for their answers, which are not used (0: not at all;
+ * the requests are queued all the same).  1 when it woke them, else 0. */
+int fk_refill_check(fk_refill *r, rd_kafka_t *rk, const fk_parts *t, int timeout_ms);
+
 /* Append the raw message frame body (fp-frames(5)) for m to out:
  * {"@src":[t,p,o],"@ts":ms,"@in":in_us,"key":bin|nil,"value":bin|nil,
  *  "headers":[[name,bin|nil],...]}.  -1 when out of memory. */

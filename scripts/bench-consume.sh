@@ -7,6 +7,9 @@
 #   kcat -C -b B -t bench -o beginning -e -q > /dev/null
 # in the same run (hyperfine, RUNS runs each) and prints both rates and the
 # ratio.  Both read every partition from the beginning in assign mode.
+# Then CPU seconds (user+sys) and peak RSS (GNU time), medians of RUNS
+# alternating runs, into /dev/null and through a pipe into cat; OLD=path
+# adds another fp-consume binary (e.g. an older build) to that table.
 set -eu
 PARTS=${PARTS:-16}
 SIZE=${SIZE:-200}
@@ -56,4 +59,44 @@ for name in ("fp-consume", "kcat"):
     m = r[name]["median"]
     print("%-10s median %.3f s  %9.0f msg/s  %6.1f MB/s" % (name, m, n / m, n * size / m / 1e6))
 print("ratio fp-consume/kcat (throughput): %.2fx" % (r["kcat"]["median"] / r["fp-consume"]["median"]))
+PY
+
+# cost NAME SINK CMD...: one run under GNU time; appends "NAME SINK cpu rss_kib"
+cost() {
+	name=$1 sink=$2
+	shift 2
+	if [ "$sink" = null ]; then
+		/usr/bin/time -f '%U %S %M' -o "$tmp/t" "$@" >/dev/null
+	else
+		/usr/bin/time -f '%U %S %M' -o "$tmp/t" "$@" | cat >/dev/null
+	fi
+	read -r u s m <"$tmp/t"
+	echo "$name $sink $u $s $m" >>"$tmp/cost"
+}
+: >"$tmp/cost"
+i=0
+while [ $i -lt "$RUNS" ]; do
+	for sink in null cat; do
+		cost fp-consume $sink fp-consume -q -b "$B" -t bench -o beginning -e
+		[ -z "${OLD:-}" ] || cost old $sink "$OLD" -q -b "$B" -t bench -o beginning -e
+		cost kcat $sink kcat -C -q -b "$B" -t bench -o beginning -e
+	done
+	i=$((i + 1))
+done
+python3 - "$tmp/cost" "$n" <<'PY'
+import statistics as st, sys
+n = int(sys.argv[2])
+rows = {}
+for line in open(sys.argv[1]):
+    name, sink, u, s, m = line.split()
+    rows.setdefault((name, sink), []).append((float(u) + float(s), int(m)))
+for (name, sink), v in rows.items():
+    cpu = st.median(x[0] for x in v)
+    print("%-10s %-11s CPU %.2f s (%.0f msg per CPU s)  peak RSS %.0f MiB  (medians of %d)" %
+          (name, "> /dev/null" if sink == "null" else "| cat", cpu, n / cpu,
+           st.median(x[1] for x in v) / 1024, len(v)))
+for sink in ("null", "cat"):
+    f = st.median(x[0] for x in rows[("fp-consume", sink)])
+    k = st.median(x[0] for x in rows[("kcat", sink)])
+    print("CPU ratio fp-consume/kcat (%s): %.2fx" % (sink, f / k))
 PY

@@ -59,6 +59,29 @@ seqp() {
 	head -1 "$T/out" | jq -e --argjson t0 "$t0" '(.["@ts"] | type) == "number" and .["@in"] >= $t0 - 5000000 and .["@in"] < $t0 + 60000000'
 }
 
+@test "frames encode every size of key and value, and nil, as msgpack's smallest form" {
+	start_broker --topic z:1
+	/usr/bin/python3 - "$BROKER" <<'PY'
+import sys
+from confluent_kafka import Producer
+p = Producer({'bootstrap.servers': sys.argv[1]})
+for n in (0, 31, 32, 255, 256, 65535, 65536, 70000):
+    p.produce('z', key=b'k' * n, value=b'v' * n, partition=0)
+p.produce('z', key=None, value=None, partition=0)
+p.flush(10)
+PY
+	fp-consume -q -t z -e > "$T/out"
+	fp-cat --check < "$T/out"
+	fp-cat "$T/out" | jq -r 'select(has("@src")) | [.["@src"][2], (.key | if . == null then "nil" else .["@bin"] | length end), (.value | if . == null then "nil" else .["@bin"] | length end)] | @tsv' > "$T/got"
+	printf '0\t0\t0\n1\t31\t31\n2\t32\t32\n3\t255\t255\n4\t256\t256\n5\t65535\t65535\n6\t65536\t65536\n7\t70000\t70000\n8\tnil\tnil\n' > "$T/want"
+	diff -u "$T/want" "$T/got"
+	# bin 8, 16 and 32 headers: c4 for 255, c5 for 256, c6 for 65536
+	od -An -tx1 -v "$T/out" | tr -d ' \n' > "$T/hex"
+	grep -q "a3key c4ff" <(sed 's/a36b6579/a3key /g' "$T/hex")
+	grep -q "a3key c50100" <(sed 's/a36b6579/a3key /g' "$T/hex")
+	grep -q "a3key c600010000" <(sed 's/a36b6579/a3key /g' "$T/hex")
+}
+
 @test "each -o form starts where it says; e@ stops before a timestamp" {
 	start_broker --topic o:1
 	for i in $(seq 0 9); do
@@ -238,6 +261,78 @@ for i in range(12000): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/da
 	rss=$(ps -o rss= -p "$C")
 	[ "$rss" -lt 40000 ] || { echo "rss $rss KiB"; return 1; }
 	[ "$(wc -l <&5)" -eq 96000 ]
+	exec 5<&-
+	wait "$C"
+}
+
+# fill TOPIC PARTS N: N messages of 200 bytes in each of PARTS partitions.
+fill() {
+	python3 -c "
+import sys
+for i in range($3): sys.stdout.write('%011d %s\n' % (i, 'x' * 188))" > "$T/data"
+	for p in $(seq 0 $(($2 - 1))); do fp-produce -q --lines -t "$1" -p $p < "$T/data"; done
+}
+
+@test "prefetch defaults are small; -F and -X override them" {
+	start_broker --topic d:1
+	seqp d 0 3
+	fp-consume -t d -e -X debug=conf -f '%o\n' > /dev/null 2> "$T/err"
+	grep -q 'queued.max.messages.kbytes = 8192$' "$T/err"
+	grep -q 'queued.min.messages = 100000$' "$T/err"
+	grep -q 'fetch.max.bytes = 8388608$' "$T/err"
+	echo 'queued.max.messages.kbytes = 1024' > "$T/conf"
+	fp-consume -t d -e -F "$T/conf" -X queued.min.messages=5000 -X fetch.max.bytes=2000000 \
+		-X debug=conf -f '%o\n' > /dev/null 2> "$T/err"
+	grep -q 'queued.max.messages.kbytes = 1024$' "$T/err"
+	grep -q 'queued.min.messages = 5000$' "$T/err"
+	grep -q 'fetch.max.bytes = 2000000$' "$T/err"
+	# a larger message.max.bytes raises the fetch size librdkafka requires
+	run fp-consume -t d -e -X message.max.bytes=10000000 -X debug=conf -f '%o\n'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'fetch.max.bytes = 10000000'* ]]
+}
+
+@test "a small fetch queue is refilled as it drains, not a second later" {
+	start_broker --topic r:4
+	fill r 4 12000
+	# each fetch brings at most 1 MB: about 10 refills, each of which
+	# librdkafka 2.0.2 alone would start only when its thread next wakes
+	t0=$(date +%s%N)
+	n=$(FP_STATS_DIR=$T fp-consume -q -t r -e -X queued.max.messages.kbytes=64 \
+		-X fetch.max.bytes=1048576 -f '%o\n' | wc -l)
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$n" -eq 48000 ]
+	[ "$ms" -lt 4000 ] || { echo "took $ms ms"; return 1; }
+	grep -Eq '^featpipe_consume_fetch_wakes_total\{[^}]*\} [1-9]' "$T/fp-consume.prom"
+}
+
+@test "standard output gets a 1 MiB pipe where the system allows it" {
+	[ "$(cat /proc/sys/fs/pipe-max-size)" -ge 1048576 ] || skip "pipe-max-size is below 1 MiB"
+	start_broker --topic s:1
+	seqp s 0 3
+	size=$(fp-consume -q -t s -e | /usr/bin/python3 -c '
+import fcntl, sys
+sys.stdin.buffer.read()
+print(fcntl.fcntl(0, 1032))  # F_GETPIPE_SZ, once the writer is done')
+	[ "$size" -eq 1048576 ]
+}
+
+@test "with the default prefetch, a stalled reader keeps the consumer small" {
+	start_broker --topic bq:8
+	fill bq 8 20000
+	mkfifo "$T/pipe"
+	# 8 x 20000 messages (~32 MB of values) behind a reader that waits 3 s;
+	# with the earlier defaults (128 MiB) it all came in: 87 MB resident
+	fp-consume -q -t bq -e > "$T/pipe" &
+	C=$!
+	FP_PIDS+=("$C")
+	exec 5< "$T/pipe"
+	sleep 3
+	rss=$(ps -o rss= -p "$C")
+	max=50000
+	case $FP_BIN in *build-san*) max=100000 ;; esac # ASan keeps freed memory a while
+	[ "$rss" -lt "$max" ] || { echo "rss $rss KiB"; return 1; }
+	[ "$(fp-cat <&5 | grep -vc barrier)" -eq 160000 ]
 	exec 5<&-
 	wait "$C"
 }
