@@ -19,73 +19,56 @@
 #include "mpraw.h"
 #include "num.h"
 
-/* The commit script.  KEYS[1] is the offsets hash, then the feature hashes
- * and sorted sets; ARGV[1] holds one kind letter per key after the first
- * ('h' hash, 'z' sorted set), ARGV[2] the number m of fenced offsets fields
- * and ARGV[3..2+2m] m pairs (field, expected value; "" for a field that
- * must be missing).  Every key's type and every fenced field are checked
- * before anything is written, so a key of the wrong type or an offsets
- * field that another writer changed aborts the whole epoch. */
-static const char COMMIT_LUA[] =
-	"local kinds, call, unpack, tonumber = ARGV[1], redis.call, unpack, tonumber\n"
-	"local nk = #KEYS\n"
-	"local hasz = string.find(kinds, 'z', 1, true)\n"
-	"for i = 1, nk do\n"
-	"  local t = call('TYPE', KEYS[i])['ok']\n"
-	"  if t ~= 'none' then\n"
-	"    local want = 'hash'\n"
-	"    if hasz and i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
-	"    if t ~= want then return redis.error_reply('FPWRONGTYPE ' .. i .. ' ' .. t) end\n"
-	"  end\n"
-	"end\n"
-	"local m = tonumber(ARGV[2])\n"
-	"if m > 0 then\n"
-	"  local f = {}\n"
-	"  for j = 1, m do f[j] = ARGV[1 + 2 * j] end\n"
-	"  local got = call('HMGET', KEYS[1], unpack(f))\n"
-	"  for j = 1, m do\n"
-	"    local g, e = got[j], ARGV[2 + 2 * j]\n"
-	"    if g == false then g = nil end\n"
-	"    if e == '' then e = nil end\n"
-	"    if g ~= e then\n"
-	"      return redis.error_reply('FPFENCE ' .. j .. ' ' .. (g and ('=' .. g) or '-'))\n"
+/* The commit goes to Redis as one pipeline:
+ *   WATCH fence; EVAL CHECK_LUA; MULTI; the epoch's writes; HSET offsets;
+ *   INCR fence; EXEC
+ * CHECK_LUA checks, before anything is written, the type of every key the
+ * epoch writes and that this shard's offsets fields hold what this process
+ * expects (the fence against an old pipeline's writer).  When one does not,
+ * it sets the fence key -- a counter that every commit of this shard
+ * increments -- which aborts the transaction it watches, and answers why.
+ * A commit of another writer of the shard between the check and EXEC (a
+ * zombie) moves the fence key and aborts it the same way; the next attempt
+ * checks again.  So the writes land all together, after the check, or not
+ * at all.  (A transaction instead of one script writing everything: Redis
+ * does the same writes with half the CPU.)
+ * KEYS: the offsets hash, the epoch's keys, the fence key.  ARGV[1] holds
+ * one kind letter per epoch key ('h' hash, 'z' sorted set), ARGV[2] the
+ * number m of fenced offsets fields and ARGV[3..2+2m] m pairs (field,
+ * expected value; "" for a field that must be missing). */
+static const char CHECK_LUA[] =
+	"local function check()\n"
+	"  local kinds, n, call = ARGV[1], #KEYS, redis.call\n"
+	"  for i = 1, n do\n"
+	"    local t = call('TYPE', KEYS[i])['ok']\n"
+	"    if t ~= 'none' then\n"
+	"      local want = 'hash'\n"
+	"      if i == n then want = 'string'\n"
+	"      elseif i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
+	"      if t ~= want then return 'FPWRONGTYPE ' .. i .. ' ' .. t end\n"
 	"    end\n"
 	"  end\n"
-	"end\n"
-	/* unpack() is bounded by Lua's C stack (LUAI_MAXCSTACK 8000): long
-	 * argument lists go in chunks of 1000 items */
-	"local function each(cmd, k, a, n, w)\n"
-	"  local i = 0\n"
-	"  while i < n do\n"
-	"    local c = math.min(n - i, 1000)\n"
-	"    call(cmd, k, unpack(ARGV, a + i * w, a + (i + c) * w - 1))\n"
-	"    i = i + c\n"
-	"  end\n"
-	"  return a + n * w\n"
-	"end\n"
-	"local a = 3 + 2 * m\n"
-	"for i = 2, nk do\n"
-	"  local k = KEYS[i]\n"
-	"  if hasz and string.byte(kinds, i - 1) == 122 then\n"
-	"    local ttl, n = ARGV[a], tonumber(ARGV[a + 1])\n"
-	"    call('DEL', k)\n"
-	"    a = each('ZADD', k, a + 2, n, 2)\n"
-	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
-	"  else\n"
-	"    local nset, ndel, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]\n"
-	"    a = a + 3\n"
-	"    if nset > 1000 then a = each('HSET', k, a, nset, 2)\n"
-	"    elseif nset > 0 then\n"
-	"      local e = a + 2 * nset\n"
-	"      call('HSET', k, unpack(ARGV, a, e - 1))\n"
-	"      a = e\n"
+	"  local m = tonumber(ARGV[2])\n"
+	"  if m > 0 then\n"
+	"    local f = {}\n"
+	"    for j = 1, m do f[j] = ARGV[1 + 2 * j] end\n"
+	"    local got = call('HMGET', KEYS[1], unpack(f))\n"
+	"    for j = 1, m do\n"
+	"      local g, e = got[j], ARGV[2 + 2 * j]\n"
+	"      if g == false then g = nil end\n"
+	"      if e == '' then e = nil end\n"
+	"      if g ~= e then return 'FPFENCE ' .. j .. ' ' .. (g and ('=' .. g) or '-') end\n"
 	"    end\n"
-	"    if ndel > 0 then a = each('HDEL', k, a, ndel, 1) end\n"
-	"    if ttl ~= '0' then call('EXPIRE', k, ttl) end\n"
 	"  end\n"
+	"  return nil\n"
 	"end\n"
-	"each('HSET', KEYS[1], a, (#ARGV - a + 1) / 2, 2)\n"
-	"return nk - 1\n";
+	"local ok, bad = pcall(check)\n"
+	"if not ok then bad = 'FPCHECK ' .. tostring(bad) end\n"
+	"if bad then\n"
+	"  redis.call('SET', KEYS[#KEYS], '0')\n"
+	"  return redis.error_reply(bad)\n"
+	"end\n"
+	"return 0\n";
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -116,6 +99,7 @@ struct spanv { struct span *v; size_t n, cap; };
 struct kvw {
 	kvw_options o;
 	char offkey[300];
+	char fencekey[340];     /* fp:{pipeline}:fence:S/N */
 	char errstr[512];
 
 	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
@@ -141,8 +125,7 @@ struct kvw {
 	size_t *argl, argcap;
 
 	redisContext *c;
-	char sha[48];
-	int use_eval, started, ambiguous, landed;
+	int started, ambiguous, landed;
 	int origin;             /* an origin frame set the expected offsets */
 	size_t nfence;          /* offsets fields the epoch being committed checks */
 	int warned_config, warned_persist;
@@ -169,7 +152,12 @@ struct kvw {
 	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
 	 * out, written up to sent; the key table is free for the next epoch. */
 	int inflight;
-	fp_buf out, kindb;      /* the head of the command, its ARGV[1] */
+	fp_buf out;             /* the commit's pipeline, as RESP */
+	size_t *qkey;           /* per command inside MULTI: its key's index in keys */
+	size_t nq, qcap;
+	size_t nreplies, got;   /* replies the pipeline gets; received so far */
+	redisReply *chk, *qerr; /* the check's reply; a command refused in MULTI */
+	unsigned aborts;        /* attempts in a row aborted by the fence key */
 	size_t sent;
 	int64_t sent_at;        /* monotonic ms: the current attempt began */
 	int64_t commit_t0;      /* monotonic µs: the commit began */
@@ -435,6 +423,9 @@ kvw_new(const kvw_options *o)
 	if (!w->o.max_batch)
 		w->o.max_batch = 10000;
 	store_offsets_key(w->o.pipeline, w->offkey, sizeof w->offkey);
+	/* fp:{pipeline}:offsets -> fp:{pipeline}:fence:S/N, the same hash tag */
+	snprintf(w->fencekey, sizeof w->fencekey, "%.*sfence:%d/%d",
+	         (int)(strlen(w->offkey) - strlen("offsets")), w->offkey, w->o.shard, w->o.nshards);
 	w->nslots = 1024;
 	w->slots = calloc(w->nslots, sizeof *w->slots);
 	if (!w->slots) {
@@ -470,7 +461,11 @@ kvw_free(kvw *w)
 	free(w->stamp);
 	free(w->istamp);
 	fp_buf_release(&w->out);
-	fp_buf_release(&w->kindb);
+	free(w->qkey);
+	if (w->chk)
+		freeReplyObject(w->chk);
+	if (w->qerr)
+		freeReplyObject(w->qerr);
 	if (w->c)
 		redisFree(w->c);
 	free(w);
@@ -1274,7 +1269,10 @@ render_epoch(kvw *w)
 	}
 	if (i < w->args.n && render_cmd(w, "HSET", &w->keys.v[0], a + i, w->args.n - i) < 0)
 		return -1;
-	return fp_buf_adds(&w->dry, "EXEC\n");
+	if (fp_buf_adds(&w->dry, "INCR ") < 0 ||
+	    kvw_quote(&w->dry, (const uint8_t *)w->fencekey, strlen(w->fencekey)) < 0)
+		return -1;
+	return fp_buf_adds(&w->dry, "\nEXEC\n");
 }
 
 /* ---- the connection ---- */
@@ -1474,21 +1472,6 @@ try_connect(kvw *w)
 		freeReplyObject(ping);
 	if (r || (r = preflight(w)) != 0)
 		goto out;
-	redisReply *rep = redisCommand(w->c, "SCRIPT LOAD %s", COMMIT_LUA);
-	if (!rep) {
-		r = fail(w, -1, "loading the commit script: %s", w->c->errstr);
-		goto out;
-	}
-	if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof w->sha) {
-		r = fail(w, KVW_REMOTE, "Redis refused SCRIPT LOAD: %s",
-		         rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-		freeReplyObject(rep);
-		goto out;
-	}
-	memcpy(w->sha, rep->str, rep->len);
-	w->sha[rep->len] = 0;
-	w->use_eval = 0;
-	freeReplyObject(rep);
 	for (size_t i = 0; i < w->npos; i++)
 		w->pos[i].seen_ok = 0;
 	if (store_read_offsets(w->c, w->o.pipeline, seen_offset, w, w->errstr, sizeof w->errstr) < 0) {
@@ -1546,50 +1529,127 @@ is_transient(const char *e)
 	return 0;
 }
 
-/* The head of the EVALSHA (or EVAL) of the built epoch as RESP, into
- * w->out: the command, the script, the number of keys; then the kinds
- * (ARGV[1]) into w->kindb.  The keys (kbuf) and the other arguments (arena)
- * are already RESP: the four are written as they are, without copies. */
+/* The RESP bytes of the bulk strings of spans a[0..n), consecutive in b,
+ * appended to o. */
 static int
-format_epoch(kvw *w)
+out_spans(fp_buf *o, const fp_buf *b, const struct span *a, size_t n)
 {
-	fp_buf *o = &w->out;
+	char t[24];
+	if (!n)
+		return 0;
+	size_t start = a[0].off - (3 + fmt_i64(t, (long long)a[0].len));
+	size_t end = a[n - 1].off + a[n - 1].len + 2;
+	return fp_buf_add(o, b->p + start, end - start);
+}
+
+static int
+out_array(fp_buf *o, size_t n)
+{
 	char t[32];
-	size_t off, n = 3 + w->keys.n + w->args.n;
-	o->len = 0;
 	t[0] = '*';
 	size_t h = 1 + fmt_i64(t + 1, (long long)n);
 	t[h++] = '\r';
 	t[h++] = '\n';
-	if (fp_buf_add(o, t, h) < 0)
-		return -1;
-	if (w->use_eval ? bulk_add(o, "EVAL", 4, &off) < 0 || bulk_add(o, COMMIT_LUA, strlen(COMMIT_LUA), &off) < 0
-	                : bulk_add(o, "EVALSHA", 7, &off) < 0 || bulk_add(o, w->sha, strlen(w->sha), &off) < 0)
-		return -1;
-	if (bulk_add(o, t, fmt_i64(t, (long long)w->keys.n), &off) < 0)
-		return -1;
-	w->kindb.len = 0;
-	return bulk_add(&w->kindb, w->kinds.p, w->kinds.len, &off);
+	return fp_buf_add(o, t, h);
 }
 
-/* The parts of the command in flight from byte w->sent on; their number. */
+/* The next command inside MULTI writes keys[k] (k == keys.n: the fence). */
+static int
+qkey_push(kvw *w, size_t k)
+{
+	if (w->nq == w->qcap) {
+		size_t nc = w->qcap ? w->qcap * 2 : 1024;
+		size_t *nk = realloc(w->qkey, nc * sizeof *nk);
+		if (!nk)
+			return -1;
+		w->qkey = nk;
+		w->qcap = nc;
+	}
+	w->qkey[w->nq++] = k;
+	return 0;
+}
+
+/* A command inside MULTI: cmd, the key keys[k], n arguments from a. */
+static int
+out_queued(kvw *w, const char *cmd, size_t k, const struct span *a, size_t n)
+{
+	size_t off;
+	if (qkey_push(w, k) < 0)
+		return -1;
+	return out_array(&w->out, 2 + n) | bulk_add(&w->out, cmd, strlen(cmd), &off) |
+	       out_spans(&w->out, &w->kbuf, &w->keys.v[k], 1) | out_spans(&w->out, &w->arena, a, n);
+}
+
+/* The built epoch as the RESP of its pipeline (see CHECK_LUA) into w->out,
+ * the keys and arguments copied as they are (already bulk strings).  The
+ * writes walk the argument layout of build_entry(), as render_epoch() does
+ * for --dry-run. */
+static int
+format_epoch(kvw *w)
+{
+	fp_buf *o = &w->out;
+	const struct span *a = w->args.v;
+	size_t off, fl = strlen(w->fencekey), head = 2 + 2 * w->nfence;
+	char t[32];
+	o->len = 0;
+	w->nq = 0;
+	if (out_array(o, 2) < 0 || bulk_add(o, "WATCH", 5, &off) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0)
+		return -1;
+	/* EVAL CHECK_LUA nkeys offsets keys... fence kinds m pairs... */
+	if (out_array(o, 3 + w->keys.n + 1 + head) < 0 || bulk_add(o, "EVAL", 4, &off) < 0 ||
+	    bulk_add(o, CHECK_LUA, sizeof CHECK_LUA - 1, &off) < 0 ||
+	    bulk_add(o, t, fmt_i64(t, (long long)w->keys.n + 1), &off) < 0 ||
+	    out_spans(o, &w->kbuf, w->keys.v, w->keys.n) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0 ||
+	    bulk_add(o, w->kinds.p, w->kinds.len, &off) < 0 || out_spans(o, &w->arena, a + 1, head - 1) < 0)
+		return -1;
+	if (out_array(o, 1) < 0 || bulk_add(o, "MULTI", 5, &off) < 0)
+		return -1;
+	size_t i = head;
+	for (size_t k = 1; k < w->keys.n; k++) {
+		if (w->kinds.p[k - 1] == 'z') {
+			long long ttl = span_num(w, &a[i]), n = span_num(w, &a[i + 1]);
+			size_t ttl_at = i;
+			i += 2;
+			if (out_queued(w, "DEL", k, NULL, 0) < 0 ||
+			    (n && out_queued(w, "ZADD", k, a + i, (size_t)n * 2) < 0))
+				return -1;
+			i += (size_t)n * 2;
+			if (ttl > 0 && out_queued(w, "EXPIRE", k, a + ttl_at, 1) < 0)
+				return -1;
+			continue;
+		}
+		long long nset = span_num(w, &a[i]), ndel = span_num(w, &a[i + 1]);
+		long long ttl = span_num(w, &a[i + 2]);
+		size_t ttl_at = i + 2;
+		i += 3;
+		if (nset && out_queued(w, "HSET", k, a + i, (size_t)nset * 2) < 0)
+			return -1;
+		i += (size_t)nset * 2;
+		if (ndel && out_queued(w, "HDEL", k, a + i, (size_t)ndel) < 0)
+			return -1;
+		i += (size_t)ndel;
+		if (ttl > 0 && out_queued(w, "EXPIRE", k, a + ttl_at, 1) < 0)
+			return -1;
+	}
+	if (i < w->args.n && out_queued(w, "HSET", 0, a + i, w->args.n - i) < 0)
+		return -1;
+	if (qkey_push(w, w->keys.n) < 0 || out_array(o, 2) < 0 || bulk_add(o, "INCR", 4, &off) < 0 ||
+	    bulk_add(o, w->fencekey, fl, &off) < 0 || out_array(o, 1) < 0 ||
+	    bulk_add(o, "EXEC", 4, &off) < 0)
+		return -1;
+	w->nreplies = 3 + w->nq + 1; /* WATCH, EVAL, MULTI, QUEUED..., EXEC */
+	return 0;
+}
+
+/* The part of the commit's pipeline not written yet; its number (0 or 1). */
 static int
 unsent(kvw *w, struct iovec *iov)
 {
-	const fp_buf *part[4] = {&w->out, &w->kbuf, &w->kindb, &w->arena};
-	size_t skip = w->sent;
-	int n = 0;
-	for (int i = 0; i < 4; i++) {
-		if (skip >= part[i]->len) {
-			skip -= part[i]->len;
-			continue;
-		}
-		iov[n].iov_base = part[i]->p + skip;
-		iov[n].iov_len = part[i]->len - skip;
-		skip = 0;
-		n++;
-	}
-	return n;
+	if (w->sent >= w->out.len)
+		return 0;
+	iov[0].iov_base = w->out.p + w->sent;
+	iov[0].iov_len = w->out.len - w->sent;
+	return 1;
 }
 
 /* The built epoch goes in flight: its positions, counts and stamps move
@@ -1695,41 +1755,84 @@ fence_failed(kvw *w, const char *what)
 	            "store holds", w->o.shard, w->o.nshards, w->o.pipeline, f, want, got);
 }
 
-enum { REPLY_ACK = -1, REPLY_RESEND = -2, REPLY_TRANSIENT = -3 };
+enum { REPLY_ACK = -1, REPLY_AGAIN = -2, REPLY_TRANSIENT = -3 };
 
-/* What the reply to the commit says: REPLY_ACK, REPLY_RESEND (the script
- * was not loaded: send it with EVAL), REPLY_TRANSIENT (errstr: wait and
- * send again), or a KVW_* code. */
+/* After a wrong-type or fence refusal: the key the check named. */
 static int
-commit_reply(kvw *w, const redisReply *rep)
+wrongtype(kvw *w, const char *what)
 {
-	size_t want = w->keys.n - 1;
-	if (rep->type == REDIS_REPLY_INTEGER && rep->integer == (long long)want)
-		return REPLY_ACK;
-	if (rep->type != REDIS_REPLY_ERROR)
-		return fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", rep->type);
-	const char *e = rep->str;
-	const char *wt = strstr(e, "FPWRONGTYPE ");
-	if (wt) {
-		long idx = strtol(wt + 12, NULL, 10);
-		char sh[100], type[32] = "";
-		const char *sp = strchr(wt + 12, ' ');
-		if (sp)
-			snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
-		const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
+	long idx = strtol(what, NULL, 10);
+	char sh[100], type[32] = "";
+	const char *sp = strchr(what, ' ');
+	if (sp)
+		snprintf(type, sizeof type, "%.*s", (int)strcspn(sp + 1, " \r\n"), sp + 1);
+	if (idx == (long)w->keys.n + 1)
 		return fail(w, KVW_REMOTE,
-		            "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
-		            "and the offsets did not move; delete or rename that key",
-		            k ? shown(w->kbuf.p + k->off, k->len, sh, sizeof sh) : "?", type,
-		            idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+		            "key '%s' in Redis is a %s, not this shard's fence counter: nothing of this "
+		            "epoch was written and the offsets did not move; delete or rename that key",
+		            w->fencekey, type);
+	const struct span *k = idx >= 1 && (size_t)idx <= w->keys.n ? &w->keys.v[idx - 1] : NULL;
+	return fail(w, KVW_REMOTE,
+	            "key '%s' in Redis is a %s, not a %s: nothing of this epoch was written "
+	            "and the offsets did not move; delete or rename that key",
+	            k ? shown(w->kbuf.p + k->off, k->len, sh, sizeof sh) : "?", type,
+	            idx > 1 && w->kinds.p[idx - 2] == 'z' ? "sorted set" : "hash");
+}
+
+/* What the replies to the commit's pipeline say (exec: EXEC's; w->chk the
+ * check's, w->qerr a command refused inside MULTI): REPLY_ACK, REPLY_AGAIN
+ * (the fence key moved between the check and EXEC: check and send again),
+ * REPLY_TRANSIENT (errstr: wait and send again), or a KVW_* code. */
+static int
+commit_reply(kvw *w, const redisReply *exec)
+{
+	const redisReply *chk = w->chk;
+	if (exec->type == REDIS_REPLY_ARRAY) {
+		/* it ran: every write must have succeeded */
+		if (exec->elements != w->nq)
+			return fail(w, KVW_REMOTE, "unexpected reply to the commit (%zu results for %zu "
+			            "commands)", exec->elements, w->nq);
+		for (size_t q = 0; q < exec->elements; q++) {
+			const redisReply *e = exec->element[q];
+			if (e->type != REDIS_REPLY_ERROR)
+				continue;
+			char sh[100];
+			size_t k = w->qkey[q];
+			const char *name = k < w->keys.n
+			        ? shown(w->kbuf.p + w->keys.v[k].off, w->keys.v[k].len, sh, sizeof sh)
+			        : w->fencekey;
+			return fail(w, KVW_REMOTE,
+			            "writing key '%s' failed inside the commit (%s): another client changed "
+			            "it between the check and the transaction; the rest of the epoch and the "
+			            "offsets were written, that key's update was not", name, e->str);
+		}
+		if (!chk || chk->type != REDIS_REPLY_INTEGER)
+			warn(w, "a commit ran although its check was refused (%s)",
+			     chk && chk->type == REDIS_REPLY_ERROR ? chk->str : "no reply");
+		return REPLY_ACK;
 	}
+	/* it did not run: the check says why, or the fence key moved */
+	const char *e = NULL;
+	if (chk && chk->type == REDIS_REPLY_ERROR)
+		e = chk->str;
+	else if (w->qerr)
+		e = w->qerr->str;
+	else if (exec->type == REDIS_REPLY_ERROR)
+		e = exec->str;
+	else if (exec->type == REDIS_REPLY_NIL) {
+		if (++w->aborts > 100)
+			return fail(w, KVW_REMOTE, "the fence key '%s' of shard %d/%d moved under 100 "
+			            "commits in a row: is another fp-kvwrite writing this shard?",
+			            w->fencekey, w->o.shard, w->o.nshards);
+		return REPLY_AGAIN;
+	} else
+		return fail(w, KVW_REMOTE, "unexpected reply to the commit (type %d)", exec->type);
+	const char *wt = strstr(e, "FPWRONGTYPE ");
+	if (wt)
+		return wrongtype(w, wt + 12);
 	const char *fe = strstr(e, "FPFENCE ");
 	if (fe)
 		return fence_failed(w, fe + 8);
-	if (!strncmp(e, "NOSCRIPT", 8) && !w->use_eval) {
-		w->use_eval = 1;
-		return REPLY_RESEND;
-	}
 	if (is_transient(e)) {
 		fail(w, -1, "Redis refused the commit: %s", e);
 		return REPLY_TRANSIENT;
@@ -1751,6 +1854,12 @@ attempt_begin(kvw *w)
 	w->c->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means later */
 	w->sent = 0;
 	w->sent_at = fp_mono_ms();
+	w->got = 0;
+	if (w->chk)
+		freeReplyObject(w->chk);
+	if (w->qerr)
+		freeReplyObject(w->qerr);
+	w->chk = w->qerr = NULL;
 	return 0;
 }
 
@@ -1788,14 +1897,30 @@ attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
 		w->sent += (size_t)n;
 	}
 	if (revents & (POLLIN | POLLERR | POLLHUP)) {
-		void *r = NULL;
-		if (redisBufferRead(w->c) != REDIS_OK || redisGetReplyFromReader(w->c, &r) != REDIS_OK) {
+		if (redisBufferRead(w->c) != REDIS_OK) {
 			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, w->c->errstr);
 			return -1;
 		}
-		if (r) {
-			*rep = r;
-			return 1;
+		for (;;) {
+			void *r = NULL;
+			if (redisGetReplyFromReader(w->c, &r) != REDIS_OK) {
+				snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, w->c->errstr);
+				return -1;
+			}
+			if (!r)
+				break;
+			redisReply *x = r;
+			size_t i = w->got++;
+			if (i + 1 == w->nreplies) { /* EXEC's */
+				*rep = x;
+				return 1;
+			}
+			if (i == 1 && !w->chk)
+				w->chk = x;
+			else if (i > 2 && x->type == REDIS_REPLY_ERROR && !w->qerr)
+				w->qerr = x;
+			else
+				freeReplyObject(x);
 		}
 	}
 	if (attempt_left(w) == 0) {
@@ -1824,6 +1949,7 @@ commit_io(kvw *w, short revents)
 			r = commit_reply(w, rep);
 			freeReplyObject(rep);
 			if (r == REPLY_ACK) {
+				w->aborts = 0;
 				epoch_acked(w);
 				return 0;
 			}
@@ -1867,7 +1993,7 @@ commit_wait(kvw *w)
 		if (!w->c || w->o.dry_run)
 			return KVW_REMOTE; /* an earlier failure left it so (errstr) */
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
-		if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
+		if (w->sent < w->out.len)
 			pfd.events |= POLLOUT;
 		int pr = poll(&pfd, 1, (int)attempt_left(w));
 		if (pr < 0 && errno != EINTR)
@@ -2013,7 +2139,7 @@ kvw_run(kvw *w, int fd, const char *name)
 		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
 		if (w->inflight) {
 			pfd[1].fd = w->c->fd;
-			if (w->sent < w->out.len + w->kbuf.len + w->kindb.len + w->arena.len)
+			if (w->sent < w->out.len)
 				pfd[1].events |= POLLOUT;
 			wait = attempt_left(w);
 		}

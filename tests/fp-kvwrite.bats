@@ -100,7 +100,7 @@ offset_is() {
 	gen 3000 3 | frames_of | fp-kvwrite --flush-ms 0 2>/dev/null
 	rcli info commandstats >"$T/stats"
 	grep -q '^cmdstat_hset:calls=4,' "$T/stats"      # 3 keys + the offsets
-	grep -q '^cmdstat_evalsha:calls=1,' "$T/stats"
+	grep -q '^cmdstat_exec:calls=1,' "$T/stats"
 	[ "$(rcli hget k0 n)" = 1000 ] && [ "$(rcli hget k2 seq)" = 2999 ]
 	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 3000 ]
 }
@@ -110,7 +110,7 @@ offset_is() {
 	[ "$(grep -c '^MULTI$' "$T/out")" = 2 ]      # the barrier, then the end of input
 	gen 5 5 | frames_of | fp-kvwrite --dry-run --flush-ms 0 --max-batch 2 >"$T/out"
 	[ "$(grep -c '^EXEC$' "$T/out")" = 3 ]
-	diff -u <(grep fp:default "$T/out") - <<'EOF'
+	diff -u <(grep fp:default:offsets "$T/out") - <<'EOF'
 HSET "fp:default:offsets" "ev/0/0/1" "2"
 HSET "fp:default:offsets" "ev/0/0/1" "4"
 HSET "fp:default:offsets" "ev/0/0/1" "5"
@@ -158,6 +158,7 @@ EOF
 	frames_of "$FX/basic.jsonl" | fp-kvwrite 2>/dev/null
 	dump | grep -A1 '^"key"$' | grep -v -e '^"key"$' -e '^--$' >"$T/keys"
 	diff -u - "$T/keys" <<'EOF'
+"fp:default:fence:0/1"
 "fp:default:offsets"
 "u"
 "u\x001"
@@ -178,6 +179,20 @@ EOF
 	[ "$(rcli exists u:1)" = 0 ]
 	diff -u <(printf '%s\n' ev/0/0/1 3) <(rcli hgetall fp:default:offsets)
 	[ "$(rcli get u:2)" = 'a string' ]
+}
+
+@test "the shard's fence key of the wrong type: exit 4, nothing written; a commit increments it" {
+	start_redis
+	rcli hset fp:default:fence:0/1 x y >/dev/null
+	frames_of "$FX/basic.jsonl" >"$T/in"
+	run fp-kvwrite "$T/in"
+	[ "$status" -eq 4 ]
+	[[ $output == *"key 'fp:default:fence:0/1' in Redis is a hash, not this shard's fence counter"* ]]
+	[ "$(rcli exists u:1)" = 0 ] && [ "$(rcli exists fp:default:offsets)" = 0 ]
+	rcli del fp:default:fence:0/1 >/dev/null
+	FP_SHARD=1 FP_SHARDS=3 fp-kvwrite --max-batch 1 "$T/in" 2>/dev/null
+	[ "$(rcli get fp:default:fence:1/3)" -ge 2 ]
+	[ "$(rcli exists fp:default:fence:0/1)" = 0 ]
 }
 
 @test "an evicting maxmemory-policy is refused (exit 2)" {
@@ -230,7 +245,7 @@ EOF
 		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,5],["ev",1,3]]}' \
 		'{"@key":"a","@src":["ev",0,9,0],"v":2}' | frames_of >"$T/in"
 	fp-kvwrite --dry-run "$T/in" >"$T/out"
-	diff -u <(grep fp:default "$T/out") - <<'EOF'
+	diff -u <(grep fp:default:offsets "$T/out") - <<'EOF'
 HSET "fp:default:offsets" "ev/0/0/1" "10" "ev/1/0/1" "3"
 EOF
 }
@@ -323,6 +338,7 @@ MULTI
 HSET "u:42" "view_1h" "3" "@state" "\x91\x03"
 EXPIRE "u:42" "86400"
 HSET "fp:default:offsets" "views/0/0/1" "18"
+INCR "fp:default:fence:0/1"
 EXEC
 EOF
 }
@@ -381,14 +397,14 @@ cut_commit() {
 	cut_commit reply
 	grep -q 'no reply to the commit of 2 keys' "$T/kv.err"
 	grep -q 'the commit whose reply was lost had been applied' "$T/kv.err"
-	rcli info commandstats | grep -q '^cmdstat_evalsha:calls=2,'    # two epochs, no resend
+	rcli info commandstats | grep -q '^cmdstat_exec:calls=2,'    # two epochs, no resend
 }
 
 @test "a commit lost on the way is sent again" {
 	cut_commit request
 	grep -q 'no reply to the commit of 2 keys' "$T/kv.err"
 	grep -q 'the commit whose reply was lost had not been applied; sending it again' "$T/kv.err"
-	rcli info commandstats | grep -q '^cmdstat_evalsha:calls=2,'    # the lost one never arrived
+	rcli info commandstats | grep -q '^cmdstat_exec:calls=2,'    # the lost one never arrived
 }
 
 @test "--dry-run into a reader that goes away: a quiet stop" {
@@ -513,10 +529,12 @@ MULTI
 HSET "a" "v" "1"
 HSET "b" "v" "2"
 HSET "fp:default:offsets" "ev/0/0/1" "2"
+INCR "fp:default:fence:0/1"
 EXEC
 MULTI
 HSET "c" "v" "3"
 HSET "fp:default:offsets" "ev/0/0/1" "3"
+INCR "fp:default:fence:0/1"
 EXEC
 OUT
 	# a barrier inside a batch: the commit waits for the batch's sync
@@ -596,7 +614,7 @@ stat_is() {
 	wait "$kv"
 	offset_is 200
 	[ "$(rcli hget k29 n)" = 6 ] && [ "$(rcli hget k0 seq)" = 180 ]
-	rcli info commandstats | tr -d '\r' | grep -q '^cmdstat_evalsha:.*,failed_calls=0$'
+	rcli info commandstats | tr -d '\r' | grep -q '^cmdstat_exec:.*,failed_calls=0$'
 	part 1 200 >"$T/all"
 	dump >"$T/got"
 	rcli flushall >/dev/null
