@@ -1233,24 +1233,26 @@ render_cmd(kvw *w, const char *cmd, const struct span *key, const struct span *a
 	return fp_buf_addc(o, '\n');
 }
 
+/* A write of the epoch: cmd on keys[k] with the arguments a[0..n). */
+typedef int (*write_fn)(kvw *w, const char *cmd, size_t k, const struct span *a, size_t n);
+
+/* Every write of the built epoch in order, through fn: walks the argument
+ * layout of build_entry() (after the kinds and the fence), then the
+ * offsets' HSET.  0, or the first failure of fn. */
 static int
-render_epoch(kvw *w)
+each_write(kvw *w, write_fn fn)
 {
 	const struct span *a = w->args.v;
-	size_t i = 2 + 2 * w->nfence; /* kinds, then the fence (not rendered) */
-	if (fp_buf_adds(&w->dry, "MULTI\n") < 0)
-		return -1;
+	size_t i = 2 + 2 * w->nfence;
 	for (size_t k = 1; k < w->keys.n; k++) {
-		const struct span *key = &w->keys.v[k];
 		if (w->kinds.p[k - 1] == 'z') {
 			long long ttl = span_num(w, &a[i]), n = span_num(w, &a[i + 1]);
 			size_t ttl_at = i;
 			i += 2;
-			if (render_cmd(w, "DEL", key, NULL, 0) < 0 ||
-			    (n && render_cmd(w, "ZADD", key, a + i, (size_t)n * 2) < 0))
+			if (fn(w, "DEL", k, NULL, 0) < 0 || (n && fn(w, "ZADD", k, a + i, (size_t)n * 2) < 0))
 				return -1;
 			i += (size_t)n * 2;
-			if (ttl > 0 && render_cmd(w, "EXPIRE", key, a + ttl_at, 1) < 0)
+			if (ttl > 0 && fn(w, "EXPIRE", k, a + ttl_at, 1) < 0)
 				return -1;
 			continue;
 		}
@@ -1258,16 +1260,30 @@ render_epoch(kvw *w)
 		long long ttl = span_num(w, &a[i + 2]);
 		size_t ttl_at = i + 2;
 		i += 3;
-		if (nset && render_cmd(w, "HSET", key, a + i, (size_t)nset * 2) < 0)
+		if (nset && fn(w, "HSET", k, a + i, (size_t)nset * 2) < 0)
 			return -1;
 		i += (size_t)nset * 2;
-		if (ndel && render_cmd(w, "HDEL", key, a + i, (size_t)ndel) < 0)
+		if (ndel && fn(w, "HDEL", k, a + i, (size_t)ndel) < 0)
 			return -1;
 		i += (size_t)ndel;
-		if (ttl > 0 && render_cmd(w, "EXPIRE", key, a + ttl_at, 1) < 0)
+		if (ttl > 0 && fn(w, "EXPIRE", k, a + ttl_at, 1) < 0)
 			return -1;
 	}
-	if (i < w->args.n && render_cmd(w, "HSET", &w->keys.v[0], a + i, w->args.n - i) < 0)
+	if (i < w->args.n && fn(w, "HSET", 0, a + i, w->args.n - i) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+render_write(kvw *w, const char *cmd, size_t k, const struct span *a, size_t n)
+{
+	return render_cmd(w, cmd, &w->keys.v[k], a, n);
+}
+
+static int
+render_epoch(kvw *w)
+{
+	if (fp_buf_adds(&w->dry, "MULTI\n") < 0 || each_write(w, render_write) < 0)
 		return -1;
 	if (fp_buf_adds(&w->dry, "INCR ") < 0 ||
 	    kvw_quote(&w->dry, (const uint8_t *)w->fencekey, strlen(w->fencekey)) < 0)
@@ -1602,36 +1618,7 @@ format_epoch(kvw *w)
 	    out_spans(o, &w->kbuf, w->keys.v, w->keys.n) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0 ||
 	    bulk_add(o, w->kinds.p, w->kinds.len, &off) < 0 || out_spans(o, &w->arena, a + 1, head - 1) < 0)
 		return -1;
-	if (out_array(o, 1) < 0 || bulk_add(o, "MULTI", 5, &off) < 0)
-		return -1;
-	size_t i = head;
-	for (size_t k = 1; k < w->keys.n; k++) {
-		if (w->kinds.p[k - 1] == 'z') {
-			long long ttl = span_num(w, &a[i]), n = span_num(w, &a[i + 1]);
-			size_t ttl_at = i;
-			i += 2;
-			if (out_queued(w, "DEL", k, NULL, 0) < 0 ||
-			    (n && out_queued(w, "ZADD", k, a + i, (size_t)n * 2) < 0))
-				return -1;
-			i += (size_t)n * 2;
-			if (ttl > 0 && out_queued(w, "EXPIRE", k, a + ttl_at, 1) < 0)
-				return -1;
-			continue;
-		}
-		long long nset = span_num(w, &a[i]), ndel = span_num(w, &a[i + 1]);
-		long long ttl = span_num(w, &a[i + 2]);
-		size_t ttl_at = i + 2;
-		i += 3;
-		if (nset && out_queued(w, "HSET", k, a + i, (size_t)nset * 2) < 0)
-			return -1;
-		i += (size_t)nset * 2;
-		if (ndel && out_queued(w, "HDEL", k, a + i, (size_t)ndel) < 0)
-			return -1;
-		i += (size_t)ndel;
-		if (ttl > 0 && out_queued(w, "EXPIRE", k, a + ttl_at, 1) < 0)
-			return -1;
-	}
-	if (i < w->args.n && out_queued(w, "HSET", 0, a + i, w->args.n - i) < 0)
+	if (out_array(o, 1) < 0 || bulk_add(o, "MULTI", 5, &off) < 0 || each_write(w, out_queued) < 0)
 		return -1;
 	if (qkey_push(w, w->keys.n) < 0 || out_array(o, 2) < 0 || bulk_add(o, "INCR", 4, &off) < 0 ||
 	    bulk_add(o, w->fencekey, fl, &off) < 0 || out_array(o, 1) < 0 ||

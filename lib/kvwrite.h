@@ -1,17 +1,13 @@
 /* kvwrite.h - fp-merge updates to Redis, one atomic epoch at a time.
  *
  * Updates are buffered, the latest per key (@key), together with the
- * position reached in every (topic, partition) (@src, barriers).  A commit
- * writes every buffered key and this shard's offsets through one Lua script
- * that first checks the type of every key it touches and writes nothing when
- * one is wrong: the features and the offsets that cover them land together
- * or not at all (fp-kvwrite(1), DESIGN §3).
- *
- * Group commit: kvw_run() sends a commit on a non-blocking socket and goes
- * on reading into the next epoch while it is in flight, until that one is
- * full (a barrier, max_batch keys).  After a sync control frame (fp-merge's
- * batches) a commit starts only at a consistent point: no update read since
- * the last sync frame.
+ * position reached in every (topic, partition) (@src, barriers, syncs).  A
+ * commit writes every buffered key and this shard's offsets in one
+ * MULTI/EXEC, gated by a check (a Lua script run just before it, under
+ * WATCH of this shard's fence key) of the type of every key it touches and
+ * of the stored offsets: when one is wrong nothing is written.  The
+ * features and the offsets that cover them land together or not at all
+ * (fp-kvwrite(1), DESIGN §3).
  *
  * Failures: connection and command timeouts, reconnect with exponential
  * backoff, and a commit whose reply never came is resolved by reading the
