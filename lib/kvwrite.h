@@ -9,6 +9,12 @@
  * features and the offsets that cover them land together or not at all
  * (fp-kvwrite(1), DESIGN §3).
  *
+ * Group commit: kvw_run() sends a commit on a non-blocking socket and goes
+ * on reading into the next epoch while it is in flight, until that one is
+ * full (a barrier, max_batch keys).  After a sync control frame (fp-merge's
+ * batches) a commit starts only at a consistent point: no update read since
+ * the last sync frame.
+ *
  * Failures: connection and command timeouts, reconnect with exponential
  * backoff, and a commit whose reply never came is resolved by reading the
  * stored offsets back.  Stored offsets behind what this process committed
