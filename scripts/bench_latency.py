@@ -9,7 +9,8 @@
       clock, after the write to fp-produce's pipe) goes to FILE as "i µs".
       Before the measured window, one message per topic and --warmup seconds
       let the producers connect and fetch their metadata.
-      Prints "offered achieved_rate messages seconds".
+      Prints "offered achieved_rate messages seconds cpu_seconds" (the CPU of
+      this feeder and its fp-produce processes).
   bench_latency.py watch -r REDIS_URL --seen FILE
       Subscribes to the keyspace events of the probe keys (the caller sets
       notify-keyspace-events Kh) and writes "i µs" to FILE when a probe user's
@@ -22,6 +23,7 @@
 import argparse
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -92,7 +94,10 @@ def feed(a):
     rc = 0
     for t in TOPICS:
         rc |= procs[t].wait()
-    print("%d %.0f %d %.3f" % (a.rate, msgs / el, msgs, el))
+    # CPU seconds of this feeder and its fp-produce children (now reaped)
+    ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(r.ru_utime + r.ru_stime for r in ru)
+    print("%d %.0f %d %.3f %.2f" % (a.rate, msgs / el, msgs, el, cpu))
     return 1 if rc else 0
 
 
