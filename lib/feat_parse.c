@@ -766,21 +766,6 @@ feat_spec_prefix(const feat_spec *s, size_t *len)
 	return s->prefix;
 }
 
-/* The decimal digits of u, '-' first when neg, written so as to end at
- * end; returns where they start. */
-static char *
-decimal(char *end, uint64_t u, int neg)
-{
-	char *p = end;
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (neg)
-		*--p = '-';
-	return p;
-}
-
 int
 feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out, int *is_utf8)
 {
@@ -791,7 +776,7 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 	const char *str;
 	const uint8_t *bin;
 	size_t sl;
-	char num[24], *end = num + sizeof num;
+	char num[FP_DEC_MAX];
 	int64_t i;
 	uint64_t u;
 	int digits = 0;
@@ -799,12 +784,12 @@ feat_record_key(const feat_spec *s, const uint8_t *rec, size_t len, fp_buf *out,
 		bin = (const uint8_t *)str;
 	} else if (mp_read_bin(v, vlen, &bin, &sl) == 0) {
 	} else if (mp_read_int(v, vlen, &i) == 0) {
-		bin = (const uint8_t *)decimal(end, i < 0 ? -(uint64_t)i : (uint64_t)i, i < 0);
-		sl = (size_t)(end - (const char *)bin);
+		bin = (const uint8_t *)num;
+		sl = fp_fmt_i64(num, i);
 		digits = 1;
 	} else if (mp_read_uint(v, vlen, &u) == 0) {
-		bin = (const uint8_t *)decimal(end, u, 0);
-		sl = (size_t)(end - (const char *)bin);
+		bin = (const uint8_t *)num;
+		sl = fp_fmt_dec(num, u, 0);
 		digits = 1;
 	} else {
 		return -1;

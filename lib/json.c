@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mpraw.h"
+#include "num.h"
 
 /* ---- msgpack writers ---- */
 
@@ -774,7 +775,7 @@ put_double_fast(fp_buf *a, double d)
 			continue;
 		char dig[24], out[48];
 		unsigned long long um = m < 0 ? 0ull - (unsigned long long)m : (unsigned long long)m;
-		int n = snprintf(dig, sizeof dig, "%llu", um), j = 0;
+		int n = (int)fp_fmt_dec(dig, um, 0), j = 0;
 		if (m < 0 || (m == 0 && signbit(d)))
 			out[j++] = '-';
 		if (k == 0) {
@@ -912,10 +913,9 @@ emit(const uint8_t *p, size_t n, fp_buf *o, unsigned depth)
 		r = put_double(o, d, c == 0xca);
 	} else if (c == 0xcf) {
 		uint64_t u;
-		char t[24];
+		char t[FP_DEC_MAX];
 		mp_read_uint(p, n, &u);
-		snprintf(t, sizeof t, "%llu", (unsigned long long)u);
-		r = fp_buf_adds(o, t);
+		r = fp_buf_add(o, t, fp_fmt_dec(t, u, 0));
 	} else if ((c >= 0xd4 && c <= 0xd8) || (c >= 0xc7 && c <= 0xc9)) {
 		size_t h = c >= 0xd4 ? 1 : c == 0xc7 ? 2 : c == 0xc8 ? 3 : 5;
 		int8_t type = (int8_t)p[h];
@@ -925,11 +925,10 @@ emit(const uint8_t *p, size_t n, fp_buf *o, unsigned depth)
 		    fp_buf_adds(o, "\"]}") < 0 ? -1 : 0;
 	} else {
 		int64_t i;
-		char t[24];
+		char t[FP_DEC_MAX];
 		if (mp_read_int(p, n, &i) < 0)
 			return 0;
-		snprintf(t, sizeof t, "%lld", (long long)i);
-		r = fp_buf_adds(o, t);
+		r = fp_buf_add(o, t, fp_fmt_i64(t, i));
 	}
 	return r < 0 ? 0 : whole;
 }

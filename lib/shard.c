@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include "mpraw.h"
+#include "num.h"
 
 int
 shard_key_canon(const uint8_t *p, size_t n, char buf[SHARD_CANON_BUF],
@@ -27,15 +28,8 @@ shard_key_canon(const uint8_t *p, size_t n, char buf[SHARD_CANON_BUF],
 	} else if (mp_read_uint(p, n, &u) < 0) {
 		return -1;
 	}
-	char *e = buf + SHARD_CANON_BUF, *q = e;
-	do {
-		*--q = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (neg)
-		*--q = '-';
-	*canon = (const uint8_t *)q;
-	*clen = (size_t)(e - q);
+	*clen = fp_fmt_dec(buf, u, neg);
+	*canon = (const uint8_t *)buf;
 	return 0;
 }
 
