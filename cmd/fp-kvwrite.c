@@ -15,8 +15,8 @@
 #include "../lib/stats.h"
 
 static const char USAGE[] =
-	"usage: fp-kvwrite [-v] [--store url] [--max-batch keys] [--flush-ms ms] [--zset feature] [--connect-timeout duration] [--timeout duration] [--give-up-after duration] [--max-frame size] [file]\n"
-	"       fp-kvwrite --dry-run [-v] [--max-batch keys] [--flush-ms ms] [--zset feature] [--max-frame size] [file]\n";
+	"usage: fp-kvwrite [-v] [--store url] [--max-batch keys] [--flush-ms ms] [--zset feature] [--cache-keys n] [--connect-timeout duration] [--timeout duration] [--give-up-after duration] [--max-frame size] [file]\n"
+	"       fp-kvwrite --dry-run [-v] [--max-batch keys] [--flush-ms ms] [--zset feature] [--cache-keys n] [--max-frame size] [file]\n";
 
 #define MAX_ZSET 64
 
@@ -50,6 +50,11 @@ metrics_start(kvw_metrics *m)
 	m->epochs = stats_counter_new(st, "epochs_total", "Epochs committed.", NULL, NULL);
 	m->keys = stats_counter_new(st, "keys_written_total", "Keys written (after coalescing).",
 	                            NULL, NULL);
+	m->fields = stats_counter_new(st, "fields_written_total",
+	                              "Fields written (set or deleted) by committed epochs.", NULL, NULL);
+	m->fields_skipped = stats_counter_new(st, "fields_skipped_total",
+	                                      "Fields left as Redis holds them: unchanged since "
+	                                      "this process committed them (--cache-keys).", NULL, NULL);
 	m->reconnects = stats_counter_new(st, "reconnects_total", "Connections to Redis re-made.",
 	                                  NULL, NULL);
 	m->e2e_us = stats_hist_new(st, "e2e_latency_microseconds",
@@ -95,13 +100,14 @@ env_int(const char *name, int64_t min, int64_t max, int64_t def)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_STORE = 256, OPT_MAX_BATCH, OPT_FLUSH, OPT_ZSET, OPT_CONNECT, OPT_TIMEOUT,
-	       OPT_GIVE_UP, OPT_MAX_FRAME, OPT_DRY };
+	enum { OPT_STORE = 256, OPT_MAX_BATCH, OPT_FLUSH, OPT_ZSET, OPT_CACHE, OPT_CONNECT,
+	       OPT_TIMEOUT, OPT_GIVE_UP, OPT_MAX_FRAME, OPT_DRY };
 	static const struct option longopts[] = {
 		{"store", required_argument, NULL, OPT_STORE},
 		{"max-batch", required_argument, NULL, OPT_MAX_BATCH},
 		{"flush-ms", required_argument, NULL, OPT_FLUSH},
 		{"zset", required_argument, NULL, OPT_ZSET},
+		{"cache-keys", required_argument, NULL, OPT_CACHE},
 		{"connect-timeout", required_argument, NULL, OPT_CONNECT},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"give-up-after", required_argument, NULL, OPT_GIVE_UP},
@@ -113,6 +119,7 @@ main(int argc, char **argv)
 	kvw_options o = {
 		.max_batch = 2000,
 		.flush_ms = 10,
+		.cache_keys = 1000000,
 		.zset = zset,
 		.connect_ms = 2000,
 		.command_ms = 10000,
@@ -153,6 +160,13 @@ main(int argc, char **argv)
 				fp_usage_error(USAGE, "--zset: '%s' is not a feature name", optarg);
 			zset[o.nzset++] = optarg;
 			break;
+		case OPT_CACHE: {
+			uint64_t v;
+			if (fp_parse_u64(optarg, 0, 1000000000, &v, err, sizeof err) < 0)
+				fp_usage_error(USAGE, "--cache-keys: %s", err);
+			o.cache_keys = v;
+			break;
+		}
 		case OPT_CONNECT:
 			o.connect_ms = (int)duration("--connect-timeout", optarg, 1000, 0);
 			redis_flag = "--connect-timeout";
@@ -221,10 +235,11 @@ main(int argc, char **argv)
 	if (verbose) {
 		kvw_stats s;
 		kvw_get_stats(w, &s);
-		fp_warn("updates=%llu barriers=%llu epochs=%llu keys=%llu reconnects=%llu "
-		        "commit_ms_p50=%.2f commit_ms_p99=%.2f commit_ms_max=%.2f",
+		fp_warn("updates=%llu barriers=%llu epochs=%llu keys=%llu fields=%llu skipped=%llu "
+		        "reconnects=%llu commit_ms_p50=%.2f commit_ms_p99=%.2f commit_ms_max=%.2f",
 		        (unsigned long long)s.updates, (unsigned long long)s.barriers,
 		        (unsigned long long)s.epochs, (unsigned long long)s.keys,
+		        (unsigned long long)s.fields, (unsigned long long)s.fields_skipped,
 		        (unsigned long long)s.reconnects, s.commit_ms_p50, s.commit_ms_p99,
 		        s.commit_ms_max);
 	}

@@ -18,6 +18,10 @@
 #include "json.h"
 #include "mpraw.h"
 #include "num.h"
+#include "wcache.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* The commit goes to Redis as one pipeline:
  *   WATCH fence; EVAL CHECK_LUA; MULTI; the epoch's writes; HSET offsets;
@@ -32,21 +36,28 @@
  * checks again.  So the writes land all together, after the check, or not
  * at all.  (A transaction instead of one script writing everything: Redis
  * does the same writes with half the CPU.)
+ * A key whose other fields Redis already holds, as this process committed
+ * them (the written-fields cache, wcache.h), is written in part: only the
+ * fields that changed.  The check makes sure such a key still exists; when
+ * one is gone (deleted by someone else, evicted) it answers FPGONE with
+ * their indexes, and the epoch is built again with those keys whole.
  * KEYS: the offsets hash, the epoch's keys, the fence key.  ARGV[1] holds
- * one kind letter per epoch key ('h' hash, 'z' sorted set), ARGV[2] the
- * number m of fenced offsets fields and ARGV[3..2+2m] m pairs (field,
- * expected value; "" for a field that must be missing). */
+ * one kind letter per epoch key ('h' hash, 'p' hash written in part, 'z'
+ * sorted set), ARGV[2] the number m of fenced offsets fields and
+ * ARGV[3..2+2m] m pairs (field, expected value; "" for a field that must be
+ * missing). */
 static const char CHECK_LUA[] =
 	"local function check()\n"
-	"  local kinds, n, call = ARGV[1], #KEYS, redis.call\n"
+	"  local kinds, n, call, gone = ARGV[1], #KEYS, redis.call, {}\n"
 	"  for i = 1, n do\n"
-	"    local t = call('TYPE', KEYS[i])['ok']\n"
+	"    local t, c = call('TYPE', KEYS[i])['ok'], 0\n"
+	"    if i > 1 and i < n then c = string.byte(kinds, i - 1) end\n"
 	"    if t ~= 'none' then\n"
 	"      local want = 'hash'\n"
 	"      if i == n then want = 'string'\n"
-	"      elseif i > 1 and string.byte(kinds, i - 1) == 122 then want = 'zset' end\n"
+	"      elseif c == 122 then want = 'zset' end\n"
 	"      if t ~= want then return 'FPWRONGTYPE ' .. i .. ' ' .. t end\n"
-	"    end\n"
+	"    elseif c == 112 then gone[#gone + 1] = i end\n"
 	"  end\n"
 	"  local m = tonumber(ARGV[2])\n"
 	"  if m > 0 then\n"
@@ -60,6 +71,7 @@ static const char CHECK_LUA[] =
 	"      if g ~= e then return 'FPFENCE ' .. j .. ' ' .. (g and ('=' .. g) or '-') end\n"
 	"    end\n"
 	"  end\n"
+	"  if #gone > 0 then return 'FPGONE ' .. table.concat(gone, ' ') end\n"
 	"  return nil\n"
 	"end\n"
 	"local ok, bad = pcall(check)\n"
@@ -82,6 +94,9 @@ struct entry {
 	uint64_t hash;
 	int64_t ttl;            /* @ttl, 0 for none */
 	uint32_t nset, ndel;    /* fields stored, fields deleted (nil) */
+	uint64_t *fh;           /* built: the hash of each field stored or deleted */
+	uint32_t nfh, fhcap;
+	int64_t until;          /* built: the cache's deadline for the key, or INT64_MAX */
 };
 
 struct ppos {                   /* one (topic, partition) of this shard */
@@ -104,6 +119,10 @@ struct kvw {
 
 	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
 	size_t nent, entcap;
+	struct entry *ient;     /* ient[0..inent): the epoch in flight (the two
+	                         * swap at each commit) */
+	size_t inent, ientcap;
+	wcache *cache;          /* what Redis holds of each key; NULL: off */
 	uint64_t *slots;        /* open addressing: the key's hash in the high 32
 	                         * bits (no entry is touched on a mismatch), its
 	                         * entry index + 1 in the low ones; 0 empty */
@@ -121,6 +140,11 @@ struct kvw {
 	 * them, and the kinds letters (ARGV[1]). */
 	fp_buf kbuf, arena, kinds, scratch;
 	struct spanv keys, args;
+	size_t *kent;           /* per key: the entry (in ient after the seal) it writes */
+	size_t kentcap;
+	uint8_t *chg;           /* per field of the entry being built: it changed */
+	size_t chgcap;
+	uint64_t bfields, bskipped; /* fields the epoch writes; fields it leaves as they are */
 	const char **argv;
 	size_t *argl, argcap;
 
@@ -198,16 +222,11 @@ sleep_ms(int64_t ms)
 		;
 }
 
+/* Keys (the key table, the written-fields cache) and fields (the cache). */
 static uint64_t
 hash_bytes(const uint8_t *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
+	return XXH3_64bits(p, n);
 }
 
 /* Text of an object for display: control bytes as '?', at most 80 bytes. */
@@ -270,21 +289,10 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
-/* Decimal text of v into t (at least 21 bytes); its length. */
 static size_t
 fmt_i64(char *t, long long v)
 {
-	char r[24];
-	size_t n = 0, j = 0;
-	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-	do
-		r[n++] = (char)('0' + u % 10);
-	while (u /= 10);
-	if (v < 0)
-		t[j++] = '-';
-	while (n)
-		t[j++] = r[--n];
-	return j;
+	return fp_fmt_i64(t, v);
 }
 
 /* The Redis text of a feature value: numbers as decimal text, str and bin
@@ -428,6 +436,10 @@ kvw_new(const kvw_options *o)
 	         (int)(strlen(w->offkey) - strlen("offsets")), w->offkey, w->o.shard, w->o.nshards);
 	w->nslots = 1024;
 	w->slots = calloc(w->nslots, sizeof *w->slots);
+	if (w->o.cache_keys && !(w->cache = wcache_new(w->o.cache_keys))) {
+		free(w->slots);
+		w->slots = NULL;
+	}
 	if (!w->slots) {
 		free(w);
 		return NULL;
@@ -442,9 +454,15 @@ kvw_free(kvw *w)
 	if (!w)
 		return;
 	for (size_t i = 0; i < w->entcap; i++)
-		free(w->ent[i].body);
+		free(w->ent[i].body), free(w->ent[i].fh);
+	for (size_t i = 0; i < w->ientcap; i++)
+		free(w->ient[i].body), free(w->ient[i].fh);
 	free(w->ent);
+	free(w->ient);
 	free(w->slots);
+	wcache_free(w->cache);
+	free(w->kent);
+	free(w->chg);
 	for (size_t i = 0; i < w->npos; i++)
 		free(w->pos[i].topic);
 	free(w->pos);
@@ -893,6 +911,8 @@ observe_epoch(kvw *w, int64_t commit_us)
 	stats_add(m->records_out, w->inflight_updates);
 	stats_add(m->epochs, 1);
 	stats_add(m->keys, w->inflight_keys);
+	stats_add(m->fields, w->bfields);
+	stats_add(m->fields_skipped, w->bskipped);
 	stats_observe(m->epoch_keys, w->inflight_keys);
 	stats_observe(m->epoch_updates, w->inflight_updates);
 	if (w->o.dry_run)
@@ -1053,35 +1073,110 @@ push_value(kvw *w, const uint8_t *v, size_t vl)
 	return push_bytes(w, &w->args, w->scratch.p, w->scratch.len);
 }
 
+/* keys.v[keys.n - 1], just pushed, writes entry ei (SIZE_MAX: none). */
 static int
-build_entry(kvw *w, struct entry *e)
+kent_push(kvw *w, size_t ei)
+{
+	size_t k = w->keys.n - 1;
+	if (k >= w->kentcap) {
+		size_t nc = w->kentcap ? w->kentcap * 2 : 1024;
+		size_t *nk = realloc(w->kent, nc * sizeof *nk);
+		if (!nk)
+			return -1;
+		w->kent = nk;
+		w->kentcap = nc;
+	}
+	w->kent[k] = ei;
+	return 0;
+}
+
+/* Is field hash h among the n cached ones (at j, its place last time, first)? */
+static int
+fh_cached(const uint64_t *cf, uint32_t n, uint32_t j, uint64_t h)
+{
+	if (j < n && cf[j] == h)
+		return 1;
+	for (uint32_t i = 0; i < n; i++)
+		if (cf[i] == h)
+			return 1;
+	return 0;
+}
+
+/* The writes of entry ei (e) into the epoch being built: its key, kind and
+ * arguments.  Every field stored or deleted is hashed into e->fh; with the
+ * key in the written-fields cache (valid at now_ms) only the fields whose
+ * hash is not there are written, and the key's kind is 'p'.  rebuild: the
+ * epoch in flight is built again (the key table holds the next one). */
+static int
+build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 {
 	const uint8_t *body = e->body, *v;
-	size_t len = e->len, vl, off, hdr;
+	size_t len = e->len, vl, off, hdr, at;
 	const char *k;
 	size_t kl;
-	uint32_t n;
+	uint32_t n, nf = e->nset + e->ndel, nset = 0, ndel = 0, cn = 0, j;
 	int64_t ttl = e->ttl;
 
-	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || fp_buf_addc(&w->kinds, 'h') < 0)
-		return -1;
-	/* the script reads nset, ndel (counted by kvw_add()) and the ttl
-	 * first, then the fields set, then the fields deleted (nil) */
-	if (push_num(w, &w->args, e->nset) < 0 || push_num(w, &w->args, e->ndel) < 0 ||
-	    push_num(w, &w->args, ttl) < 0 || mp_read_map(body, len, &n, &hdr) < 0)
+	if (e->fhcap < nf) {
+		uint64_t *nh = realloc(e->fh, nf * sizeof *nh);
+		if (!nh)
+			return -1;
+		e->fh = nh;
+		e->fhcap = nf;
+	}
+	if (w->chgcap < nf) {
+		uint8_t *nc = realloc(w->chg, nf);
+		if (!nc)
+			return -1;
+		w->chg = nc;
+		w->chgcap = nf;
+	}
+	e->until = INT64_MAX;
+	const uint64_t *cf = w->cache ? wcache_get(w->cache, e->hash, now_ms, &cn, &e->until) : NULL;
+	if (mp_read_map(body, len, &n, &hdr) < 0)
 		return -1;
 	off = hdr;
+	j = 0;
 	for (uint32_t i = 0; i < n; i++) {
+		at = off;
 		map_next(body, len, &off, &k, &kl, &v, &vl);
-		if (not_stored(k, kl) || is_nil(v, vl))
+		if (not_stored(k, kl))
 			continue;
-		if (push_bytes(w, &w->args, k, kl) < 0 || push_value(w, v, vl) < 0)
+		uint64_t h = hash_bytes(body + at, off - at); /* the name and the value */
+		int changed = !cf || !fh_cached(cf, cn, j, h);
+		e->fh[j] = h;
+		w->chg[j++] = (uint8_t)changed;
+		if (changed)
+			*(is_nil(v, vl) ? &ndel : &nset) += 1;
+	}
+	e->nfh = j;
+	w->bfields += nset + ndel;
+	w->bskipped += j - nset - ndel;
+	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || kent_push(w, ei) < 0 ||
+	    fp_buf_addc(&w->kinds, cf && nset + ndel < j ? 'p' : 'h') < 0)
+		return -1;
+	/* the writes read nset, ndel and the ttl first, then the fields set,
+	 * then the fields deleted (nil) */
+	if (push_num(w, &w->args, nset) < 0 || push_num(w, &w->args, ndel) < 0 ||
+	    push_num(w, &w->args, ttl) < 0)
+		return -1;
+	off = hdr;
+	j = 0;
+	for (uint32_t i = 0; i < n && nset; i++) {
+		map_next(body, len, &off, &k, &kl, &v, &vl);
+		if (not_stored(k, kl))
+			continue;
+		if (w->chg[j++] && !is_nil(v, vl) &&
+		    (push_bytes(w, &w->args, k, kl) < 0 || push_value(w, v, vl) < 0))
 			return -1;
 	}
 	off = hdr;
-	for (uint32_t i = 0; i < n && e->ndel; i++) {
+	j = 0;
+	for (uint32_t i = 0; i < n && ndel; i++) {
 		map_next(body, len, &off, &k, &kl, &v, &vl);
-		if (!not_stored(k, kl) && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
+		if (not_stored(k, kl))
+			continue;
+		if (w->chg[j++] && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
 			return -1;
 	}
 
@@ -1093,10 +1188,12 @@ build_entry(kvw *w, struct entry *e)
 		zk->len = 0;
 		if (fp_buf_add(zk, e->key, e->klen) < 0 || fp_buf_addc(zk, ':') < 0 ||
 		    fp_buf_adds(zk, f) < 0 || push_bytes(w, &w->keys, zk->p, zk->len) < 0 ||
-		    fp_buf_addc(&w->kinds, 'z') < 0)
+		    kent_push(w, ei) < 0 || fp_buf_addc(&w->kinds, 'z') < 0)
 			return -1;
 		size_t slot;
-		if (table_find(w, zk->p, zk->len, hash_bytes(zk->p, zk->len), &slot)) {
+		/* (checked when the epoch was first built: the key table holds the
+		 * next epoch now) */
+		if (!rebuild && table_find(w, zk->p, zk->len, hash_bytes(zk->p, zk->len), &slot)) {
 			char sh[100];
 			return fail(w, KVW_DATA, "the sorted set '%s' of --zset %s is also the key of an update",
 			            shown(zk->p, zk->len, sh, sizeof sh), f), -2;
@@ -1130,19 +1227,28 @@ build_entry(kvw *w, struct entry *e)
 	return 0;
 }
 
+/* Build the epoch: ARGV and KEYS of the check, the writes.  rebuild: the
+ * epoch in flight again (its entries, its positions, the same fence), after
+ * keys of it were dropped from the written-fields cache. */
 static int
-build_epoch(kvw *w)
+build_epoch(kvw *w, int rebuild)
 {
+	struct entry *ents = rebuild ? w->ient : w->ent;
+	size_t nents = rebuild ? w->inent : w->nent;
 	w->arena.len = w->kbuf.len = 0;
 	w->kinds.len = 0;
 	w->keys.n = w->args.n = 0;
-	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || spanv_push(&w->args, 0, 0) < 0 ||
-	    push_num(w, &w->args, (long long)w->npos) < 0)
+	w->bfields = w->bskipped = 0;
+	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || kent_push(w, SIZE_MAX) < 0 ||
+	    spanv_push(&w->args, 0, 0) < 0)
 		return fail(w, KVW_IO, "out of memory");
 	/* the fence: every offsets field of this shard holds what this process
 	 * expects (its origin, then its own last commit), or is missing */
-	w->nfence = w->npos;
-	for (size_t i = 0; i < w->npos; i++) {
+	if (!rebuild)
+		w->nfence = w->npos;
+	if (push_num(w, &w->args, (long long)w->nfence) < 0)
+		return fail(w, KVW_IO, "out of memory");
+	for (size_t i = 0; i < w->nfence; i++) {
 		struct ppos *p = &w->pos[i];
 		char f[512], t[48] = "";
 		if (store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f) < 0)
@@ -1152,8 +1258,9 @@ build_epoch(kvw *w)
 		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
 			return fail(w, KVW_IO, "out of memory");
 	}
-	for (size_t i = 0; i < w->nent; i++) {
-		int r = build_entry(w, &w->ent[i]);
+	int64_t now = fp_mono_ms();
+	for (size_t i = 0; i < nents; i++) {
+		int r = build_entry(w, &ents[i], i, now, rebuild);
 		if (r == -2)
 			return KVW_DATA;
 		if (r < 0)
@@ -1162,11 +1269,11 @@ build_epoch(kvw *w)
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
 		char f[512], t[48];
-		if (!pos_dirty(p))
+		if (rebuild ? !p->has_inflight : !pos_dirty(p))
 			continue;
 		if (store_offset_field(p->topic, p->tlen, p->part, w->o.shard, w->o.nshards, f, sizeof f) < 0)
 			return fail(w, KVW_DATA, "topic name '%.60s...' too long", p->topic);
-		store_pos_format(p->pending, t, sizeof t);
+		store_pos_format(rebuild ? p->inflight : p->pending, t, sizeof t);
 		if (push_bytes(w, &w->args, f, strlen(f)) < 0 || push_bytes(w, &w->args, t, strlen(t)) < 0)
 			return fail(w, KVW_IO, "out of memory");
 	}
@@ -1659,6 +1766,14 @@ epoch_seal(kvw *w)
 	w->nstamp = 0;
 	w->inflight_keys = w->nent;
 	w->inflight_updates = w->epoch_updates;
+	/* the entries go in flight with it (built again if keys of it are gone) */
+	struct entry *te = w->ient;
+	size_t tec = w->ientcap;
+	w->ient = w->ent;
+	w->ientcap = w->entcap;
+	w->inent = w->nent;
+	w->ent = te;
+	w->entcap = tec;
 	w->nent = 0;
 	w->epoch_updates = 0;
 	memset(w->slots, 0, w->nslots * sizeof *w->slots);
@@ -1681,6 +1796,26 @@ note_latency(kvw *w, int64_t us)
 	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+/* The written-fields cache learns what the acknowledged epoch wrote.  A key
+ * with a TTL is known until a margin before Redis may expire it (measured
+ * from when the commit was sent, before Redis ran it); without @ttl, until
+ * an earlier deadline still in force, or forever. */
+static void
+cache_epoch(kvw *w)
+{
+	int64_t t0 = w->o.dry_run ? fp_mono_ms() : w->sent_at;
+	for (size_t i = 0; i < w->inent; i++) {
+		struct entry *e = &w->ient[i];
+		int64_t until = e->until;
+		if (e->ttl > 0) {
+			int64_t ms = e->ttl * 1000, margin = ms / 10 < 1000 ? 1000 : ms / 10;
+			until = t0 + ms - margin;
+		}
+		/* out of memory: the key is dropped, written whole next time */
+		(void)wcache_put(w->cache, e->hash, until, e->fh, e->nfh);
+	}
+}
+
 /* The epoch in flight is acknowledged (or, in dry-run mode, rendered). */
 static void
 epoch_acked(kvw *w)
@@ -1693,6 +1828,10 @@ epoch_acked(kvw *w)
 		note_latency(w, took);
 	}
 	observe_epoch(w, took);
+	if (w->cache)
+		cache_epoch(w);
+	w->st.fields += w->bfields;
+	w->st.fields_skipped += w->bskipped;
 	for (size_t i = 0; i < w->npos; i++) {
 		struct ppos *p = &w->pos[i];
 		if (p->has_inflight) {
@@ -1743,6 +1882,36 @@ fence_failed(kvw *w, const char *what)
 }
 
 enum { REPLY_ACK = -1, REPLY_AGAIN = -2, REPLY_TRANSIENT = -3 };
+
+/* The check refused the epoch because keys it writes in part are gone from
+ * Redis (list: their KEYS indexes): forget them in the cache and build the
+ * epoch again, those keys whole.  REPLY_AGAIN or a KVW_* code. */
+static int
+rebuild_gone(kvw *w, const char *list)
+{
+	size_t n = 0;
+	char *end;
+	for (const char *p = list;; p = end) {
+		long idx = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		/* KEYS[idx] is keys.v[idx - 1], of kind kinds[idx - 2] */
+		if (w->cache && idx >= 2 && (size_t)idx <= w->keys.n && w->kinds.p[idx - 2] == 'p') {
+			wcache_drop(w->cache, w->ient[w->kent[idx - 1]].hash);
+			n++;
+		}
+	}
+	if (!n)
+		return fail(w, KVW_REMOTE, "unexpected answer of the commit's check: FPGONE %.100s", list);
+	if (++w->aborts > 100)
+		return fail(w, KVW_REMOTE, "keys written in part were gone from Redis at 100 commits in "
+		            "a row: is another client deleting this shard's keys?");
+	warn(w, "%zu key%s of this epoch, known to hold the fields not written, %s gone from Redis "
+	     "(deleted by another client? evicted?): writing %s whole", n, n == 1 ? "" : "s",
+	     n == 1 ? "was" : "were", n == 1 ? "it" : "them");
+	int r = build_epoch(w, 1);
+	return r ? r : REPLY_AGAIN;
+}
 
 /* After a wrong-type or fence refusal: the key the check named. */
 static int
@@ -1820,6 +1989,9 @@ commit_reply(kvw *w, const redisReply *exec)
 	const char *fe = strstr(e, "FPFENCE ");
 	if (fe)
 		return fence_failed(w, fe + 8);
+	const char *gone = strstr(e, "FPGONE ");
+	if (gone)
+		return rebuild_gone(w, gone + 7);
 	if (is_transient(e)) {
 		fail(w, -1, "Redis refused the commit: %s", e);
 		return REPLY_TRANSIENT;
@@ -2004,7 +2176,7 @@ commit_start(kvw *w)
 		w->changed = w->barrier = 0;
 		return 0;
 	}
-	int r = build_epoch(w);
+	int r = build_epoch(w, 0);
 	if (r)
 		return r;
 	epoch_seal(w);

@@ -15,6 +15,11 @@
  * batches) a commit starts only at a consistent point: no update read since
  * the last sync frame.
  *
+ * The written-fields cache (wcache.h, cache_keys): a key this process
+ * committed is written again with only the fields that changed since; the
+ * check makes sure it still exists, and when it does not, the epoch is
+ * built again with that key whole.
+ *
  * Failures: connection and command timeouts, reconnect with exponential
  * backoff, and a commit whose reply never came is resolved by reading the
  * stored offsets back.  Stored offsets behind what this process committed
@@ -53,6 +58,7 @@ typedef struct kvw_metrics {
 	stats_counter *records_in;     /* update frames read */
 	stats_counter *records_out;    /* update frames committed */
 	stats_counter *barriers, *epochs, *keys, *reconnects;
+	stats_counter *fields, *fields_skipped; /* fields written; left unchanged */
 	stats_hist *e2e_us;            /* @ts -> commit acknowledged */
 	stats_hist *pipeline_us;       /* @in -> commit acknowledged */
 	stats_hist *commit_us;         /* per epoch: the commit, retries included */
@@ -78,6 +84,7 @@ typedef struct kvw_options {
 	int connect_ms, command_ms;
 	int64_t give_up_ms;       /* 0: retry forever */
 	size_t max_frame;         /* 0: FP_MAX_FRAME or the default */
+	size_t cache_keys;        /* keys the written-fields cache holds; 0: off */
 	/* Called with a warning to show the user (reconnects, persistence off). */
 	void (*warn)(void *arg, const char *msg);
 	void *warn_arg;
@@ -90,6 +97,8 @@ typedef struct kvw_stats {
 	uint64_t barriers;
 	uint64_t epochs;          /* commits sent and acknowledged */
 	uint64_t keys;            /* keys written (after coalescing) */
+	uint64_t fields;          /* fields written (HSET, HDEL) */
+	uint64_t fields_skipped;  /* fields left as Redis holds them (unchanged) */
 	uint64_t reconnects;
 	double commit_ms_p50, commit_ms_p99, commit_ms_max;
 } kvw_stats;

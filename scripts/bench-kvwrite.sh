@@ -3,16 +3,27 @@
 # with redis-benchmark's pipelined HSET on the same server as the ceiling.
 #
 #   scripts/bench-kvwrite.sh [UPDATES [KEYS]]        (default 1000000 100000)
+#   SOURCE=used_car scripts/bench-kvwrite.sh [EVENTS [USERS]]  (default 300000 10000)
 #   FP_BIN=build/bin  KVW_ARGS='--max-batch 10000'   (extra fp-kvwrite flags)
 #
 # Input: UPDATES fp-merge-shaped updates over KEYS keys (uniform random),
-# 8 feature fields + @state each.  Runs the defaults and two large-epoch
-# settings; prints records/s (input updates), keys written/s (after
-# coalescing), commit latency p50/p99, CPU seconds of fp-kvwrite and of
+# 8 feature fields + @state each; or, with SOURCE=used_car, what fp-merge
+# makes of EVENTS events of examples/used_car (gen.py, fp-import --lines per
+# topic, fp-merge --no-store: its 12 features and a 2 KB @state, coalesced
+# per input batch).  Runs the defaults, the defaults with --cache-keys 0
+# (every field every time) and two large-epoch settings; prints records/s
+# (input updates), keys written/s (after coalescing), fields written and
+# left unchanged, commit latency p50/p99, CPU seconds of fp-kvwrite and of
 # redis-server, the ceiling and the ratio records/s : ceiling.
 set -eu
-N=${1:-1000000}
-K=${2:-100000}
+SOURCE=${SOURCE:-synthetic}
+if [ "$SOURCE" = used_car ]; then
+	N=${1:-300000}
+	K=${2:-10000}
+else
+	N=${1:-1000000}
+	K=${2:-100000}
+fi
 BIN=${FP_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}
 KVW_ARGS=${KVW_ARGS:-}
 
@@ -34,6 +45,17 @@ until redis-cli -p "$port" ping >/dev/null 2>&1; do
 	sleep 0.1
 done
 
+if [ "$SOURCE" = used_car ]; then
+	echo "fp-merge's updates of $N used-car events of $K users..." >&2
+	top=$(cd "$(dirname "$0")/.." && pwd)
+	python3 "$top/examples/used_car/gen.py" --events "$N" --users "$K" --split "$tmp/data" >/dev/null
+	for t in views favourites calls orders; do
+		"$BIN/fp-import" -d "$top/examples/used_car/dictionary.fpd" --lines -s "$t" "$tmp/data/$t.txt" 2>/dev/null
+	done | "$BIN/fp-merge" -f "$top/examples/used_car/user.fp" --no-store >"$tmp/in.frames"
+	rm -rf "$tmp/data"
+	N=$("$BIN/fp-cat" "$tmp/in.frames" | grep -vc '"@ctl"')
+	echo "$N updates, $(du -m "$tmp/in.frames" | cut -f1) MB" >&2
+else
 echo "generating $N updates over $K keys..." >&2
 python3 - "$N" "$K" >"$tmp/in.jsonl" <<'PY'
 import sys, random, json
@@ -55,6 +77,7 @@ for i in range(n):
 PY
 "$BIN/fp-cat" -r "$tmp/in.jsonl" >"$tmp/in.frames"
 rm -f "$tmp/in.jsonl"
+fi
 
 # redis_cpu: CPU seconds redis-server has used so far
 redis_cpu() {
@@ -99,9 +122,10 @@ n, t0, t1, ceil, dbkeys, stats, cpu, args = sys.argv[1:9]
 n, secs, ceil = int(n), float(t1) - float(t0), float(ceil)
 st = dict(re.findall(r'(\w+)=([0-9.]+)', stats))
 rec = n / secs
-print("fp-kvwrite %s: %d updates in %.2fs, %d keys in Redis" % (args or "(defaults)", n, secs, int(dbkeys) - 1))
+print("fp-kvwrite %s: %d updates in %.2fs, %d keys in Redis" % (args or "(defaults)", n, secs, int(dbkeys) - 2))  # less the offsets and the fence key
 print("  records/s (input updates):  %10.0f" % rec)
 print("  keys written/s (coalesced): %10.0f   (%s key writes in %s epochs)" % (int(st["keys"]) / secs, st["keys"], st["epochs"]))
+print("  fields written %s, left unchanged %s" % (st["fields"], st["skipped"]))
 print("  commit latency ms: p50 %s  p99 %s  max %s" % (st["commit_ms_p50"], st["commit_ms_p99"], st["commit_ms_max"]))
 print("  CPU: %s" % cpu)
 PY
@@ -114,8 +138,10 @@ r1=$(report $KVW_ARGS)
 # for the length of each commit (about 6 us per key: 0.6 s for 100000 keys).
 # With the default timer, group commit cuts the epochs; with a 5 s timer the
 # whole input is one epoch.
-r2= r3=
+r0= r2= r3=
 if [ -z "$KVW_ARGS" ]; then
+	run --cache-keys 0
+	r0=$(report --cache-keys 0)
 	run --max-batch 100000
 	r2=$(report --max-batch 100000)
 	run --max-batch 100000 --flush-ms 5000
@@ -125,7 +151,7 @@ ceiling2=$(ceiling_run)
 ccpu2=$(cat "$tmp/ceiling.cpu")
 ceiling=$(python3 -c "print(($ceiling1 + $ceiling2) / 2)")
 echo "ceiling: redis-benchmark -P 64 -t hset -n 1000000 -r 100000: $ceiling1 HSET/s before, $ceiling2 after, mean $ceiling (redis-server CPU $ccpu1 s, $ccpu2 s)"
-for r in "$r1" "$r2" "$r3"; do
+for r in "$r1" "$r0" "$r2" "$r3"; do
 	[ -n "$r" ] || continue
 	printf '%s\n' "$r" | python3 -c "
 import sys
