@@ -16,9 +16,11 @@
       notify-keyspace-events Kh) and writes "i µs" to FILE when a probe user's
       hash is first written -- when fp-kvwrite's commit made it visible.
       Stops on SIGTERM.
-  bench_latency.py report --sent FILE --seen FILE --hist OUT
+  bench_latency.py report --sent FILE --seen FILE --hist OUT [--series OUT2]
       Joins the two, prints "probes seen p50 p90 p99 max" in ms and writes a
-      histogram to OUT for gnuplot: "ms share" per log-spaced bin (20 a decade).
+      histogram to OUT for gnuplot: "ms share" per log-spaced bin (20 a decade);
+      with --series, every probe as "seconds-since-the-first latency-ms" (-1:
+      not seen) to OUT2.
 """
 import argparse
 import math
@@ -134,6 +136,14 @@ def pct(v, q):
 def report(a):
     sent = dict(map(int, l.split()) for l in open(a.sent))
     seen = dict(map(int, l.split()) for l in open(a.seen))
+    if a.series:
+        # every probe in the order sent: seconds since the first, latency in ms
+        # (-1: not seen), to see when the slow ones happened
+        t0 = min(sent.values())
+        with open(a.series, "w") as f:
+            for i in sorted(sent):
+                f.write("%.3f %.1f\n" % ((sent[i] - t0) / 1e6,
+                                         (seen[i] - sent[i]) / 1000.0 if i in seen else -1))
     lat = sorted((seen[i] - sent[i]) / 1000.0 for i in sent if i in seen)
     if not lat:
         print("0 0 nan nan nan nan")
@@ -170,6 +180,7 @@ def main():
     p.add_argument("--sent", required=True)
     p.add_argument("--seen", required=True)
     p.add_argument("--hist", required=True)
+    p.add_argument("--series")
     a = ap.parse_args()
     return {"feed": feed, "watch": watch, "report": report}[a.cmd](a)
 
