@@ -802,11 +802,119 @@ put_double_fast(fp_buf *a, double d)
 	return -1;
 }
 
+typedef unsigned __int128 u128;
+
+static u128
+pow10_u128(int k)
+{
+	u128 p = 1;
+	while (k-- > 0)
+		p *= 10;
+	return p;
+}
+
+/* N = |d| * 10^k correctly rounded (ties to even), for d = m * 2^-s
+ * (0 <= s <= 70, 0 <= k <= 22: every product fits 128 bits). */
+static u128
+scaled_round(uint64_t m, int s, int k)
+{
+	u128 num = (u128)m * pow10_u128(k);
+	if (!s)
+		return num;
+	u128 n = num >> s, rem = num & (((u128)1 << s) - 1), half = (u128)1 << (s - 1);
+	return rem > half || (rem == half && (n & 1)) ? n + 1 : n;
+}
+
+/* Does N / 10^k read back as m * 2^-s (strtod's rounding: to nearest, ties
+ * to even)?  Compared exactly, everything scaled by 10^k * 2^(s+2). */
+static int
+reads_back(uint64_t m, int s, u128 n, int k)
+{
+	u128 p = pow10_u128(k), a = n << (s + 2), b = (u128)m * p * 4;
+	u128 hi = 2 * p, lo = m == (uint64_t)1 << 52 ? p : 2 * p; /* the gap below a power of 2 is half */
+	if (a > b)
+		return a - b < hi || (a - b == hi && !(m & 1));
+	return b - a < lo || (b - a == lo && !(m & 1));
+}
+
+/* A double that needs 16 or 17 significant digits, 1e-5 <= |d| < 2^53, as
+ * the general path below prints it (the least precision that reads back,
+ * in plain decimal notation), from exact integer arithmetic instead of
+ * printing and parsing it up to six times.  0, or -1 (nothing written)
+ * when d is not such a double: the general path then takes it. */
+static int
+put_double_exact(fp_buf *o, double d)
+{
+	double ad = fabs(d);
+	if (!(ad >= 1e-5 && ad < 9007199254740992.0))
+		return -1;
+	int e2;
+	double fr = frexp(ad, &e2);                  /* ad = fr * 2^e2, fr in [0.5, 1) */
+	uint64_t m = (uint64_t)ldexp(fr, 53);        /* exact: 53 bits */
+	int s = 53 - e2;                             /* ad = m * 2^-s */
+	if (s < 0 || s > 70)
+		return -1;
+	/* e10 = floor(log10(ad)), exactly: N17 must have 17 digits */
+	int e10 = (int)floor(log10(ad));
+	const u128 p16 = pow10_u128(16), p17 = pow10_u128(17);
+	u128 n = 0;
+	for (int tries = 0; tries < 3; tries++) {
+		if (16 - e10 < 0 || 16 - e10 > 22)
+			return -1;
+		n = scaled_round(m, s, 16 - e10);
+		if (n >= p17)
+			e10++;
+		else if (n < p16)
+			e10--;
+		else
+			break;
+	}
+	if (n < p16 || n >= p17 || e10 < -5)
+		return -1;
+	/* fewer digits: 15 (or less) is the general path's; 16 if it reads back
+	 * without carrying into a 17th digit */
+	u128 n15 = scaled_round(m, s, 14 - e10 < 0 ? 0 : 14 - e10);
+	if (14 - e10 >= 0 && reads_back(m, s, n15, 14 - e10))
+		return -1;
+	int k = 16 - e10;
+	u128 n16 = scaled_round(m, s, 15 - e10);
+	if (n16 < p16 && reads_back(m, s, n16, 15 - e10))
+		n = n16, k = 15 - e10;
+	else if (!reads_back(m, s, n, k))
+		return -1;                           /* cannot happen: 17 digits read back */
+	/* n / 10^k in plain notation: k decimals, ".0" when there are none */
+	char dig[48], out[64];
+	int nd = 0, j = 0;
+	do {
+		dig[nd++] = (char)('0' + (int)(n % 10));
+		n /= 10;
+	} while (n);
+	if (signbit(d))
+		out[j++] = '-';
+	if (nd <= k) {
+		out[j++] = '0';
+		out[j++] = '.';
+		for (int z = 0; z < k - nd; z++)
+			out[j++] = '0';
+		while (nd)
+			out[j++] = dig[--nd];
+	} else {
+		while (nd > k)
+			out[j++] = dig[--nd];
+		out[j++] = '.';
+		if (!k)
+			out[j++] = '0';
+		while (nd)
+			out[j++] = dig[--nd];
+	}
+	return fp_buf_add(o, out, (size_t)j);
+}
+
 static int
 put_double(fp_buf *o, double d, int is32)
 {
 	char t[40];
-	if (!is32 && isfinite(d) && put_double_fast(o, d) == 0)
+	if (!is32 && isfinite(d) && (put_double_fast(o, d) == 0 || put_double_exact(o, d) == 0))
 		return 0;
 	if (isnan(d))
 		return fp_buf_adds(o, "{\"@float\":\"NaN\"}");

@@ -112,10 +112,79 @@ test_doubles(void)
 	ok(bad == 0, "20000 doubles print in the fewest digits that read back exactly, always as floats");
 }
 
+/* The text mp_to_json() gave every double before its exact 16/17-digit
+ * path: the least %.*g precision that reads back, then plain notation for
+ * 1e-5 <= |d| < 2^53 (a fixed copy, the reference for the fast paths). */
+static void
+ref_double_text(double d, char *t, size_t tl)
+{
+	int lo = 1;
+	for (; lo < 17; lo++) {
+		snprintf(t, tl, "%.*g", lo, d);
+		if (strtod(t, NULL) == d)
+			break;
+	}
+	snprintf(t, tl, "%.*e", lo - 1, d);
+	int e10 = atoi(strchr(t, 'e') + 1);
+	if (e10 >= -5 && fabs(d) < 9007199254740992.0)
+		snprintf(t, tl, "%.*f", lo - 1 - e10 > 0 ? lo - 1 - e10 : 0, d);
+	else
+		snprintf(t, tl, "%.*g", lo, d);
+	if (!strpbrk(t, ".eEn"))
+		strcat(t, ".0");
+}
+
+static int
+same_double_text(double d)
+{
+	fp_buf mp = FP_BUF_INIT, out = FP_BUF_INIT;
+	char ref[64];
+	mpw_map(&mp, 1);
+	mpw_str(&mp, "d", 1);
+	mpw_double(&mp, d);
+	mp_to_json(mp.p, mp.len, &out);
+	ref_double_text(d, ref, sizeof ref);
+	int same = out.len == 6 + strlen(ref) && !memcmp(out.p + 5, ref, strlen(ref));
+	if (!same)
+		printf("# %.17g: printed %.*s, reference %s\n", d, (int)out.len - 6, (const char *)out.p + 5, ref);
+	fp_buf_release(&mp);
+	fp_buf_release(&out);
+	return same;
+}
+
+/* The same text as the reference for doubles of every kind the fast paths
+ * take or leave: random bits in and around [1e-5, 2^53), averages (which
+ * need 16 or 17 digits), neighbours of powers of ten and of two. */
+static void
+test_double_text(void)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	int bad = 0, n = 0;
+	for (int i = 0; i < 300000 && bad < 5; i++, n++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		double d;
+		switch (i % 6) {
+		case 0: { /* any bits with an exponent from 2^-20 to 2^56 */
+			uint64_t bits = (x & 0x800fffffffffffffull) | (uint64_t)(1003 + (x >> 52) % 77) << 52;
+			memcpy(&d, &bits, sizeof d);
+			break;
+		}
+		case 1: d = (double)(x % 100000000) / (double)(3 + x % 11); break;
+		case 2: d = (double)(x % 1000000) / 100.0 / (double)(1 + (x >> 32) % 97); break;
+		case 3: d = nextafter(pow(10, (int)(x % 23) - 6), (x & 1) ? 0 : 1e300); break;
+		case 4: d = ldexp(1.0, (int)(x % 70) - 17) * ((x & 2) ? 1 : -1); break;
+		default: d = nextafter(ldexp(1.0, (int)(x % 70) - 17), (x & 4) ? 0 : 1e300); break;
+		}
+		bad += !same_double_text(d);
+	}
+	ok(bad == 0, "%d doubles print as the reference (least %%.*g that reads back, plain notation)", n);
+}
+
 int
 main(void)
 {
 	test_doubles();
+	test_double_text();
 	ok(roundtrip("{\"a\":1,\"b\":1.0,\"c\":-1,\"d\":0.1}", NULL), "ints stay ints, floats stay floats");
 	ok(roundtrip("{\"max\":18446744073709551615,\"min\":-9223372036854775808}", NULL), "64-bit extremes exact");
 	ok(roundtrip("{\"z\":1,\"a\":2,\"m\":3}", NULL), "map key order kept");
