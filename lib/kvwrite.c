@@ -109,6 +109,14 @@ struct ppos {                   /* one (topic, partition) of this shard */
 };
 
 struct span { size_t off, len; };
+
+/* A field of an update being built: name and value inside its body. */
+struct fldref {
+	const char *k;
+	const uint8_t *v;
+	uint32_t kl, vl;
+	uint8_t changed, nil;
+};
 struct spanv { struct span *v; size_t n, cap; };
 
 struct kvw {
@@ -142,8 +150,8 @@ struct kvw {
 	struct spanv keys, args;
 	size_t *kent;           /* per key: the entry (in ient after the seal) it writes */
 	size_t kentcap;
-	uint8_t *chg;           /* per field of the entry being built: it changed */
-	size_t chgcap;
+	struct fldref *fld;     /* the fields of the entry being built */
+	size_t fldcap;
 	uint64_t bfields, bskipped; /* fields the epoch writes; fields it leaves as they are */
 	const char **argv;
 	size_t *argl, argcap;
@@ -462,7 +470,7 @@ kvw_free(kvw *w)
 	free(w->slots);
 	wcache_free(w->cache);
 	free(w->kent);
-	free(w->chg);
+	free(w->fld);
 	for (size_t i = 0; i < w->npos; i++)
 		free(w->pos[i].topic);
 	free(w->pos);
@@ -1124,12 +1132,12 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 		e->fh = nh;
 		e->fhcap = nf;
 	}
-	if (w->chgcap < nf) {
-		uint8_t *nc = realloc(w->chg, nf);
-		if (!nc)
+	if (w->fldcap < nf) {
+		struct fldref *nr = realloc(w->fld, nf * sizeof *nr);
+		if (!nr)
 			return -1;
-		w->chg = nc;
-		w->chgcap = nf;
+		w->fld = nr;
+		w->fldcap = nf;
 	}
 	e->until = INT64_MAX;
 	const uint64_t *cf = w->cache ? wcache_get(w->cache, e->hash, now_ms, &cn, &e->until) : NULL;
@@ -1137,17 +1145,18 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 		return -1;
 	off = hdr;
 	j = 0;
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n && j < nf; i++) {
 		at = off;
 		map_next(body, len, &off, &k, &kl, &v, &vl);
 		if (not_stored(k, kl))
 			continue;
 		uint64_t h = hash_bytes(body + at, off - at); /* the name and the value */
-		int changed = !cf || !fh_cached(cf, cn, j, h);
-		e->fh[j] = h;
-		w->chg[j++] = (uint8_t)changed;
-		if (changed)
-			*(is_nil(v, vl) ? &ndel : &nset) += 1;
+		struct fldref *f = &w->fld[j];
+		*f = (struct fldref){k, v, (uint32_t)kl, (uint32_t)vl, !cf || !fh_cached(cf, cn, j, h),
+		                     is_nil(v, vl)};
+		e->fh[j++] = h;
+		if (f->changed)
+			*(f->nil ? &ndel : &nset) += 1;
 	}
 	e->nfh = j;
 	w->bfields += nset + ndel;
@@ -1160,23 +1169,15 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 	if (push_num(w, &w->args, nset) < 0 || push_num(w, &w->args, ndel) < 0 ||
 	    push_num(w, &w->args, ttl) < 0)
 		return -1;
-	off = hdr;
-	j = 0;
-	for (uint32_t i = 0; i < n && nset; i++) {
-		map_next(body, len, &off, &k, &kl, &v, &vl);
-		if (not_stored(k, kl))
-			continue;
-		if (w->chg[j++] && !is_nil(v, vl) &&
-		    (push_bytes(w, &w->args, k, kl) < 0 || push_value(w, v, vl) < 0))
+	for (uint32_t i = 0; i < j && nset; i++) {
+		const struct fldref *f = &w->fld[i];
+		if (f->changed && !f->nil &&
+		    (push_bytes(w, &w->args, f->k, f->kl) < 0 || push_value(w, f->v, f->vl) < 0))
 			return -1;
 	}
-	off = hdr;
-	j = 0;
-	for (uint32_t i = 0; i < n && ndel; i++) {
-		map_next(body, len, &off, &k, &kl, &v, &vl);
-		if (not_stored(k, kl))
-			continue;
-		if (w->chg[j++] && is_nil(v, vl) && push_bytes(w, &w->args, k, kl) < 0)
+	for (uint32_t i = 0; i < j && ndel; i++) {
+		const struct fldref *f = &w->fld[i];
+		if (f->changed && f->nil && push_bytes(w, &w->args, f->k, f->kl) < 0)
 			return -1;
 	}
 
