@@ -13,7 +13,7 @@
       this feeder and its fp-produce processes).
   bench_latency.py watch -r REDIS_URL --seen FILE
       Subscribes to the keyspace events of the probe keys (the caller sets
-      notify-keyspace-events Kh) and writes "i µs" to FILE when a probe user's
+      notify-keyspace-events Kn: key creation) and writes "i µs" to FILE when a probe user's
       hash is first written -- when fp-kvwrite's commit made it visible.
       Stops on SIGTERM.
   bench_latency.py report --sent FILE --seen FILE --hist OUT [--series OUT2]
