@@ -112,6 +112,7 @@ struct ppos {                   /* one (topic, partition) of this shard */
 };
 
 struct span { size_t off, len; };
+struct sizev { size_t *v; size_t n, cap; };
 
 /* A field of an update being built: name and value inside its body. */
 struct fldref {
@@ -151,8 +152,7 @@ struct kvw {
 	 * them, and the kinds letters (ARGV[1]). */
 	fp_buf kbuf, arena, kinds, scratch;
 	struct spanv keys, args;
-	size_t *kent;           /* per key: the entry (in ient after the seal) it writes */
-	size_t kentcap;
+	struct sizev kent;      /* per key: the entry (in ient after the seal) it writes */
 	struct fldref *fld;     /* the fields of the entry being built */
 	size_t fldcap;
 	uint64_t bfields, bskipped; /* fields the epoch writes; fields it leaves as they are */
@@ -188,8 +188,7 @@ struct kvw {
 	 * out, written up to sent; the key table is free for the next epoch. */
 	int inflight;
 	fp_buf out;             /* the commit's pipeline, as RESP */
-	size_t *qkey;           /* per command inside MULTI: its key's index in keys */
-	size_t nq, qcap;
+	struct sizev qkey;      /* per command inside MULTI: its key's index in keys */
 	size_t nreplies, got;   /* replies the pipeline gets; received so far */
 	redisReply *chk, *qerr; /* the check's reply; a command refused in MULTI */
 	unsigned aborts;        /* attempts in a row aborted by the fence key */
@@ -472,7 +471,7 @@ kvw_free(kvw *w)
 	free(w->ient);
 	free(w->slots);
 	wcache_free(w->cache);
-	free(w->kent);
+	free(w->kent.v);
 	free(w->fld);
 	for (size_t i = 0; i < w->npos; i++)
 		free(w->pos[i].topic);
@@ -490,7 +489,7 @@ kvw_free(kvw *w)
 	free(w->stamp);
 	free(w->istamp);
 	fp_buf_release(&w->out);
-	free(w->qkey);
+	free(w->qkey.v);
 	if (w->chk)
 		freeReplyObject(w->chk);
 	if (w->qerr)
@@ -1084,21 +1083,26 @@ push_value(kvw *w, const uint8_t *v, size_t vl)
 	return push_bytes(w, &w->args, w->scratch.p, w->scratch.len);
 }
 
+static int
+sizev_push(struct sizev *sv, size_t x)
+{
+	if (sv->n == sv->cap) {
+		size_t nc = sv->cap ? sv->cap * 2 : 1024;
+		size_t *nv = realloc(sv->v, nc * sizeof *nv);
+		if (!nv)
+			return -1;
+		sv->v = nv;
+		sv->cap = nc;
+	}
+	sv->v[sv->n++] = x;
+	return 0;
+}
+
 /* keys.v[keys.n - 1], just pushed, writes entry ei (SIZE_MAX: none). */
 static int
 kent_push(kvw *w, size_t ei)
 {
-	size_t k = w->keys.n - 1;
-	if (k >= w->kentcap) {
-		size_t nc = w->kentcap ? w->kentcap * 2 : 1024;
-		size_t *nk = realloc(w->kent, nc * sizeof *nk);
-		if (!nk)
-			return -1;
-		w->kent = nk;
-		w->kentcap = nc;
-	}
-	w->kent[k] = ei;
-	return 0;
+	return sizev_push(&w->kent, ei);
 }
 
 /* Is field hash h among the n cached ones (at j, its place last time, first)? */
@@ -1241,7 +1245,7 @@ build_epoch(kvw *w, int rebuild)
 	size_t nents = rebuild ? w->inent : w->nent;
 	w->arena.len = w->kbuf.len = 0;
 	w->kinds.len = 0;
-	w->keys.n = w->args.n = 0;
+	w->keys.n = w->args.n = w->kent.n = 0;
 	w->bfields = w->bskipped = 0;
 	if (push_bytes(w, &w->keys, w->offkey, strlen(w->offkey)) < 0 || kent_push(w, SIZE_MAX) < 0 ||
 	    spanv_push(&w->args, 0, 0) < 0)
@@ -1684,16 +1688,7 @@ out_array(fp_buf *o, size_t n)
 static int
 qkey_push(kvw *w, size_t k)
 {
-	if (w->nq == w->qcap) {
-		size_t nc = w->qcap ? w->qcap * 2 : 1024;
-		size_t *nk = realloc(w->qkey, nc * sizeof *nk);
-		if (!nk)
-			return -1;
-		w->qkey = nk;
-		w->qcap = nc;
-	}
-	w->qkey[w->nq++] = k;
-	return 0;
+	return sizev_push(&w->qkey, k);
 }
 
 /* A command inside MULTI: cmd, the key keys[k], n arguments from a. */
@@ -1719,7 +1714,7 @@ format_epoch(kvw *w)
 	size_t off, fl = strlen(w->fencekey), head = 2 + 2 * w->nfence;
 	char t[32];
 	o->len = 0;
-	w->nq = 0;
+	w->qkey.n = 0;
 	if (out_array(o, 2) < 0 || bulk_add(o, "WATCH", 5, &off) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0)
 		return -1;
 	/* EVAL CHECK_LUA nkeys offsets keys... fence kinds m pairs... */
@@ -1735,7 +1730,7 @@ format_epoch(kvw *w)
 	    bulk_add(o, w->fencekey, fl, &off) < 0 || out_array(o, 1) < 0 ||
 	    bulk_add(o, "EXEC", 4, &off) < 0)
 		return -1;
-	w->nreplies = 3 + w->nq + 1; /* WATCH, EVAL, MULTI, QUEUED..., EXEC */
+	w->nreplies = 3 + w->qkey.n + 1; /* WATCH, EVAL, MULTI, QUEUED..., EXEC */
 	return 0;
 }
 
@@ -1901,7 +1896,7 @@ rebuild_gone(kvw *w, const char *list)
 			break;
 		/* KEYS[idx] is keys.v[idx - 1], of kind kinds[idx - 2] */
 		if (w->cache && idx >= 2 && (size_t)idx <= w->keys.n && w->kinds.p[idx - 2] == 'p') {
-			wcache_drop(w->cache, w->ient[w->kent[idx - 1]].hash);
+			wcache_drop(w->cache, w->ient[w->kent.v[idx - 1]].hash);
 			n++;
 		}
 	}
@@ -1949,15 +1944,15 @@ commit_reply(kvw *w, const redisReply *exec)
 	const redisReply *chk = w->chk;
 	if (exec->type == REDIS_REPLY_ARRAY) {
 		/* it ran: every write must have succeeded */
-		if (exec->elements != w->nq)
+		if (exec->elements != w->qkey.n)
 			return fail(w, KVW_REMOTE, "unexpected reply to the commit (%zu results for %zu "
-			            "commands)", exec->elements, w->nq);
+			            "commands)", exec->elements, w->qkey.n);
 		for (size_t q = 0; q < exec->elements; q++) {
 			const redisReply *e = exec->element[q];
 			if (e->type != REDIS_REPLY_ERROR)
 				continue;
 			char sh[100];
-			size_t k = w->qkey[q];
+			size_t k = w->qkey.v[q];
 			const char *name = k < w->keys.n
 			        ? shown(w->kbuf.p + w->keys.v[k].off, w->keys.v[k].len, sh, sizeof sh)
 			        : w->fencekey;
