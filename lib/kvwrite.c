@@ -27,9 +27,9 @@
  *   WATCH fence; EVAL CHECK_LUA; MULTI; the epoch's writes; HSET offsets;
  *   INCR fence; EXEC
  * CHECK_LUA checks, before anything is written, the type of every key the
- * epoch writes (HLEN, ZCARD or STRLEN answers WRONGTYPE for another one, an
- * integer -- 0 when it is missing -- in a third less time than TYPE's
- * status reply) and that this shard's offsets fields hold what this process
+ * epoch writes (HLEN, ZCARD or STRLEN: an integer, 0 when the key is
+ * missing, or WRONGTYPE for another type; cheaper than TYPE's status reply)
+ * and that this shard's offsets fields hold what this process
  * expects (the fence against an old pipeline's writer).  When one does not,
  * it sets the fence key -- a counter that every commit of this shard
  * increments -- which aborts the transaction it watches, and answers why.
@@ -112,6 +112,7 @@ struct ppos {                   /* one (topic, partition) of this shard */
 };
 
 struct span { size_t off, len; };
+struct spanv { struct span *v; size_t n, cap; };
 struct sizev { size_t *v; size_t n, cap; };
 
 /* A field of an update being built: name and value inside its body. */
@@ -121,7 +122,6 @@ struct fldref {
 	uint32_t kl, vl;
 	uint8_t changed, nil;
 };
-struct spanv { struct span *v; size_t n, cap; };
 
 struct kvw {
 	kvw_options o;
