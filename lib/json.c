@@ -753,6 +753,37 @@ put_json_string(fp_buf *o, const uint8_t *s, size_t n)
 	return fp_buf_addc(o, '"');
 }
 
+/* m / 10^k in plain decimal notation, '-' first when neg: k decimals, ".0"
+ * when there are none (m < 10^18, k <= 22). */
+static int
+put_scaled(fp_buf *o, int neg, uint64_t m, int k)
+{
+	char dig[FP_DEC_MAX], out[64];
+	int n = (int)fp_fmt_dec(dig, m, 0), j = 0;
+	if (neg)
+		out[j++] = '-';
+	if (k == 0) {
+		memcpy(out + j, dig, (size_t)n);
+		j += n;
+		memcpy(out + j, ".0", 2);
+		j += 2;
+	} else if (n > k) {
+		memcpy(out + j, dig, (size_t)(n - k));
+		j += n - k;
+		out[j++] = '.';
+		memcpy(out + j, dig + n - k, (size_t)k);
+		j += k;
+	} else {
+		out[j++] = '0';
+		out[j++] = '.';
+		for (int z = 0; z < k - n; z++)
+			out[j++] = '0';
+		memcpy(out + j, dig, (size_t)n);
+		j += n;
+	}
+	return fp_buf_add(o, out, (size_t)j);
+}
+
 /* A double as the shortest plain decimal that reads back as the same value,
  * for the everyday case: at most 17 decimals, |d| in [1e-5, 1e17), the
  * digits fitting 53 bits.  m / 10^k with both exact is correctly rounded,
@@ -773,31 +804,8 @@ put_double_fast(fp_buf *a, double d)
 		long long m = llround(t);
 		if ((double)m / p10[k] != d)
 			continue;
-		char dig[24], out[48];
 		unsigned long long um = m < 0 ? 0ull - (unsigned long long)m : (unsigned long long)m;
-		int n = (int)fp_fmt_dec(dig, um, 0), j = 0;
-		if (m < 0 || (m == 0 && signbit(d)))
-			out[j++] = '-';
-		if (k == 0) {
-			memcpy(out + j, dig, (size_t)n);
-			j += n;
-			memcpy(out + j, ".0", 2);
-			j += 2;
-		} else if (n > k) {
-			memcpy(out + j, dig, (size_t)(n - k));
-			j += n - k;
-			out[j++] = '.';
-			memcpy(out + j, dig + n - k, (size_t)k);
-			j += k;
-		} else {
-			out[j++] = '0';
-			out[j++] = '.';
-			for (int z = 0; z < k - n; z++)
-				out[j++] = '0';
-			memcpy(out + j, dig, (size_t)n);
-			j += n;
-		}
-		return fp_buf_add(a, out, (size_t)j);
+		return put_scaled(a, m < 0 || (m == 0 && signbit(d)), um, k);
 	}
 	return -1;
 }
@@ -882,32 +890,7 @@ put_double_exact(fp_buf *o, double d)
 		n = n16, k = 15 - e10;
 	else if (!reads_back(m, s, n, k))
 		return -1;                           /* cannot happen: 17 digits read back */
-	/* n / 10^k in plain notation: k decimals, ".0" when there are none */
-	char dig[48], out[64];
-	int nd = 0, j = 0;
-	do {
-		dig[nd++] = (char)('0' + (int)(n % 10));
-		n /= 10;
-	} while (n);
-	if (signbit(d))
-		out[j++] = '-';
-	if (nd <= k) {
-		out[j++] = '0';
-		out[j++] = '.';
-		for (int z = 0; z < k - nd; z++)
-			out[j++] = '0';
-		while (nd)
-			out[j++] = dig[--nd];
-	} else {
-		while (nd > k)
-			out[j++] = dig[--nd];
-		out[j++] = '.';
-		if (!k)
-			out[j++] = '0';
-		while (nd)
-			out[j++] = dig[--nd];
-	}
-	return fp_buf_add(o, out, (size_t)j);
+	return put_scaled(o, signbit(d) != 0, (uint64_t)n, k); /* n < 10^17 */
 }
 
 static int
