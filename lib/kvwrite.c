@@ -123,17 +123,26 @@ struct fldref {
 	uint8_t changed, nil;
 };
 
+/* What an epoch holds: its entries (bodies kept for reuse by later
+ * epochs), the @ts (ms) and @in (µs) of each update for the metrics
+ * (INT64_MIN when absent), and the number of update frames.  kvw has two:
+ * the epoch being read and the one in flight; they swap at each commit. */
+struct epochbuf {
+	struct entry *ent;
+	size_t nent, entcap;
+	int64_t (*stamp)[2];
+	size_t nstamp, stampcap;
+	uint64_t updates;
+};
+
 struct kvw {
 	kvw_options o;
 	char offkey[300];
 	char fencekey[340];     /* fp:{pipeline}:fence:S/N */
 	char errstr[512];
 
-	struct entry *ent;      /* ent[0..nent) this epoch; bodies kept for reuse */
-	size_t nent, entcap;
-	struct entry *ient;     /* ient[0..inent): the epoch in flight (the two
-	                         * swap at each commit) */
-	size_t inent, ientcap;
+	struct epochbuf rd, fl; /* the epoch being read; the one in flight (built
+	                         * again from it if keys of it are gone) */
 	wcache *cache;          /* what Redis holds of each key; NULL: off */
 	uint64_t *slots;        /* open addressing: the key's hash in the high 32
 	                         * bits (no entry is touched on a mismatch), its
@@ -152,7 +161,7 @@ struct kvw {
 	 * them, and the kinds letters (ARGV[1]). */
 	fp_buf kbuf, arena, kinds, scratch;
 	struct spanv keys, args;
-	struct sizev kent;      /* per key: the entry (in ient after the seal) it writes */
+	struct sizev kent;      /* per key: the entry (in fl after the seal) it writes */
 	struct fldref *fld;     /* the fields of the entry being built */
 	size_t fldcap;
 	uint64_t bfields, bskipped; /* fields the epoch writes; fields it leaves as they are */
@@ -173,12 +182,6 @@ struct kvw {
 	uint32_t *lat;          /* commit latencies, µs */
 	size_t nlat, latcap;
 
-	/* metrics: @ts (ms) and @in (µs) of each update this epoch, INT64_MIN
-	 * when absent */
-	int64_t (*stamp)[2];
-	size_t nstamp, stampcap;
-	uint64_t epoch_updates;
-
 	/* sync frames (fp-kvwrite(1)): after the first one, a commit starts
 	 * only when no update was read since the last one */
 	int sync_mode;
@@ -195,10 +198,6 @@ struct kvw {
 	size_t sent;
 	int64_t sent_at;        /* monotonic ms: the current attempt began */
 	int64_t commit_t0;      /* monotonic µs: the commit began */
-	size_t inflight_keys;
-	uint64_t inflight_updates;
-	int64_t (*istamp)[2];   /* the stamps of its updates */
-	size_t nistamp, istampcap;
 };
 
 static int
@@ -299,11 +298,6 @@ read_bytes(const uint8_t *v, size_t vl, const uint8_t **b, size_t *bl)
 	return mp_read_bin(v, vl, b, bl);
 }
 
-static size_t
-fmt_i64(char *t, long long v)
-{
-	return fp_fmt_i64(t, v);
-}
 
 /* The Redis text of a feature value: numbers as decimal text, str and bin
  * as their bytes, true/false, arrays and maps as compact JSON. */
@@ -319,7 +313,7 @@ value_text(fp_buf *a, const uint8_t *v, size_t vl)
 	int64_t i;
 	if (mp_read_int(v, vl, &i) == 0) { /* mp_to_json's text, without snprintf */
 		char t[24];
-		return fp_buf_add(a, t, fmt_i64(t, i));
+		return fp_buf_add(a, t, fp_fmt_i64(t, i));
 	}
 	if (v[0] == 0xca || v[0] == 0xcb) {
 		double d;
@@ -394,7 +388,7 @@ bulk_add(fp_buf *o, const void *p, size_t n, size_t *off)
 	char t[32];
 	size_t h;
 	t[0] = '$';
-	h = 1 + fmt_i64(t + 1, (long long)n);
+	h = 1 + fp_fmt_i64(t + 1, (long long)n);
 	t[h++] = '\r';
 	t[h++] = '\n';
 	if (fp_buf_reserve(o, h + n + 2) < 0)
@@ -421,7 +415,7 @@ static int
 push_num(kvw *w, struct spanv *sv, long long v)
 {
 	char t[24];
-	return push_bytes(w, sv, t, fmt_i64(t, v));
+	return push_bytes(w, sv, t, fp_fmt_i64(t, v));
 }
 
 
@@ -458,17 +452,22 @@ kvw_new(const kvw_options *o)
 	return w;
 }
 
+static void
+epochbuf_release(struct epochbuf *b)
+{
+	for (size_t i = 0; i < b->entcap; i++)
+		free(b->ent[i].body), free(b->ent[i].fh);
+	free(b->ent);
+	free(b->stamp);
+}
+
 void
 kvw_free(kvw *w)
 {
 	if (!w)
 		return;
-	for (size_t i = 0; i < w->entcap; i++)
-		free(w->ent[i].body), free(w->ent[i].fh);
-	for (size_t i = 0; i < w->ientcap; i++)
-		free(w->ient[i].body), free(w->ient[i].fh);
-	free(w->ent);
-	free(w->ient);
+	epochbuf_release(&w->rd);
+	epochbuf_release(&w->fl);
 	free(w->slots);
 	wcache_free(w->cache);
 	free(w->kent.v);
@@ -486,8 +485,6 @@ kvw_free(kvw *w)
 	free(w->argv);
 	free(w->argl);
 	free(w->lat);
-	free(w->stamp);
-	free(w->istamp);
 	fp_buf_release(&w->out);
 	free(w->qkey.v);
 	if (w->chk)
@@ -782,11 +779,11 @@ table_grow(kvw *w)
 	uint64_t *s = calloc(ns, sizeof *s);
 	if (!s)
 		return -1;
-	for (size_t i = 0; i < w->nent; i++) {
-		size_t j = w->ent[i].hash & (ns - 1);
+	for (size_t i = 0; i < w->rd.nent; i++) {
+		size_t j = w->rd.ent[i].hash & (ns - 1);
 		while (s[j])
 			j = (j + 1) & (ns - 1);
-		s[j] = slot_of(w->ent[i].hash, i);
+		s[j] = slot_of(w->rd.ent[i].hash, i);
 	}
 	free(w->slots);
 	w->slots = s;
@@ -802,7 +799,7 @@ table_find(kvw *w, const uint8_t *key, size_t klen, uint64_t h, size_t *slot)
 	uint64_t tag = h & 0xffffffff00000000ull;
 	while (w->slots[j]) {
 		if ((w->slots[j] & 0xffffffff00000000ull) == tag) {
-			struct entry *e = &w->ent[(uint32_t)w->slots[j] - 1];
+			struct entry *e = &w->rd.ent[(uint32_t)w->slots[j] - 1];
 			if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
 				*slot = j;
 				return e;
@@ -895,15 +892,15 @@ scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
 static void
 note_stamps(kvw *w, const struct fields *f)
 {
-	if (w->nstamp == w->stampcap) {
-		size_t nc = w->stampcap ? w->stampcap * 2 : 1024;
-		int64_t (*ns)[2] = realloc(w->stamp, nc * sizeof *ns);
+	if (w->rd.nstamp == w->rd.stampcap) {
+		size_t nc = w->rd.stampcap ? w->rd.stampcap * 2 : 1024;
+		int64_t (*ns)[2] = realloc(w->rd.stamp, nc * sizeof *ns);
 		if (!ns)
 			return; /* out of memory: this update's latency is not observed */
-		w->stamp = ns;
-		w->stampcap = nc;
+		w->rd.stamp = ns;
+		w->rd.stampcap = nc;
 	}
-	int64_t *st = w->stamp[w->nstamp++];
+	int64_t *st = w->rd.stamp[w->rd.nstamp++];
 	/* Kafka says -1 for no timestamp; a negative time is none */
 	if (!f->ts || mp_read_int(f->ts, f->tsl, &st[0]) < 0 || st[0] < 0)
 		st[0] = INT64_MIN;
@@ -918,20 +915,20 @@ observe_epoch(kvw *w, int64_t commit_us)
 	kvw_metrics *m = w->o.metrics;
 	if (!m)
 		return;
-	stats_add(m->records_out, w->inflight_updates);
+	stats_add(m->records_out, w->fl.updates);
 	stats_add(m->epochs, 1);
-	stats_add(m->keys, w->inflight_keys);
+	stats_add(m->keys, w->fl.nent);
 	stats_add(m->fields, w->bfields);
 	stats_add(m->fields_skipped, w->bskipped);
-	stats_observe(m->epoch_keys, w->inflight_keys);
-	stats_observe(m->epoch_updates, w->inflight_updates);
+	stats_observe(m->epoch_keys, w->fl.nent);
+	stats_observe(m->epoch_updates, w->fl.updates);
 	if (w->o.dry_run)
 		return;
 	stats_observe(m->commit_us, commit_us < 0 ? 0 : (uint64_t)commit_us);
 	int64_t now_us = fp_wall_us();
 	int64_t now_ms = now_us / 1000;
-	for (size_t i = 0; i < w->nistamp; i++) {
-		int64_t t = w->istamp[i][0], in = w->istamp[i][1];
+	for (size_t i = 0; i < w->fl.nstamp; i++) {
+		int64_t t = w->fl.stamp[i][0], in = w->fl.stamp[i][1];
 		/* ms precision for @ts; a future time (a skewed producer) is 0 */
 		if (t != INT64_MIN)
 			stats_observe(m->e2e_us, t >= now_ms ? 0 : (uint64_t)(now_ms - t) * 1000u);
@@ -1008,22 +1005,22 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	size_t slot;
 	struct entry *e = table_find(w, key, klen, h, &slot);
 	if (!e) {
-		if ((w->nent + 1) * 2 > w->nslots) {
+		if ((w->rd.nent + 1) * 2 > w->nslots) {
 			if (table_grow(w) < 0)
 				return fail(w, KVW_IO, "out of memory");
 			table_find(w, key, klen, h, &slot);
 		}
-		if (w->nent == w->entcap) {
-			size_t nc = w->entcap ? w->entcap * 2 : 1024;
-			struct entry *ne = realloc(w->ent, nc * sizeof *ne);
+		if (w->rd.nent == w->rd.entcap) {
+			size_t nc = w->rd.entcap ? w->rd.entcap * 2 : 1024;
+			struct entry *ne = realloc(w->rd.ent, nc * sizeof *ne);
 			if (!ne)
 				return fail(w, KVW_IO, "out of memory");
-			memset(ne + w->entcap, 0, (nc - w->entcap) * sizeof *ne);
-			w->ent = ne;
-			w->entcap = nc;
+			memset(ne + w->rd.entcap, 0, (nc - w->rd.entcap) * sizeof *ne);
+			w->rd.ent = ne;
+			w->rd.entcap = nc;
 		}
-		e = &w->ent[w->nent];
-		w->slots[slot] = slot_of(h, w->nent++);
+		e = &w->rd.ent[w->rd.nent];
+		w->slots[slot] = slot_of(h, w->rd.nent++);
 		e->hash = h;
 	}
 	if (entry_set(e, body, len, keyoff, klen) < 0)
@@ -1035,7 +1032,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 		return fail(w, KVW_IO, "out of memory");
 	note_change(w);
 	w->st.updates++;
-	w->epoch_updates++;
+	w->rd.updates++;
 	w->since_sync++;
 	if (w->o.metrics && !w->o.dry_run)
 		note_stamps(w, &f);
@@ -1046,7 +1043,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 static int
 full(const kvw *w)
 {
-	return w->barrier || w->nent >= w->o.max_batch;
+	return w->barrier || w->rd.nent >= w->o.max_batch;
 }
 
 int
@@ -1157,7 +1154,8 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 		map_next(body, len, &off, &k, &kl, &v, &vl);
 		if (not_stored(k, kl))
 			continue;
-		uint64_t h = hash_bytes(body + at, off - at); /* the name and the value */
+		/* the name and the value, hashed for the cache only */
+		uint64_t h = w->cache ? hash_bytes(body + at, off - at) : 0;
 		struct fldref *f = &w->fld[j];
 		*f = (struct fldref){k, v, (uint32_t)kl, (uint32_t)vl, !cf || !fh_cached(cf, cn, j, h),
 		                     is_nil(v, vl)};
@@ -1241,8 +1239,7 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 static int
 build_epoch(kvw *w, int rebuild)
 {
-	struct entry *ents = rebuild ? w->ient : w->ent;
-	size_t nents = rebuild ? w->inent : w->nent;
+	const struct epochbuf *b = rebuild ? &w->fl : &w->rd;
 	w->arena.len = w->kbuf.len = 0;
 	w->kinds.len = 0;
 	w->keys.n = w->args.n = w->kent.n = 0;
@@ -1267,8 +1264,8 @@ build_epoch(kvw *w, int rebuild)
 			return fail(w, KVW_IO, "out of memory");
 	}
 	int64_t now = fp_mono_ms();
-	for (size_t i = 0; i < nents; i++) {
-		int r = build_entry(w, &ents[i], i, now, rebuild);
+	for (size_t i = 0; i < b->nent; i++) {
+		int r = build_entry(w, &b->ent[i], i, now, rebuild);
 		if (r == -2)
 			return KVW_DATA;
 		if (r < 0)
@@ -1668,7 +1665,7 @@ out_spans(fp_buf *o, const fp_buf *b, const struct span *a, size_t n)
 	char t[24];
 	if (!n)
 		return 0;
-	size_t start = a[0].off - (3 + fmt_i64(t, (long long)a[0].len));
+	size_t start = a[0].off - (3 + fp_fmt_i64(t, (long long)a[0].len));
 	size_t end = a[n - 1].off + a[n - 1].len + 2;
 	return fp_buf_add(o, b->p + start, end - start);
 }
@@ -1678,7 +1675,7 @@ out_array(fp_buf *o, size_t n)
 {
 	char t[32];
 	t[0] = '*';
-	size_t h = 1 + fmt_i64(t + 1, (long long)n);
+	size_t h = 1 + fp_fmt_i64(t + 1, (long long)n);
 	t[h++] = '\r';
 	t[h++] = '\n';
 	return fp_buf_add(o, t, h);
@@ -1720,7 +1717,7 @@ format_epoch(kvw *w)
 	/* EVAL CHECK_LUA nkeys offsets keys... fence kinds m pairs... */
 	if (out_array(o, 3 + w->keys.n + 1 + head) < 0 || bulk_add(o, "EVAL", 4, &off) < 0 ||
 	    bulk_add(o, CHECK_LUA, sizeof CHECK_LUA - 1, &off) < 0 ||
-	    bulk_add(o, t, fmt_i64(t, (long long)w->keys.n + 1), &off) < 0 ||
+	    bulk_add(o, t, fp_fmt_i64(t, (long long)w->keys.n + 1), &off) < 0 ||
 	    out_spans(o, &w->kbuf, w->keys.v, w->keys.n) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0 ||
 	    bulk_add(o, w->kinds.p, w->kinds.len, &off) < 0 || out_spans(o, &w->arena, a + 1, head - 1) < 0)
 		return -1;
@@ -1755,26 +1752,11 @@ epoch_seal(kvw *w)
 		if ((p->has_inflight = pos_dirty(p)) != 0)
 			p->inflight = p->pending;
 	}
-	int64_t (*ts)[2] = w->istamp;
-	size_t tc = w->istampcap;
-	w->istamp = w->stamp;
-	w->istampcap = w->stampcap;
-	w->nistamp = w->nstamp;
-	w->stamp = ts;
-	w->stampcap = tc;
-	w->nstamp = 0;
-	w->inflight_keys = w->nent;
-	w->inflight_updates = w->epoch_updates;
-	/* the entries go in flight with it (built again if keys of it are gone) */
-	struct entry *te = w->ient;
-	size_t tec = w->ientcap;
-	w->ient = w->ent;
-	w->ientcap = w->entcap;
-	w->inent = w->nent;
-	w->ent = te;
-	w->entcap = tec;
-	w->nent = 0;
-	w->epoch_updates = 0;
+	struct epochbuf t = w->fl;
+	w->fl = w->rd;
+	w->rd = t;
+	w->rd.nent = w->rd.nstamp = 0;
+	w->rd.updates = 0;
 	memset(w->slots, 0, w->nslots * sizeof *w->slots);
 	w->changed = w->barrier = 0;
 	w->inflight = 1;
@@ -1803,8 +1785,8 @@ static void
 cache_epoch(kvw *w)
 {
 	int64_t t0 = w->o.dry_run ? fp_mono_ms() : w->sent_at;
-	for (size_t i = 0; i < w->inent; i++) {
-		struct entry *e = &w->ient[i];
+	for (size_t i = 0; i < w->fl.nent; i++) {
+		struct entry *e = &w->fl.ent[i];
 		int64_t until = e->until;
 		if (e->ttl > 0) {
 			int64_t ms = e->ttl * 1000, margin = ms / 10 < 1000 ? 1000 : ms / 10;
@@ -1840,7 +1822,7 @@ epoch_acked(kvw *w)
 		}
 	}
 	w->st.epochs++;
-	w->st.keys += w->inflight_keys;
+	w->st.keys += w->fl.nent;
 	w->inflight = 0;
 }
 
@@ -1896,7 +1878,7 @@ rebuild_gone(kvw *w, const char *list)
 			break;
 		/* KEYS[idx] is keys.v[idx - 1], of kind kinds[idx - 2] */
 		if (w->cache && idx >= 2 && (size_t)idx <= w->keys.n && w->kinds.p[idx - 2] == 'p') {
-			wcache_drop(w->cache, w->ient[w->kent.v[idx - 1]].hash);
+			wcache_drop(w->cache, w->fl.ent[w->kent.v[idx - 1]].hash);
 			n++;
 		}
 	}
@@ -2168,7 +2150,7 @@ commit_wait(kvw *w)
 static int
 commit_start(kvw *w)
 {
-	int dirty = w->nent > 0;
+	int dirty = w->rd.nent > 0;
 	for (size_t i = 0; i < w->npos && !dirty; i++)
 		dirty = pos_dirty(&w->pos[i]);
 	if (!dirty) {
@@ -2237,7 +2219,7 @@ drop_open(kvw *w, int rc)
 	fail(w, rc, "%s; not committed: the %llu updates read since the last sync frame (fp-merge "
 	     "stopped in the middle of a batch?) and %llu buffered before it; the pipeline replays "
 	     "them from the stored offsets", saved,
-	     (unsigned long long)w->since_sync, (unsigned long long)(w->epoch_updates - w->since_sync));
+	     (unsigned long long)w->since_sync, (unsigned long long)(w->rd.updates - w->since_sync));
 	return rc;
 }
 
