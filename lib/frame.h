@@ -54,6 +54,30 @@ ssize_t fr_reader_fill(fr_reader *r, int fd);
  * frame's number and offset; the stream cannot be resynchronised. */
 enum fr_status fr_reader_next(fr_reader *r, const uint8_t **body, size_t *len);
 
+/* The body of the frame k frames after the one fr_reader_next() returns
+ * next (k = 0: that one), when all of it is buffered already: 1, else 0.
+ * Unchecked (a hint, e.g. for prefetching what it will touch); it does not
+ * move the reader. */
+static inline int
+fr_reader_peek(const fr_reader *r, unsigned k, const uint8_t **body, size_t *len)
+{
+	size_t at = r->start;
+	for (;;) {
+		if (r->end - at < 4)
+			return 0;
+		const uint8_t *p = r->buf + at;
+		size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+		if (n > r->end - at - 4)
+			return 0;
+		if (k-- == 0) {
+			*body = p + 4;
+			*len = n;
+			return 1;
+		}
+		at += 4 + n;
+	}
+}
+
 /* At end of input: 0 when the stream ended on a frame boundary, -1 (errstr
  * set) when a frame was cut short. */
 int fr_reader_eof(fr_reader *r);

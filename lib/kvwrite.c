@@ -811,6 +811,46 @@ table_find(kvw *w, const uint8_t *key, size_t klen, uint64_t h, size_t *slot)
 	return NULL;
 }
 
+/* Updates still in the reader's buffer, looked at before kvw_add() gets
+ * them: with a key table far larger than the caches, the slot, the entry
+ * and its body are three cache misses in a row for each update; fetched in
+ * stages, one update ahead each, they overlap the work on the updates
+ * before.  stage 3: the key's slot; 2: the entry it names; 1: the entry's
+ * body (the key compared, then overwritten).  Only the usual layout is
+ * looked at (fp-merge writes @key first), and nothing is trusted: the bytes
+ * are not checked yet, and a wrong guess costs a useless prefetch. */
+static void
+prefetch_update(const kvw *w, const uint8_t *p, size_t n, int stage)
+{
+	/* fixmap or map16, then the fixstr "@key", then a fixstr or str8 */
+	size_t at = p[0] >= 0x80 && p[0] <= 0x8f ? 1 : p[0] == 0xde ? 3 : 0;
+	if (!at || n < at + 7 || memcmp(p + at, "\xa4@key", 5))
+		return;
+	at += 5;
+	size_t klen, c = p[at];
+	if (c >= 0xa0 && c <= 0xbf)
+		klen = c & 0x1f, at += 1;
+	else if (c == 0xd9)
+		klen = p[at + 1], at += 2;
+	else
+		return;
+	if (klen > n - at)
+		return;
+	uint64_t h = hash_bytes(p + at, klen);
+	const uint64_t *slot = &w->slots[h & (w->nslots - 1)];
+	if (stage == 3) {
+		__builtin_prefetch(slot);
+		return;
+	}
+	if (!*slot || (*slot & 0xffffffff00000000ull) != (h & 0xffffffff00000000ull))
+		return; /* a new key (or a collision further on: not worth it) */
+	const struct entry *e = &w->rd.ent[(uint32_t)*slot - 1];
+	if (stage == 2)
+		__builtin_prefetch(e);
+	else
+		__builtin_prefetch(e->key);
+}
+
 static int
 entry_set(struct entry *e, const uint8_t *body, size_t len, size_t keyoff, size_t klen)
 {
@@ -848,19 +888,29 @@ not_stored(const char *k, size_t kl)
 }
 
 
+/* top: where the ntop top-level keys are (mp_check_frame_top()), or NULL
+ * to find them here. */
 static int
-scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f)
+scan_fields(kvw *w, const uint8_t *body, size_t len, struct fields *f, const uint32_t *top,
+            uint32_t ntop)
 {
 	uint32_t n;
 	size_t off;
 	memset(f, 0, sizeof *f);
 	if (mp_read_map(body, len, &n, &off) < 0)
 		return -1;
+	if (top && ntop != n)
+		top = NULL;
 	for (uint32_t i = 0; i < n; i++) {
 		const char *k;
 		const uint8_t *v;
 		size_t kl, vl;
-		if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
+		if (top) {
+			if (mp_read_str(body + top[i], len - top[i], &k, &kl) < 0)
+				return -1;
+			v = (const uint8_t *)k + kl;
+			vl = (i + 1 < n ? body + top[i + 1] : body + len) - v;
+		} else if (map_next(body, len, &off, &k, &kl, &v, &vl) < 0)
 			return -1;
 		if (!not_stored(k, kl))
 			*(is_nil(v, vl) ? &f->ndel : &f->nset) += 1;
@@ -947,8 +997,10 @@ metrics_sync(kvw *w)
 	m->reconnects->v = w->st.reconnects;
 }
 
-int
-kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+/* kvw_add(); top and ntop as scan_fields() takes them. */
+static int
+add_frame(kvw *w, const uint8_t *body, size_t len, uint64_t frameno, const uint32_t *top,
+          uint32_t ntop)
 {
 	unsigned long long fn = (unsigned long long)frameno;
 	const uint8_t *key;
@@ -956,7 +1008,7 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	char sh[100];
 	struct fields f;
 
-	if (scan_fields(w, body, len, &f) < 0)
+	if (scan_fields(w, body, len, &f, top, ntop) < 0)
 		return fail(w, KVW_DATA, "frame %llu: not a valid frame body", fn);
 	if (f.ctl) {
 		const char *ctl;
@@ -1037,6 +1089,12 @@ kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
 	if (w->o.metrics && !w->o.dry_run)
 		note_stamps(w, &f);
 	return 0;
+}
+
+int
+kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno)
+{
+	return add_frame(w, body, len, frameno, NULL, 0);
 }
 
 /* The epoch must end here: a barrier, or max_batch keys. */
@@ -1154,11 +1212,15 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 		map_next(body, len, &off, &k, &kl, &v, &vl);
 		if (not_stored(k, kl))
 			continue;
-		/* the name and the value, hashed for the cache only */
-		uint64_t h = w->cache ? hash_bytes(body + at, off - at) : 0;
+		/* the name and the value, hashed for the cache only; not the
+		 * @state, which changes with every event (its bytes are most of
+		 * the update: hashing them costs more than the rare write of an
+		 * unchanged one) */
+		int state = kl == 6 && !memcmp(k, "@state", 6);
+		uint64_t h = w->cache && !state ? hash_bytes(body + at, off - at) : 0;
 		struct fldref *f = &w->fld[j];
-		*f = (struct fldref){k, v, (uint32_t)kl, (uint32_t)vl, !cf || !fh_cached(cf, cn, j, h),
-		                     is_nil(v, vl)};
+		*f = (struct fldref){k, v, (uint32_t)kl, (uint32_t)vl,
+		                     !cf || state || !fh_cached(cf, cn, j, h), is_nil(v, vl)};
 		e->fh[j++] = h;
 		if (f->changed)
 			*(f->nil ? &ndel : &nset) += 1;
@@ -2244,8 +2306,12 @@ kvw_run(kvw *w, int fd, const char *name)
 {
 	fr_reader rd;
 	int r = 0;
+	/* where the top-level entries of each frame are, found by the check
+	 * (done here, not by the reader), so that they are walked only once */
+	uint32_t top[64], ntop;
 	if (fr_reader_init(&rd, w->o.max_frame) < 0)
 		return fail(w, KVW_CONFIG, "%s", rd.errstr);
+	rd.check = 0;
 	for (;;) {
 		const uint8_t *body;
 		size_t len;
@@ -2260,7 +2326,22 @@ kvw_run(kvw *w, int fd, const char *name)
 				break;
 			if ((st = fr_reader_next(&rd, &body, &len)) != FR_OK)
 				break;
-			if ((r = kvw_add(w, body, len, rd.frames)) != 0) {
+			char e[200];
+			if (mp_check_frame_top(body, len, &rd.lim, e, sizeof e, top, 64, &ntop) < 0) {
+				/* what the reader's own check says */
+				snprintf(rd.errstr, sizeof rd.errstr, "frame %llu at offset %llu: %s",
+				         (unsigned long long)rd.frames, (unsigned long long)rd.frame_offset, e);
+				st = FR_ERROR;
+				break;
+			}
+			for (unsigned k = 0; k < 3; k++) {
+				const uint8_t *pb;
+				size_t pl;
+				if (!fr_reader_peek(&rd, k, &pb, &pl))
+					break;
+				prefetch_update(w, pb, pl, (int)k + 1);
+			}
+			if ((r = add_frame(w, body, len, rd.frames, top, ntop)) != 0) {
 				r = commit_then(w, r);
 				goto out;
 			}

@@ -65,7 +65,7 @@ enum kind { K_SCALAR, K_MAP, K_ARRAY, K_INVALID };
  * belonging to this object (strings, bins, ext data, numbers); *count:
  * children for containers.  Returns K_INVALID when the type byte is 0xc1
  * or the header is truncated (*hdr then 0). */
-static enum kind
+static inline __attribute__((always_inline)) enum kind
 header(const uint8_t *p, size_t n, size_t *hdr, uint64_t *payload, uint32_t *count)
 {
 	*payload = 0;
@@ -132,10 +132,33 @@ is_str(uint8_t c)
 	return (c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb;
 }
 
+/* The size of the numbers 0xca (float32) to 0xd3 (int64), header included. */
+static const uint8_t fixed_size[10] = {5, 9, 2, 3, 5, 9, 2, 3, 5, 9};
+
+/* 1 when the n bytes at s are all ASCII: the usual map key, checked
+ * without utf8_seq_len(). */
+static inline int
+ascii(const uint8_t *s, size_t n)
+{
+	uint8_t o = 0;
+	for (size_t i = 0; i < n; i++)
+		o |= s[i];
+	return o < 0x80;
+}
+
 int
 mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
                char *errstr, size_t errlen)
 {
+	return mp_check_frame_top(p, n, lim, errstr, errlen, NULL, 0, NULL);
+}
+
+int
+mp_check_frame_top(const uint8_t *p, size_t n, const mp_limits *lim,
+                   char *errstr, size_t errlen, uint32_t *top, uint32_t maxtop,
+                   uint32_t *ntop)
+{
+	uint32_t nt = 0;
 	struct { uint64_t left; int map; } st[MP_MAX_DEPTH + 1];
 	unsigned maxd = lim && lim->max_depth ? lim->max_depth : MP_DEFAULT_DEPTH;
 	uint32_t maxe = lim && lim->max_elements ? lim->max_elements : MP_DEFAULT_ELEMENTS;
@@ -143,6 +166,10 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 		maxd = MP_MAX_DEPTH;
 	size_t off = 0;
 	int depth = 0;
+	/* the container being read (depth > 0): entries left, a map; the
+	 * ones around it are in st[1..depth-1] */
+	uint64_t left = 0;
+	int map = 0;
 	const char *why = NULL;
 
 	if (n == 0) {
@@ -154,24 +181,49 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 		return -1;
 	}
 	do {
-		/* Inside a map, even positions are keys. */
 		if (off >= n) {
 			why = "truncated";
 			break;
 		}
-		if (depth > 0 && st[depth].map && (st[depth].left % 2) == 0 && !is_str(p[off])) {
-			snprintf(errstr, errlen, "map key at byte %zu is not a string (type byte 0x%02x)",
-			         off, p[off]);
-			return -1;
-		}
-		if (depth > 0 && st[depth].map && (st[depth].left % 2) == 0) {
-			const char *ks;
-			size_t kl;
-			if (mp_read_str(p + off, n - off, &ks, &kl) == 0 &&
-			    !utf8_valid((const uint8_t *)ks, kl)) {
-				snprintf(errstr, errlen, "map key at byte %zu is not valid UTF-8", off);
+		uint8_t c = p[off];
+		/* The common objects first, sized here: fixstr keys of ASCII
+		 * (UTF-8 checked only when a byte is not), fixints, nil,
+		 * booleans, fixstr values and numbers.  The rest, and whatever is
+		 * truncated, go through header(). */
+		if (map && (left % 2) == 0) {
+			/* inside a map, even positions are keys */
+			if (!is_str(c)) {
+				snprintf(errstr, errlen, "map key at byte %zu is not a string (type byte 0x%02x)",
+				         off, c);
 				return -1;
 			}
+			const char *ks;
+			size_t kl;
+			if (depth == 1) {
+				if (nt < maxtop)
+					top[nt] = (uint32_t)off;
+				nt++;
+			}
+			if (c <= 0xbf && (size_t)(c & 0x1f) < n - off) {
+				kl = c & 0x1f;
+				ks = (const char *)p + off + 1;
+				if (!ascii((const uint8_t *)ks, kl) && !utf8_valid((const uint8_t *)ks, kl))
+					goto bad_key;
+				off += 1 + kl;
+				goto scalar;
+			}
+			if (mp_read_str(p + off, n - off, &ks, &kl) == 0 &&
+			    !utf8_valid((const uint8_t *)ks, kl))
+				goto bad_key;
+		} else if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+			off++;
+			goto scalar;
+		} else if (c >= 0xa0 && c <= 0xbf && (size_t)(c & 0x1f) < n - off) {
+			off += 1 + (size_t)(c & 0x1f);
+			goto scalar;
+		} else if (c >= 0xca && c <= 0xd3 && fixed_size[c - 0xca] <= n - off) {
+			off += fixed_size[c - 0xca];
+			goto scalar;
 		}
 		size_t hdr;
 		uint64_t payload;
@@ -189,9 +241,9 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 			break;
 		}
 		off += payload;
-		if (depth > 0)
-			st[depth].left--;
 		if (k != K_SCALAR) {
+			if (depth > 0)
+				left--;
 			uint64_t items = k == K_MAP ? 2ULL * count : count;
 			if (count > maxe) {
 				snprintf(errstr, errlen, "container at byte %zu holds %u entries, more than the limit of %u",
@@ -207,12 +259,22 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 				snprintf(errstr, errlen, "nesting deeper than %u at byte %zu", maxd, start);
 				return -1;
 			}
+			st[depth].left = left;
+			st[depth].map = map;
 			depth++;
-			st[depth].left = items;
-			st[depth].map = k == K_MAP;
+			left = items;
+			map = k == K_MAP;
+			goto pop;
 		}
-		while (depth > 0 && st[depth].left == 0)
+	scalar:
+		if (depth > 0)
+			left--;
+	pop:
+		while (depth > 0 && left == 0) {
 			depth--;
+			left = st[depth].left;
+			map = depth > 0 && st[depth].map;
+		}
 	} while (depth > 0);
 
 	if (why) {
@@ -224,7 +286,13 @@ mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
 		         n - off, off, n);
 		return -1;
 	}
+	if (ntop)
+		*ntop = nt;
 	return 0;
+
+bad_key:
+	snprintf(errstr, errlen, "map key at byte %zu is not valid UTF-8", off);
+	return -1;
 }
 
 size_t

@@ -25,6 +25,14 @@ typedef struct mp_limits {
 int mp_check_frame(const uint8_t *p, size_t n, const mp_limits *lim,
                    char *errstr, size_t errlen);
 
+/* mp_check_frame(), also saying where the top-level entries are: *ntop
+ * gets their number, and top[i] the offset of the i-th key for the first
+ * maxtop of them (the value follows its key and ends where the next key,
+ * or the body, does).  Bodies of at most 4 GiB. */
+int mp_check_frame_top(const uint8_t *p, size_t n, const mp_limits *lim,
+                       char *errstr, size_t errlen, uint32_t *top, uint32_t maxtop,
+                       uint32_t *ntop);
+
 /* The size of a container or long value at p: mp_skip()'s general case. */
 size_t mp_skip_any(const uint8_t *p, size_t n);
 

@@ -7,6 +7,7 @@
 
 #include "../../lib/frame.h"
 #include "../../lib/json.h"
+#include "../../lib/mpraw.h"
 #include "tap.h"
 
 /* A frame body: a map {"k": bin of n-? bytes} sized to exactly total bytes. */
@@ -216,6 +217,233 @@ test_malformed(void)
 	fp_buf_release(&s);
 }
 
+/* ---- mp_check_frame against a plain recursive reading of the rule ---- */
+
+static uint64_t
+be(const uint8_t *p, int k)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < k; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The object at *off (a map key when key): 0 and *off past it when it
+ * keeps the frame rule at the default limits, -1 when it does not. */
+static int
+ref_obj(const uint8_t *p, size_t n, size_t *off, int depth, int key)
+{
+	if (*off >= n)
+		return -1;
+	uint8_t c = p[*off];
+	size_t i = *off + 1;
+	uint64_t len = 0, cnt = 0;
+	int kind = 0, str = 0, lk = 0; /* kind 1 map, 2 array; lk: length bytes */
+	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+		;
+	else if (c <= 0x8f)
+		kind = 1, cnt = c & 15;
+	else if (c <= 0x9f)
+		kind = 2, cnt = c & 15;
+	else if (c <= 0xbf)
+		str = 1, len = c & 31;
+	else {
+		switch (c) {
+		case 0xd9: str = 1; /* fall through */
+		case 0xc4: lk = 1; break;
+		case 0xda: str = 1; /* fall through */
+		case 0xc5: lk = 2; break;
+		case 0xdb: str = 1; /* fall through */
+		case 0xc6: lk = 4; break;
+		case 0xc7: lk = 1; len = 1; break;
+		case 0xc8: lk = 2; len = 1; break;
+		case 0xc9: lk = 4; len = 1; break;
+		case 0xcc: case 0xd0: len = 1; break;
+		case 0xcd: case 0xd1: case 0xd4: len = 2; break;
+		case 0xd5: len = 3; break;
+		case 0xca: case 0xce: case 0xd2: len = 4; break;
+		case 0xd6: len = 5; break;
+		case 0xcb: case 0xcf: case 0xd3: len = 8; break;
+		case 0xd7: len = 9; break;
+		case 0xd8: len = 17; break;
+		case 0xdc: kind = 2; lk = 2; break;
+		case 0xdd: kind = 2; lk = 4; break;
+		case 0xde: kind = 1; lk = 2; break;
+		case 0xdf: kind = 1; lk = 4; break;
+		default: return -1; /* 0xc1 */
+		}
+		if ((size_t)lk > n - i)
+			return -1;
+		if (kind)
+			cnt = be(p + i, lk);
+		else if (lk)
+			len += be(p + i, lk);
+		i += lk;
+	}
+	if (key && !str)
+		return -1;
+	if (len > n - i || (key && !utf8_valid(p + i, len)))
+		return -1;
+	i += len;
+	*off = i;
+	if (!kind)
+		return 0;
+	uint64_t items = kind == 1 ? 2 * cnt : cnt;
+	if (cnt > MP_DEFAULT_ELEMENTS || items > n - i || depth + 1 > MP_DEFAULT_DEPTH)
+		return -1;
+	for (uint64_t j = 0; j < items; j++)
+		if (ref_obj(p, n, off, depth + 1, kind == 1 && j % 2 == 0) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+ref_check(const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	if (n == 0 || !((p[0] >= 0x80 && p[0] <= 0x8f) || p[0] == 0xde || p[0] == 0xdf))
+		return -1;
+	return ref_obj(p, n, &off, 0, 0) == 0 && off == n ? 0 : -1;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t
+rnd(uint32_t m)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % m);
+}
+
+/* A random object of every kind the writer makes. */
+static void
+rand_obj(fp_buf *b, int depth)
+{
+	static const char *keys[] = {"@key", "views_1h", "k", "caf\xc3\xa9", "", "a_rather_long_key_of_over_31_bytes"};
+	switch (rnd(depth > 3 ? 8 : 10)) {
+	case 0: mpw_int(b, (int64_t)rnd(300) - 150); break;
+	case 1: mpw_int(b, (int64_t)rnd(1u << 31) * (int64_t)rnd(1u << 31) - (1ll << 40)); break;
+	case 2: mpw_double(b, rnd(1000) / 7.0); break;
+	case 3: mpw_nil(b); break;
+	case 4: mpw_bool(b, (int)rnd(2)); break;
+	case 5: { char t[300]; size_t l = rnd(4) ? rnd(32) : rnd(300); memset(t, 'x', l); mpw_str(b, t, l); break; }
+	case 6: { uint8_t t[70]; size_t l = rnd(70); memset(t, 0xff, l); mpw_bin(b, t, l); break; }
+	case 7: { static const uint8_t ext[] = {0xd6, 0xff, 0, 0, 0, 1}; fp_buf_add(b, ext, sizeof ext); break; }
+	case 8: { uint32_t k = rnd(5); mpw_array(b, k); while (k--) rand_obj(b, depth + 1); break; }
+	default: {
+		uint32_t k = rnd(5);
+		mpw_map(b, k);
+		while (k--) {
+			const char *s = keys[rnd(6)];
+			mpw_str(b, s, strlen(s));
+			rand_obj(b, depth + 1);
+		}
+	}
+	}
+}
+
+static void
+test_check_model(void)
+{
+	fp_buf b = FP_BUF_INIT;
+	char err[200];
+	long cases = 0, valid = 0, wrong = 0;
+	for (int it = 0; it < 40000; it++) {
+		b.len = 0;
+		uint32_t k = 1 + rnd(12);
+		mpw_map(&b, k);
+		for (uint32_t i = 0; i < k; i++) {
+			char key[8];
+			int kl = snprintf(key, sizeof key, "f%u", i);
+			mpw_str(&b, key, (size_t)kl);
+			rand_obj(&b, 1);
+		}
+		/* the frame as written, then damaged: bytes changed, cut, added */
+		for (int m = 0; m < 6; m++) {
+			fp_buf d = FP_BUF_INIT;
+			fp_buf_add(&d, b.p, b.len);
+			if (m == 1)
+				d.p[rnd((uint32_t)d.len)] = (uint8_t)rnd(256);
+			else if (m == 2)
+				d.len = rnd((uint32_t)d.len);
+			else if (m == 3)
+				fp_buf_addc(&d, (char)rnd(256));
+			else if (m >= 4)
+				for (int x = 0; x < 3; x++)
+					d.p[rnd((uint32_t)d.len)] = (uint8_t)(0xc0 + rnd(0x20));
+			int want = ref_check(d.p, d.len);
+			int got = mp_check_frame(d.p, d.len, NULL, err, sizeof err);
+			uint32_t top[4], ntop = 0;
+			int got_top = mp_check_frame_top(d.p, d.len, NULL, err, sizeof err, top, 4, &ntop);
+			cases++;
+			valid += want == 0;
+			if (got != want || got_top != want) {
+				if (wrong++ < 3)
+					printf("# case %ld: reference %d, mp_check_frame %d, _top %d (%s)\n",
+					       cases, want, got, got_top, err);
+			}
+			fp_buf_release(&d);
+		}
+	}
+	ok(wrong == 0 && valid > cases / 5 && cases - valid > cases / 5,
+	   "mp_check_frame agrees with a recursive reading of the rule on %ld frames (%ld valid): %ld differ",
+	   cases, valid, wrong);
+	fp_buf_release(&b);
+}
+
+/* Where the top-level entries are, and peeking at frames ahead. */
+static void
+test_check_top(void)
+{
+	fp_buf b = FP_BUF_INIT, s = FP_BUF_INIT;
+	char err[200];
+	int good = 1;
+	for (int it = 0; it < 2000 && good; it++) {
+		b.len = 0;
+		uint32_t k = rnd(20), at[20];
+		mpw_map(&b, k);
+		for (uint32_t i = 0; i < k; i++) {
+			at[i] = (uint32_t)b.len;
+			char key[8];
+			int kl = snprintf(key, sizeof key, "f%u", i);
+			mpw_str(&b, key, (size_t)kl);
+			rand_obj(&b, 1);
+		}
+		uint32_t top[20], ntop = 99;
+		uint32_t max = rnd(21);
+		if (mp_check_frame_top(b.p, b.len, NULL, err, sizeof err, top, max, &ntop) < 0 || ntop != k)
+			good = 0;
+		for (uint32_t i = 0; i < k && i < max && good; i++)
+			good = top[i] == at[i];
+	}
+	ok(good, "mp_check_frame_top: the offset of every top-level key, the first maxtop of them");
+
+	/* three frames in a reader; the third cut short */
+	static const uint8_t f1[] = {0x81, 0xa1, 'a', 1}, f2[] = {0x80};
+	put_len(&s, sizeof f1);
+	fp_buf_add(&s, f1, sizeof f1);
+	put_len(&s, sizeof f2);
+	fp_buf_add(&s, f2, sizeof f2);
+	put_len(&s, 9);
+	fp_buf_add(&s, f1, sizeof f1);
+	fr_reader r;
+	fr_reader_init(&r, 0);
+	fr_reader_feed(&r, s.p, s.len);
+	const uint8_t *body;
+	size_t len;
+	ok(fr_reader_peek(&r, 0, &body, &len) == 1 && len == sizeof f1 && body[0] == 0x81 &&
+	   fr_reader_peek(&r, 1, &body, &len) == 1 && len == 1 && body[0] == 0x80 &&
+	   fr_reader_peek(&r, 2, &body, &len) == 0 && fr_reader_peek(&r, 7, &body, &len) == 0,
+	   "fr_reader_peek: the frames ahead that are whole, not the one cut short");
+	ok(fr_reader_next(&r, &body, &len) == FR_OK && len == sizeof f1 &&
+	   fr_reader_peek(&r, 0, &body, &len) == 1 && len == 1,
+	   "fr_reader_peek does not move the reader");
+	fr_reader_release(&r);
+	fp_buf_release(&b);
+	fp_buf_release(&s);
+}
+
 static void
 test_writer(void)
 {
@@ -251,6 +479,8 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_sizes();
 	test_malformed();
+	test_check_model();
+	test_check_top();
 	test_writer();
 	return tap_done();
 }
