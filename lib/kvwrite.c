@@ -100,7 +100,19 @@ struct entry {
 	uint64_t *fh;           /* built: the hash of each field stored or deleted */
 	uint32_t nfh, fhcap;
 	int64_t until;          /* built: the cache's deadline for the key, or INT64_MAX */
+	int expire;             /* built: its commit sets the TTL */
 };
+
+/* A hash with a TTL of at least 16 s is given ttl + ttl/8 (EXPIRE_SLACK),
+ * and the written-fields cache holds it for ttl/16 after the commit that
+ * set it (EXPIRE_KEEP): until then the key is written in part and without
+ * EXPIRE (the check makes sure it still exists), then whole with EXPIRE
+ * again.  So it expires between 17/16 and 9/8 of its TTL after its last
+ * commit, and an EXPIRE per key write is saved.  Shorter TTLs are set as
+ * they are, with every write. */
+#define EXPIRE_MIN_S 16
+#define EXPIRE_SLACK(ttl) ((ttl) >= EXPIRE_MIN_S ? (ttl) / 8 : 0)
+#define EXPIRE_KEEP_MS(ttl) ((ttl) >= EXPIRE_MIN_S ? (ttl) * 1000 / 16 : 0)
 
 struct ppos {                   /* one (topic, partition) of this shard */
 	char *topic;            /* owned */
@@ -1228,13 +1240,17 @@ build_entry(kvw *w, struct entry *e, size_t ei, int64_t now_ms, int rebuild)
 	e->nfh = j;
 	w->bfields += nset + ndel;
 	w->bskipped += j - nset - ndel;
+	/* the TTL is set unless the cache holds the key from a commit that set
+	 * it (only those have a deadline); 'p': the key must exist, since what
+	 * is not written, other fields or the TTL, must be there already */
+	e->expire = ttl > 0 && !(cf && e->until != INT64_MAX);
 	if (push_bytes(w, &w->keys, e->key, e->klen) < 0 || kent_push(w, ei) < 0 ||
-	    fp_buf_addc(&w->kinds, cf && nset + ndel < j ? 'p' : 'h') < 0)
+	    fp_buf_addc(&w->kinds, cf && (nset + ndel < j || (ttl > 0 && !e->expire)) ? 'p' : 'h') < 0)
 		return -1;
-	/* the writes read nset, ndel and the ttl first, then the fields set,
-	 * then the fields deleted (nil) */
+	/* the writes read nset, ndel and the TTL to set (0: none) first, then
+	 * the fields set, then the fields deleted (nil) */
 	if (push_num(w, &w->args, nset) < 0 || push_num(w, &w->args, ndel) < 0 ||
-	    push_num(w, &w->args, ttl) < 0)
+	    push_num(w, &w->args, e->expire ? ttl + EXPIRE_SLACK(ttl) : 0) < 0)
 		return -1;
 	for (uint32_t i = 0; i < j && nset; i++) {
 		const struct fldref *f = &w->fld[i];
@@ -1840,20 +1856,17 @@ note_latency(kvw *w, int64_t us)
 }
 
 /* The written-fields cache learns what the acknowledged epoch wrote.  A key
- * with a TTL is known until a margin before Redis may expire it (measured
- * from when the commit was sent, before Redis ran it); without @ttl, until
- * an earlier deadline still in force, or forever. */
+ * whose TTL this commit set is known for EXPIRE_KEEP_MS (measured from when
+ * the commit was sent, before Redis ran it); the others until the deadline
+ * they had (a key with a TTL is written in part only while its TTL is
+ * fresh), or forever. */
 static void
 cache_epoch(kvw *w)
 {
 	int64_t t0 = w->o.dry_run ? fp_mono_ms() : w->sent_at;
 	for (size_t i = 0; i < w->fl.nent; i++) {
 		struct entry *e = &w->fl.ent[i];
-		int64_t until = e->until;
-		if (e->ttl > 0) {
-			int64_t ms = e->ttl * 1000, margin = ms / 10 < 1000 ? 1000 : ms / 10;
-			until = t0 + ms - margin;
-		}
+		int64_t until = e->expire ? t0 + EXPIRE_KEEP_MS(e->ttl) : e->until;
 		/* out of memory: the key is dropped, written whole next time */
 		(void)wcache_put(w->cache, e->hash, until, e->fh, e->nfh);
 	}

@@ -81,7 +81,7 @@ offset_is() {
 	[ "$(rcli hget u:1 max)" = 12.5 ]
 	[ "$(rcli hget u:1 @state | od -An -tx1 | tr -d ' \n')" = 9302030a ]
 	[ "$(rcli hget u:1 stale)" = 1 ]            # fields it does not know stay
-	[ "$(rcli ttl u:1)" -gt 3590 ]
+	[ "$(rcli ttl u:1)" -gt 4040 ] && [ "$(rcli ttl u:1)" -le 4050 ] # @ttl 3600 + 3600/8
 	[ "$(rcli ttl u)" = -1 ]                    # no @ttl: no EXPIRE
 	[ "$(rcli hget u:1 @src)" = '' ]            # @src, @ts, @in, @key are not stored
 	diff -u <(printf '%s\n' ev/0/0/1 12:3 ev/1/0/1 5 ev/2/0/1 100) <(rcli hgetall fp:default:offsets)
@@ -336,7 +336,7 @@ EOF
 	diff -u - "$T/out" <<'EOF'
 MULTI
 HSET "u:42" "view_1h" "3" "@state" "\x91\x03"
-EXPIRE "u:42" "86400"
+EXPIRE "u:42" "97200"
 HSET "fp:default:offsets" "views/0/0/1" "18"
 INCR "fp:default:fence:0/1"
 EXEC
@@ -634,37 +634,61 @@ cache_in() {
 }
 
 @test "--cache-keys: a key written again sends only the fields that changed (--dry-run)" {
+	# a TTL of 16 s or more is set as ttl + ttl/8, not again while the
+	# cache holds the key (ttl/16): the second write has no EXPIRE
 	cache_in 60 | fp-kvwrite --dry-run >"$T/out"
 	diff -u - "$T/out" <<'EOF2'
 MULTI
 HSET "u:1" "a" "1" "b" "x" "@state" "\x00"
 HDEL "u:1" "c"
-EXPIRE "u:1" "60"
+EXPIRE "u:1" "67"
 HSET "fp:default:offsets" "ev/0/0/1" "1"
 INCR "fp:default:fence:0/1"
 EXEC
 MULTI
 HSET "u:1" "a" "2" "@state" "\x01"
-EXPIRE "u:1" "60"
 HSET "fp:default:offsets" "ev/0/0/1" "2"
 INCR "fp:default:fence:0/1"
 EXEC
 EOF2
-	# off: every field every time
+	# off: every field every time, and the TTL
 	cache_in 60 | fp-kvwrite --dry-run --cache-keys 0 | sed -n 8,14p >"$T/off"
 	diff -u - "$T/off" <<'EOF2'
 MULTI
 HSET "u:1" "a" "2" "b" "x" "@state" "\x01"
 HDEL "u:1" "c"
-EXPIRE "u:1" "60"
+EXPIRE "u:1" "67"
 HSET "fp:default:offsets" "ev/0/0/1" "2"
 INCR "fp:default:fence:0/1"
 EXEC
 EOF2
-	# a TTL too short for the margin (a tenth of it, at least 1 s): the key
-	# may expire before its next commit, so it is written whole
-	cache_in 1 | fp-kvwrite --dry-run | sed -n 9p >"$T/short"
-	[ "$(cat "$T/short")" = 'HSET "u:1" "a" "2" "b" "x" "@state" "\x01"' ]
+	# a TTL under 16 s is set as it is with every write, the key whole
+	cache_in 15 | fp-kvwrite --dry-run | sed -n 9,11p >"$T/short"
+	diff -u - "$T/short" <<'EOF2'
+HSET "u:1" "a" "2" "b" "x" "@state" "\x01"
+HDEL "u:1" "c"
+EXPIRE "u:1" "15"
+EOF2
+	cache_in 16 | fp-kvwrite --dry-run | grep EXPIRE >"$T/16"
+	[ "$(cat "$T/16")" = 'EXPIRE "u:1" "18"' ]
+}
+
+@test "--cache-keys: once ttl/16 has passed, the key is written whole with its TTL again" {
+	mkfifo "$T/in"
+	bg_start kv fp-kvwrite --dry-run "$T/in"
+	exec 7>"$T/in"
+	printf '%s\n' '{"@key":"u:1","@src":["ev",0,0],"@ttl":16,"a":1,"b":"x"}' \
+		'{"@ctl":"barrier","@epoch":1,"@pos":[["ev",0,1]]}' | frames_of >&7
+	sleep 1.5 # more than 16 s / 16
+	printf '%s\n' '{"@key":"u:1","@src":["ev",0,1],"@ttl":16,"a":2,"b":"x"}' | frames_of >&7
+	exec 7>&-
+	wait "$BG_PID"
+	sed -n 7,9p "$T/kv.out" >"$T/second"
+	diff -u - "$T/second" <<'EOF2'
+MULTI
+HSET "u:1" "a" "2" "b" "x"
+EXPIRE "u:1" "18"
+EOF2
 }
 
 @test "--cache-keys: Redis holds the same as with full writes; the fields metrics count both" {

@@ -89,7 +89,7 @@ main(void)
 	ok(same(commit(w),
 	        "MULTI\n"
 	        "HSET \"k\" \"top\" \"[[\\\"a\\\",2],[\\\"b\\\",1.5]]\"\n"
-	        "EXPIRE \"k\" \"60\"\n"
+	        "EXPIRE \"k\" \"67\"\n" /* a hash: ttl + ttl/8; the sorted set: ttl */
 	        "DEL \"k:top\"\n"
 	        "ZADD \"k:top\" \"2\" \"a\" \"1.5\" \"b\"\n"
 	        "EXPIRE \"k:top\" \"60\"\n"
