@@ -835,8 +835,10 @@ static void
 prefetch_update(const kvw *w, const uint8_t *p, size_t n, int stage)
 {
 	/* fixmap or map16, then the fixstr "@key", then a fixstr or str8 */
+	if (n < 10)
+		return;
 	size_t at = p[0] >= 0x80 && p[0] <= 0x8f ? 1 : p[0] == 0xde ? 3 : 0;
-	if (!at || n < at + 7 || memcmp(p + at, "\xa4@key", 5))
+	if (!at || memcmp(p + at, "\xa4@key", 5))
 		return;
 	at += 5;
 	size_t klen, c = p[at];
