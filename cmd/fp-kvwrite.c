@@ -118,7 +118,7 @@ main(int argc, char **argv)
 	static const char *zset[MAX_ZSET];
 	kvw_options o = {
 		.max_batch = 2000,
-		.flush_ms = 10,
+		.flush_ms = 3,
 		.cache_keys = 1000000,
 		.zset = zset,
 		.connect_ms = 2000,
