@@ -2324,6 +2324,7 @@ kvw_run(kvw *w, int fd, const char *name)
 	/* where the top-level entries of each frame are, found by the check
 	 * (done here, not by the reader), so that they are walked only once */
 	uint32_t top[64], ntop;
+	const uint32_t maxtop = sizeof top / sizeof top[0];
 	if (fr_reader_init(&rd, w->o.max_frame) < 0)
 		return fail(w, KVW_CONFIG, "%s", rd.errstr);
 	rd.check = 0;
@@ -2342,7 +2343,7 @@ kvw_run(kvw *w, int fd, const char *name)
 			if ((st = fr_reader_next(&rd, &body, &len)) != FR_OK)
 				break;
 			char e[200];
-			if (mp_check_frame_top(body, len, &rd.lim, e, sizeof e, top, 64, &ntop) < 0) {
+			if (mp_check_frame_top(body, len, &rd.lim, e, sizeof e, top, maxtop, &ntop) < 0) {
 				/* what the reader's own check says */
 				snprintf(rd.errstr, sizeof rd.errstr, "frame %llu at offset %llu: %s",
 				         (unsigned long long)rd.frames, (unsigned long long)rd.frame_offset, e);
@@ -2356,7 +2357,8 @@ kvw_run(kvw *w, int fd, const char *name)
 					break;
 				prefetch_update(w, pb, pl, (int)k + 1);
 			}
-			if ((r = add_frame(w, body, len, rd.frames, top, ntop)) != 0) {
+			/* more fields than top holds: found again by add_frame() */
+			if ((r = add_frame(w, body, len, rd.frames, ntop <= maxtop ? top : NULL, ntop)) != 0) {
 				r = commit_then(w, r);
 				goto out;
 			}

@@ -95,6 +95,18 @@ offset_is() {
 	[ "$(rcli hget u:9 views)" = 2 ]
 }
 
+@test "an update of 100 features: every field written (more than the frame check notes)" {
+	python3 -c '
+import json
+d = {"@key": "u:1", "@src": ["ev", 0, 0]}
+for i in range(100):
+    d["f%d" % i] = i
+d["@state"] = {"@b64": "AA=="}
+print(json.dumps(d))' | frames_of | fp-kvwrite --dry-run >"$T/out"
+	want=$(python3 -c 'print("HSET \"u:1\" " + " ".join("\"f%d\" \"%d\"" % (i, i) for i in range(100)) + " \"@state\" \"\\x00\"")')
+	[ "$(grep '^HSET "u:1"' "$T/out")" = "$want" ]
+}
+
 @test "coalescing: many updates of one key in an epoch are one HSET of the latest" {
 	start_redis
 	gen 3000 3 | frames_of | fp-kvwrite --flush-ms 0 2>/dev/null
