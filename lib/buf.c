@@ -1,7 +1,29 @@
 /* buf.c - growable byte buffer; see buf.h. */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include "buf.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void
+fp_mem_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	/* The whole pages of the block, not only its 2 MiB ones: a mapping
+	 * split in parts could not be grown in place by mremap() any more,
+	 * and realloc() would copy it. */
+	long ps = sysconf(_SC_PAGESIZE);
+	const uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+	uintptr_t a = (uintptr_t)p & ~(page - 1);
+	uintptr_t z = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+	if (n >= FP_MEM_HUGE_MIN)
+		(void)madvise((void *)a, z - a, MADV_HUGEPAGE); /* a hint: failure is harmless */
+#else
+	(void)p;
+	(void)n;
+#endif
+}
 
 int
 fp_buf_grow(fp_buf *b, size_t n)
@@ -22,6 +44,7 @@ fp_buf_grow(fp_buf *b, size_t n)
 		return -1;
 	b->p = p;
 	b->cap = cap;
+	fp_mem_huge(p, cap);
 	return 0;
 }
 

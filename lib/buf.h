@@ -14,6 +14,15 @@ typedef struct fp_buf {
 
 #define FP_BUF_INIT {NULL, 0, 0}
 
+/* A block of memory of n bytes (malloc'd or not) is asked to be backed by
+ * transparent huge pages, where the kernel leaves that to madvise(2)
+ * (/sys/kernel/mm/transparent_hugepage/enabled: madvise): the first write
+ * of a large buffer then takes a page fault per 2 MiB, not per 4 KiB.
+ * Only from FP_MEM_HUGE_MIN bytes; a hint, never an error.  fp_buf_grow()
+ * does it. */
+#define FP_MEM_HUGE_MIN ((size_t)4 << 20)
+void fp_mem_huge(void *p, size_t n);
+
 /* Make room for n more bytes.  0, or -1 when out of memory. */
 int fp_buf_grow(fp_buf *b, size_t n);
 void fp_buf_release(fp_buf *b);

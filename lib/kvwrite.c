@@ -386,6 +386,7 @@ spanv_push(struct spanv *sv, size_t off, size_t len)
 			return -1;
 		sv->v = nv;
 		sv->cap = nc;
+		fp_mem_huge(nv, nc * sizeof *nv);
 	}
 	sv->v[sv->n].off = off;
 	sv->v[sv->n].len = len;
@@ -963,6 +964,7 @@ note_stamps(kvw *w, const struct fields *f)
 			return; /* out of memory: this update's latency is not observed */
 		w->rd.stamp = ns;
 		w->rd.stampcap = nc;
+		fp_mem_huge(ns, nc * sizeof *ns);
 	}
 	int64_t *st = w->rd.stamp[w->rd.nstamp++];
 	/* Kafka says -1 for no timestamp; a negative time is none */
@@ -1084,6 +1086,7 @@ add_frame(kvw *w, const uint8_t *body, size_t len, uint64_t frameno, const uint3
 			memset(ne + w->rd.entcap, 0, (nc - w->rd.entcap) * sizeof *ne);
 			w->rd.ent = ne;
 			w->rd.entcap = nc;
+			fp_mem_huge(ne, nc * sizeof *ne);
 		}
 		e = &w->rd.ent[w->rd.nent];
 		w->slots[slot] = slot_of(h, w->rd.nent++);
@@ -1162,6 +1165,7 @@ sizev_push(struct sizev *sv, size_t x)
 			return -1;
 		sv->v = nv;
 		sv->cap = nc;
+		fp_mem_huge(nv, nc * sizeof *nv);
 	}
 	sv->v[sv->n++] = x;
 	return 0;

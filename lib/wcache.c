@@ -1,6 +1,8 @@
 /* wcache.c - field hashes of what fp-kvwrite committed; see wcache.h. */
 #include "wcache.h"
 
+#include "buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,7 @@ gen_grow(struct gen *g)
 	struct slot *ns = calloc(nc, sizeof *ns);
 	if (!ns)
 		return -1;
+	fp_mem_huge(ns, nc * sizeof *ns);
 	struct gen t = *g;
 	t.s = ns;
 	t.cap = nc;
@@ -166,6 +169,7 @@ wcache_put(wcache *c, uint64_t kh, int64_t until_ms, const uint64_t *fh, uint32_
 				goto dropped;
 			g->fh = nf;
 			g->fhcap = nc;
+			fp_mem_huge(nf, nc * sizeof *nf);
 		}
 		s->off = (uint32_t)g->nfh;
 		g->nfh += n;
