@@ -1349,6 +1349,16 @@ build_epoch(kvw *w, int rebuild)
 	}
 	int64_t now = fp_mono_ms();
 	for (size_t i = 0; i < b->nent; i++) {
+		/* what the entries a few ahead will read, scattered in memory:
+		 * their cached field hashes (two steps), their bodies */
+		if (w->cache && i + 6 < b->nent)
+			wcache_prefetch(w->cache, b->ent[i + 6].hash, 2);
+		if (w->cache && i + 3 < b->nent)
+			wcache_prefetch(w->cache, b->ent[i + 3].hash, 1);
+		if (i + 2 < b->nent) {
+			__builtin_prefetch(b->ent[i + 2].body);
+			__builtin_prefetch(b->ent[i + 2].body + 64);
+		}
 		int r = build_entry(w, &b->ent[i], i, now, rebuild);
 		if (r == -2)
 			return KVW_DATA;

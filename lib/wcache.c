@@ -116,6 +116,23 @@ wcache_get(wcache *c, uint64_t kh, int64_t now_ms, uint32_t *n, int64_t *until)
 }
 
 void
+wcache_prefetch(const wcache *c, uint64_t kh, int stage)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct gen *g = &c->g[i];
+		if (!g->cap)
+			continue;
+		const struct slot *s = &g->s[(size_t)(kh ^ kh >> 29) & (g->cap - 1)];
+		if (stage == 2)
+			__builtin_prefetch(s);
+		else if (s->n && s->kh == kh) {
+			__builtin_prefetch(g->fh + s->off);
+			return;
+		}
+	}
+}
+
+void
 wcache_drop(wcache *c, uint64_t kh)
 {
 	for (int i = 0; i < 2; i++) {

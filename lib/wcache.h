@@ -39,6 +39,11 @@ int wcache_put(wcache *c, uint64_t kh, int64_t until_ms, const uint64_t *fh, uin
 /* Forget kh (Redis no longer holds what the entry says). */
 void wcache_drop(wcache *c, uint64_t kh);
 
+/* Ask the CPU for what wcache_get(c, kh, ...) will read, a few keys ahead
+ * of it: stage 2 the slots of kh, stage 1 (later, once those are in cache)
+ * its field hashes.  Reads nothing else and changes nothing. */
+void wcache_prefetch(const wcache *c, uint64_t kh, int stage);
+
 /* Keys held (both generations; a key may count twice). */
 size_t wcache_size(const wcache *c);
 

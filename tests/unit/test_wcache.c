@@ -30,8 +30,13 @@ main(void)
 	uint64_t a[3] = {11, 12, 13}, b[2] = {21, 22}, d[5] = {1, 2, 3, 4, 5};
 	wcache *c = wcache_new(100);
 
-	ok(misses(c, 7, 0), "an empty cache misses");
+	wcache_prefetch(c, 7, 2);
+	wcache_prefetch(c, 7, 1);
+	ok(misses(c, 7, 0), "an empty cache misses (after a prefetch of it)");
 	ok(wcache_put(c, 7, 1000, a, 3) == 0 && holds(c, 7, 0, a, 3), "put, then get the same hashes");
+	for (int st = 1; st <= 2; st++)
+		wcache_prefetch(c, 7, st), wcache_prefetch(c, 8, st);
+	ok(holds(c, 7, 0, a, 3) && misses(c, 8, 0), "a prefetch of a key held, and of one not, changes nothing");
 	uint32_t n;
 	int64_t until = 0;
 	ok(wcache_get(c, 7, 999, &n, &until) && until == 1000, "the deadline comes back");
