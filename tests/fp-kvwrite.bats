@@ -107,6 +107,42 @@ print(json.dumps(d))' | frames_of | fp-kvwrite --dry-run >"$T/out"
 	[ "$(grep '^HSET "u:1"' "$T/out")" = "$want" ]
 }
 
+@test "updates of every size reuse the same entries: small, over 4 KiB, over 512 fields; Redis holds each key's fields" {
+	start_redis
+	# --max-batch 1: an epoch per update, so the two epochs' entries take
+	# every size in turn (grown from the slab, past it with malloc, shrunk)
+	python3 - >"$T/in.jsonl" 3>"$T/want" <<-'EOF'
+		import json, os
+		# each entry in turn: small, bodies of 5 and 20 KB, 600 then 1000
+		# fields (their hashes past 4 KiB too), small again; twice
+		kinds = [("s", 1), ("big", 5000), ("big", 20000), ("wide", 600), ("wide", 1000), ("s", 1)]
+		want = {}
+		for n, (kind, m) in enumerate([k for k in kinds for _ in (0, 1)] * 2):
+		    k = "k%d" % (n % 4)
+		    d = {"@key": k, "@src": ["ev", 0, n]}
+		    if kind == "big":
+		        d["blob"] = "%d:" % n + "x" * m
+		    elif kind == "wide":
+		        d.update(("f%d" % i, n + i) for i in range(m))
+		    else:
+		        d["v"] = n
+		    d["@state"] = {"@b64": "QUJD"}
+		    print(json.dumps(d))
+		    h = want.setdefault(k, {})
+		    h.update((f, str(v) if f != "@state" else "ABC") for f, v in d.items() if f[0] != "@" or f == "@state")
+		with os.fdopen(3, "w") as w:
+		    for k in sorted(want):
+		        for f in sorted(want[k]):
+		            w.write("%s\t%s\t%s\n" % (k, f, want[k][f]))
+	EOF
+	frames_of "$T/in.jsonl" | fp-kvwrite --flush-ms 0 --max-batch 1
+	for k in k0 k1 k2 k3; do
+		rcli hgetall "$k" | paste - - | sed "s/^/$k\t/"
+	done | LC_ALL=C sort >"$T/got"
+	LC_ALL=C sort "$T/want" | diff - "$T/got"
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 24 ]
+}
+
 @test "coalescing: many updates of one key in an epoch are one HSET of the latest" {
 	start_redis
 	gen 3000 3 | frames_of | fp-kvwrite --flush-ms 0 2>/dev/null
