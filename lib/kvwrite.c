@@ -124,6 +124,9 @@ struct ppos {                   /* one (topic, partition) of this shard */
 };
 
 struct span { size_t off, len; };
+/* A piece of the commit's pipeline: bytes of out, arena or kbuf (SEG_*). */
+enum { SEG_OUT, SEG_ARENA, SEG_KBUF };
+struct seg { size_t src, off, len; };
 struct spanv { struct span *v; size_t n, cap; };
 struct sizev { size_t *v; size_t n, cap; };
 
@@ -220,7 +223,13 @@ struct kvw {
 	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
 	 * out, written up to sent; the key table is free for the next epoch. */
 	int inflight;
-	fp_buf out;             /* the commit's pipeline, as RESP */
+	fp_buf out;             /* the commit's pipeline, as RESP, but for the
+	                         * keys and arguments it takes from kbuf and arena
+	                         * as they are: the pipeline is seg[0..nseg) */
+	struct seg *seg;
+	size_t nseg, segcap, out_mark; /* out bytes before out_mark are in seg */
+	size_t total;           /* bytes of the pipeline */
+	size_t seg_i, seg_done; /* sending: the piece, and its bytes sent */
 	struct sizev qkey;      /* per command inside MULTI: its key's index in keys */
 	size_t nreplies, got;   /* replies the pipeline gets; received so far */
 	redisReply *chk, *qerr; /* the check's reply; a command refused in MULTI */
@@ -561,6 +570,7 @@ kvw_free(kvw *w)
 	free(w->argl);
 	free(w->lat);
 	fp_buf_release(&w->out);
+	free(w->seg);
 	free(w->qkey.v);
 	if (w->chk)
 		freeReplyObject(w->chk);
@@ -1818,17 +1828,66 @@ is_transient(const char *e)
 	return 0;
 }
 
-/* The RESP bytes of the bulk strings of spans a[0..n), consecutive in b,
- * appended to o. */
+/* Where the RESP bytes of the bulk strings of spans a[0..n), consecutive
+ * in their buffer, start; *len gets how many there are. */
+static size_t
+spans_at(const struct span *a, size_t n, size_t *len)
+{
+	char t[24];
+	size_t start = a[0].off - (3 + fp_fmt_i64(t, (long long)a[0].len));
+	*len = a[n - 1].off + a[n - 1].len + 2 - start;
+	return start;
+}
+
+/* The RESP bytes of spans a[0..n) of b, appended to o. */
 static int
 out_spans(fp_buf *o, const fp_buf *b, const struct span *a, size_t n)
 {
-	char t[24];
+	size_t len;
 	if (!n)
 		return 0;
-	size_t start = a[0].off - (3 + fp_fmt_i64(t, (long long)a[0].len));
-	size_t end = a[n - 1].off + a[n - 1].len + 2;
-	return fp_buf_add(o, b->p + start, end - start);
+	size_t start = spans_at(a, n, &len);
+	return fp_buf_add(o, b->p + start, len);
+}
+
+static int
+seg_push(kvw *w, size_t src, size_t off, size_t len)
+{
+	struct seg *l = w->nseg ? &w->seg[w->nseg - 1] : NULL;
+	if (!len)
+		return 0;
+	if (l && l->src == src && l->off + l->len == off) {
+		l->len += len;
+		w->total += len;
+		return 0;
+	}
+	if (w->nseg == w->segcap) {
+		size_t nc = w->segcap ? w->segcap * 2 : 256;
+		struct seg *ns = realloc(w->seg, nc * sizeof *ns);
+		if (!ns)
+			return -1;
+		w->seg = ns;
+		w->segcap = nc;
+		fp_mem_huge(ns, nc * sizeof *ns);
+	}
+	w->seg[w->nseg++] = (struct seg){src, off, len};
+	w->total += len;
+	return 0;
+}
+
+/* The pipeline goes on with spans a[0..n) of arena or kbuf (src), after
+ * what was added to out so far: no copy of them. */
+static int
+seg_spans(kvw *w, size_t src, const struct span *a, size_t n)
+{
+	size_t len;
+	if (!n)
+		return 0;
+	size_t start = spans_at(a, n, &len);
+	if (seg_push(w, SEG_OUT, w->out_mark, w->out.len - w->out_mark) < 0)
+		return -1;
+	w->out_mark = w->out.len;
+	return seg_push(w, src, start, len);
 }
 
 static int
@@ -1856,12 +1915,15 @@ out_queued(kvw *w, const char *cmd, size_t k, const struct span *a, size_t n)
 	size_t off;
 	if (qkey_push(w, k) < 0)
 		return -1;
-	return out_array(&w->out, 2 + n) | bulk_add(&w->out, cmd, strlen(cmd), &off) |
-	       out_spans(&w->out, &w->kbuf, &w->keys.v[k], 1) | out_spans(&w->out, &w->arena, a, n);
+	if (out_array(&w->out, 2 + n) < 0 || bulk_add(&w->out, cmd, strlen(cmd), &off) < 0 ||
+	    out_spans(&w->out, &w->kbuf, &w->keys.v[k], 1) < 0)
+		return -1;
+	return seg_spans(w, SEG_ARENA, a, n);
 }
 
-/* The built epoch as the RESP of its pipeline (see CHECK_LUA) into w->out,
- * the keys and arguments copied as they are (already bulk strings).  The
+/* The built epoch as the RESP of its pipeline (see CHECK_LUA): w->seg, of
+ * w->out and of the keys and arguments as they are in kbuf and arena
+ * (already bulk strings; each write's key is copied, the rest is not).  The
  * writes walk the argument layout of build_entry(), as render_epoch() does
  * for --dry-run. */
 static int
@@ -1872,6 +1934,7 @@ format_epoch(kvw *w)
 	size_t off, fl = strlen(w->fencekey), head = 2 + 2 * w->nfence;
 	char t[32];
 	o->len = 0;
+	w->nseg = w->total = w->out_mark = 0;
 	w->qkey.n = 0;
 	if (out_array(o, 2) < 0 || bulk_add(o, "WATCH", 5, &off) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0)
 		return -1;
@@ -1879,28 +1942,52 @@ format_epoch(kvw *w)
 	if (out_array(o, 3 + w->keys.n + 1 + head) < 0 || bulk_add(o, "EVAL", 4, &off) < 0 ||
 	    bulk_add(o, CHECK_LUA, sizeof CHECK_LUA - 1, &off) < 0 ||
 	    bulk_add(o, t, fp_fmt_i64(t, (long long)w->keys.n + 1), &off) < 0 ||
-	    out_spans(o, &w->kbuf, w->keys.v, w->keys.n) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0 ||
+	    seg_spans(w, SEG_KBUF, w->keys.v, w->keys.n) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0 ||
 	    bulk_add(o, w->kinds.p, w->kinds.len, &off) < 0 || out_spans(o, &w->arena, a + 1, head - 1) < 0)
 		return -1;
 	if (out_array(o, 1) < 0 || bulk_add(o, "MULTI", 5, &off) < 0 || each_write(w, out_queued) < 0)
 		return -1;
 	if (qkey_push(w, w->keys.n) < 0 || out_array(o, 2) < 0 || bulk_add(o, "INCR", 4, &off) < 0 ||
 	    bulk_add(o, w->fencekey, fl, &off) < 0 || out_array(o, 1) < 0 ||
-	    bulk_add(o, "EXEC", 4, &off) < 0)
+	    bulk_add(o, "EXEC", 4, &off) < 0 || seg_push(w, SEG_OUT, w->out_mark, o->len - w->out_mark) < 0)
 		return -1;
+	w->out_mark = o->len;
 	w->nreplies = 3 + w->qkey.n + 1; /* WATCH, EVAL, MULTI, QUEUED..., EXEC */
 	return 0;
 }
 
-/* The part of the commit's pipeline not written yet; its number (0 or 1). */
+/* The part of the commit's pipeline not written yet, as at most max
+ * pieces; their number (0: all sent). */
 static int
-unsent(kvw *w, struct iovec *iov)
+unsent(kvw *w, struct iovec *iov, int max)
 {
-	if (w->sent >= w->out.len)
-		return 0;
-	iov[0].iov_base = w->out.p + w->sent;
-	iov[0].iov_len = w->out.len - w->sent;
-	return 1;
+	int n = 0;
+	for (size_t i = w->seg_i; i < w->nseg && n < max; i++) {
+		const struct seg *g = &w->seg[i];
+		uint8_t *b = g->src == SEG_OUT ? w->out.p : g->src == SEG_ARENA ? w->arena.p : w->kbuf.p;
+		size_t skip = i == w->seg_i ? w->seg_done : 0;
+		iov[n].iov_base = b + g->off + skip;
+		iov[n].iov_len = g->len - skip;
+		n++;
+	}
+	return n;
+}
+
+/* n more bytes of the pipeline were written. */
+static void
+sent_more(kvw *w, size_t n)
+{
+	w->sent += n;
+	while (n && w->seg_i < w->nseg) {
+		size_t left = w->seg[w->seg_i].len - w->seg_done;
+		if (n < left) {
+			w->seg_done += n;
+			return;
+		}
+		n -= left;
+		w->seg_i++;
+		w->seg_done = 0;
+	}
 }
 
 /* The built epoch goes in flight: its positions, counts and stamps move
@@ -2150,7 +2237,7 @@ attempt_begin(kvw *w)
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		fcntl(w->c->fd, F_SETFL, fl | O_NONBLOCK);
 	w->c->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means later */
-	w->sent = 0;
+	w->sent = w->seg_i = w->seg_done = 0;
 	w->sent_at = fp_mono_ms();
 	w->got = 0;
 	if (w->chk)
@@ -2180,9 +2267,9 @@ attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
 {
 	size_t want = w->keys.n - 1;
 	*rep = NULL;
-	struct iovec iov[4];
+	struct iovec iov[1024]; /* IOV_MAX on Linux */
 	int niov;
-	while ((niov = unsent(w, iov)) > 0) {
+	while ((niov = unsent(w, iov, (int)(sizeof iov / sizeof *iov))) > 0) {
 		ssize_t n = writev(w->c->fd, iov, niov);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -2192,7 +2279,7 @@ attempt_io(kvw *w, short revents, redisReply **rep, char *what, size_t wl)
 			snprintf(what, wl, "no reply to the commit of %zu keys (%s)", want, strerror(errno));
 			return -1;
 		}
-		w->sent += (size_t)n;
+		sent_more(w, (size_t)n);
 	}
 	if (revents & (POLLIN | POLLERR | POLLHUP)) {
 		if (redisBufferRead(w->c) != REDIS_OK) {
@@ -2291,7 +2378,7 @@ commit_wait(kvw *w)
 		if (!w->c || w->o.dry_run)
 			return KVW_REMOTE; /* an earlier failure left it so (errstr) */
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
-		if (w->sent < w->out.len)
+		if (w->sent < w->total)
 			pfd.events |= POLLOUT;
 		int pr = poll(&pfd, 1, (int)attempt_left(w));
 		if (pr < 0 && errno != EINTR)
@@ -2458,7 +2545,7 @@ kvw_run(kvw *w, int fd, const char *name)
 		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
 		if (w->inflight) {
 			pfd[1].fd = w->c->fd;
-			if (w->sent < w->out.len)
+			if (w->sent < w->total)
 				pfd[1].events |= POLLOUT;
 			wait = attempt_left(w);
 		}

@@ -143,6 +143,31 @@ print(json.dumps(d))' | frames_of | fp-kvwrite --dry-run >"$T/out"
 	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 24 ]
 }
 
+@test "one epoch of 100000 keys, sent while Redis is stopped (the socket takes it in parts): every key lands" {
+	start_redis
+	gen 200000 100000 | frames_of >"$T/in"
+	# connected (the preflight done), then Redis stops: the commit's megabytes
+	# go out as the socket takes them, resumed mid-piece after SIGCONT
+	(until [ -e "$T/go" ]; do sleep 0.05; done; cat "$T/in") |
+		timeout 60 fp-kvwrite -v --flush-ms 0 --max-batch 100001 2>"$T/err" &
+	local pid=$!
+	for i in $(seq 100); do
+		[ "$(rcli info clients | tr -d '\r' | sed -n 's/^connected_clients://p')" -ge 2 ] && break
+		sleep 0.05
+	done
+	kill -STOP "$REDIS_PID"
+	touch "$T/go"
+	sleep 2
+	kill -CONT "$REDIS_PID"
+	wait "$pid"
+	grep -q ' epochs=1 keys=100000 ' "$T/err"
+	[ "$(rcli dbsize)" = 100002 ] # and the offsets hash, the fence key
+	for k in 0 1 50000 99999; do
+		[ "$(rcli hmget k$k n seq | paste -sd' ')" = "2 $((100000 + k))" ]
+	done
+	[ "$(rcli hget fp:default:offsets ev/0/0/1)" = 200000 ]
+}
+
 @test "coalescing: many updates of one key in an epoch are one HSET of the latest" {
 	start_redis
 	gen 3000 3 | frames_of | fp-kvwrite --flush-ms 0 2>/dev/null
