@@ -56,6 +56,13 @@ wcache_free(wcache *c)
 	free(c);
 }
 
+/* Where kh's probe starts in g (g->cap > 0). */
+static size_t
+gen_home(const struct gen *g, uint64_t kh)
+{
+	return (size_t)(kh ^ kh >> 29) & (g->cap - 1);
+}
+
 /* The slot of kh in g, or the empty one it would take; NULL when g has no
  * slots. */
 static struct slot *
@@ -63,7 +70,7 @@ gen_slot(const struct gen *g, uint64_t kh)
 {
 	if (!g->cap)
 		return NULL;
-	size_t j = (size_t)(kh ^ kh >> 29) & (g->cap - 1);
+	size_t j = gen_home(g, kh);
 	while (g->s[j].n && g->s[j].kh != kh)
 		j = (j + 1) & (g->cap - 1);
 	return &g->s[j];
@@ -122,7 +129,7 @@ wcache_prefetch(const wcache *c, uint64_t kh, int stage)
 		const struct gen *g = &c->g[i];
 		if (!g->cap)
 			continue;
-		const struct slot *s = &g->s[(size_t)(kh ^ kh >> 29) & (g->cap - 1)];
+		const struct slot *s = &g->s[gen_home(g, kh)];
 		if (stage == 2)
 			__builtin_prefetch(s);
 		else if (s->n && s->kh == kh) {
