@@ -25,6 +25,20 @@ fp_mem_huge(void *p, size_t n)
 #endif
 }
 
+void *
+fp_array_grow(void *p, size_t *cap, size_t elem, size_t first)
+{
+	size_t nc = *cap ? *cap * 2 : first;
+	if (nc < *cap || (elem && nc > SIZE_MAX / elem))
+		return NULL;
+	void *np = realloc(p, nc * elem);
+	if (!np)
+		return NULL;
+	*cap = nc;
+	fp_mem_huge(np, nc * elem);
+	return np;
+}
+
 int
 fp_buf_grow(fp_buf *b, size_t n)
 {

@@ -23,6 +23,11 @@ typedef struct fp_buf {
 #define FP_MEM_HUGE_MIN ((size_t)4 << 20)
 void fp_mem_huge(void *p, size_t n);
 
+/* An array p of *cap elements of elem bytes, grown to twice as many
+ * (first when *cap is 0) and passed to fp_mem_huge(): the new array, with
+ * *cap updated; NULL when out of memory (p and *cap as they were). */
+void *fp_array_grow(void *p, size_t *cap, size_t elem, size_t first);
+
 /* Make room for n more bytes.  0, or -1 when out of memory. */
 int fp_buf_grow(fp_buf *b, size_t n);
 void fp_buf_release(fp_buf *b);

@@ -221,20 +221,20 @@ struct kvw {
 	uint64_t since_sync;
 
 	/* The epoch in flight: built (arena, keys, args, kinds), its RESP in
-	 * out, written up to sent; the key table is free for the next epoch. */
+	 * seg, written up to seg_i/seg_done; the key table is free for the next
+	 * epoch. */
 	int inflight;
 	fp_buf out;             /* the commit's pipeline, as RESP, but for the
 	                         * keys and arguments it takes from kbuf and arena
 	                         * as they are: the pipeline is seg[0..nseg) */
 	struct seg *seg;
 	size_t nseg, segcap, out_mark; /* out bytes before out_mark are in seg */
-	size_t total;           /* bytes of the pipeline */
-	size_t seg_i, seg_done; /* sending: the piece, and its bytes sent */
+	size_t seg_i, seg_done; /* sending: the piece, and its bytes sent
+	                         * (seg_i == nseg: all sent) */
 	struct sizev qkey;      /* per command inside MULTI: its key's index in keys */
 	size_t nreplies, got;   /* replies the pipeline gets; received so far */
 	redisReply *chk, *qerr; /* the check's reply; a command refused in MULTI */
 	unsigned aborts;        /* attempts in a row aborted by the fence key */
-	size_t sent;
 	int64_t sent_at;        /* monotonic ms: the current attempt began */
 	int64_t commit_t0;      /* monotonic µs: the commit began */
 };
@@ -407,13 +407,10 @@ static int
 spanv_push(struct spanv *sv, size_t off, size_t len)
 {
 	if (sv->n == sv->cap) {
-		size_t nc = sv->cap ? sv->cap * 2 : 256;
-		struct span *nv = realloc(sv->v, nc * sizeof *nv);
+		struct span *nv = fp_array_grow(sv->v, &sv->cap, sizeof *nv, 256);
 		if (!nv)
 			return -1;
 		sv->v = nv;
-		sv->cap = nc;
-		fp_mem_huge(nv, nc * sizeof *nv);
 	}
 	sv->v[sv->n].off = off;
 	sv->v[sv->n].len = len;
@@ -1032,13 +1029,10 @@ static void
 note_stamps(kvw *w, const struct fields *f)
 {
 	if (w->rd.nstamp == w->rd.stampcap) {
-		size_t nc = w->rd.stampcap ? w->rd.stampcap * 2 : 1024;
-		int64_t (*ns)[2] = realloc(w->rd.stamp, nc * sizeof *ns);
+		int64_t (*ns)[2] = fp_array_grow(w->rd.stamp, &w->rd.stampcap, sizeof *ns, 1024);
 		if (!ns)
 			return; /* out of memory: this update's latency is not observed */
 		w->rd.stamp = ns;
-		w->rd.stampcap = nc;
-		fp_mem_huge(ns, nc * sizeof *ns);
 	}
 	int64_t *st = w->rd.stamp[w->rd.nstamp++];
 	/* Kafka says -1 for no timestamp; a negative time is none */
@@ -1153,14 +1147,12 @@ add_frame(kvw *w, const uint8_t *body, size_t len, uint64_t frameno, const uint3
 			table_find(w, key, klen, h, &slot);
 		}
 		if (w->rd.nent == w->rd.entcap) {
-			size_t nc = w->rd.entcap ? w->rd.entcap * 2 : 1024;
-			struct entry *ne = realloc(w->rd.ent, nc * sizeof *ne);
+			size_t oc = w->rd.entcap;
+			struct entry *ne = fp_array_grow(w->rd.ent, &w->rd.entcap, sizeof *ne, 1024);
 			if (!ne)
 				return fail(w, KVW_IO, "out of memory");
-			memset(ne + w->rd.entcap, 0, (nc - w->rd.entcap) * sizeof *ne);
+			memset(ne + oc, 0, (w->rd.entcap - oc) * sizeof *ne);
 			w->rd.ent = ne;
-			w->rd.entcap = nc;
-			fp_mem_huge(ne, nc * sizeof *ne);
 		}
 		e = &w->rd.ent[w->rd.nent];
 		w->slots[slot] = slot_of(h, w->rd.nent++);
@@ -1233,13 +1225,10 @@ static int
 sizev_push(struct sizev *sv, size_t x)
 {
 	if (sv->n == sv->cap) {
-		size_t nc = sv->cap ? sv->cap * 2 : 1024;
-		size_t *nv = realloc(sv->v, nc * sizeof *nv);
+		size_t *nv = fp_array_grow(sv->v, &sv->cap, sizeof *nv, 1024);
 		if (!nv)
 			return -1;
 		sv->v = nv;
-		sv->cap = nc;
-		fp_mem_huge(nv, nc * sizeof *nv);
 	}
 	sv->v[sv->n++] = x;
 	return 0;
@@ -1858,20 +1847,15 @@ seg_push(kvw *w, size_t src, size_t off, size_t len)
 		return 0;
 	if (l && l->src == src && l->off + l->len == off) {
 		l->len += len;
-		w->total += len;
 		return 0;
 	}
 	if (w->nseg == w->segcap) {
-		size_t nc = w->segcap ? w->segcap * 2 : 256;
-		struct seg *ns = realloc(w->seg, nc * sizeof *ns);
+		struct seg *ns = fp_array_grow(w->seg, &w->segcap, sizeof *ns, 256);
 		if (!ns)
 			return -1;
 		w->seg = ns;
-		w->segcap = nc;
-		fp_mem_huge(ns, nc * sizeof *ns);
 	}
 	w->seg[w->nseg++] = (struct seg){src, off, len};
-	w->total += len;
 	return 0;
 }
 
@@ -1934,7 +1918,7 @@ format_epoch(kvw *w)
 	size_t off, fl = strlen(w->fencekey), head = 2 + 2 * w->nfence;
 	char t[32];
 	o->len = 0;
-	w->nseg = w->total = w->out_mark = 0;
+	w->nseg = w->out_mark = 0;
 	w->qkey.n = 0;
 	if (out_array(o, 2) < 0 || bulk_add(o, "WATCH", 5, &off) < 0 || bulk_add(o, w->fencekey, fl, &off) < 0)
 		return -1;
@@ -1977,7 +1961,6 @@ unsent(kvw *w, struct iovec *iov, int max)
 static void
 sent_more(kvw *w, size_t n)
 {
-	w->sent += n;
 	while (n && w->seg_i < w->nseg) {
 		size_t left = w->seg[w->seg_i].len - w->seg_done;
 		if (n < left) {
@@ -2237,7 +2220,7 @@ attempt_begin(kvw *w)
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		fcntl(w->c->fd, F_SETFL, fl | O_NONBLOCK);
 	w->c->flags &= ~REDIS_BLOCK; /* redisBufferRead: EAGAIN means later */
-	w->sent = w->seg_i = w->seg_done = 0;
+	w->seg_i = w->seg_done = 0;
 	w->sent_at = fp_mono_ms();
 	w->got = 0;
 	if (w->chk)
@@ -2378,7 +2361,7 @@ commit_wait(kvw *w)
 		if (!w->c || w->o.dry_run)
 			return KVW_REMOTE; /* an earlier failure left it so (errstr) */
 		struct pollfd pfd = {w->c->fd, POLLIN, 0};
-		if (w->sent < w->total)
+		if (w->seg_i < w->nseg)
 			pfd.events |= POLLOUT;
 		int pr = poll(&pfd, 1, (int)attempt_left(w));
 		if (pr < 0 && errno != EINTR)
@@ -2545,7 +2528,7 @@ kvw_run(kvw *w, int fd, const char *name)
 		int64_t wait = w->inflight ? -1 : kvw_wait_ms(w);
 		if (w->inflight) {
 			pfd[1].fd = w->c->fd;
-			if (w->sent < w->total)
+			if (w->seg_i < w->nseg)
 				pfd[1].events |= POLLOUT;
 			wait = attempt_left(w);
 		}

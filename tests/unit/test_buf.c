@@ -90,6 +90,23 @@ main(void)
 	fp_buf_release(&b);
 	ok(b.p == NULL && b.len == 0 && b.cap == 0, "release empties it");
 
+	/* arrays grow by doubling and keep their elements */
+	size_t cap = 0;
+	uint64_t *v = fp_array_grow(NULL, &cap, sizeof *v, 4), *nv;
+	int kept = v && cap == 4;
+	for (uint64_t i = 0; kept && i < 4; i++)
+		v[i] = i * 7;
+	kept = kept && (nv = fp_array_grow(v, &cap, sizeof *v, 4)) && cap == 8;
+	if (kept)
+		v = nv;
+	for (uint64_t i = 0; kept && i < 4; i++)
+		kept = v[i] == i * 7;
+	ok(kept, "an array grows from nothing to the first size, then doubles, keeping its elements");
+	size_t big = SIZE_MAX / 8;
+	ok(!fp_array_grow(v, &big, 16, 4) && big == SIZE_MAX / 8,
+	   "a size that would overflow: NULL, the array and its size as they were");
+	free(v);
+
 	/* a small buffer is left alone: not worth a system call */
 	fp_buf s = FP_BUF_INIT;
 	ok(fp_buf_adds(&s, "abc") == 0 && s.len == 3 && !memcmp(s.p, "abc", 3), "a small buffer");
