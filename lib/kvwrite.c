@@ -1195,10 +1195,15 @@ kvw_due(kvw *w)
 	return w->changed && w->o.flush_ms > 0 && fp_mono_ms() - w->first_change >= w->o.flush_ms;
 }
 
+static int consistent(const kvw *w);
+
 int64_t
 kvw_wait_ms(kvw *w)
 {
-	if (!w->changed || w->o.flush_ms <= 0)
+	/* In the middle of a batch only more input can let a commit start:
+	 * a timeout of 0 there would spin, and take the CPU from fp-merge,
+	 * which is making the rest of the batch. */
+	if (!w->changed || w->o.flush_ms <= 0 || !consistent(w))
 		return -1;
 	int64_t left = w->first_change + w->o.flush_ms - fp_mono_ms();
 	return left < 0 ? 0 : left;

@@ -124,7 +124,8 @@ int kvw_add(kvw *w, const uint8_t *body, size_t len, uint64_t frameno);
 int kvw_due(kvw *w);
 
 /* Milliseconds until the timer makes a commit due, or -1 when nothing is
- * buffered. */
+ * buffered or, with sync frames, updates were read since the last one
+ * (only input can then let a commit start). */
 int64_t kvw_wait_ms(kvw *w);
 
 /* Wait for the commit in flight, if any, then commit everything buffered

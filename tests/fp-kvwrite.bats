@@ -592,6 +592,18 @@ cut_commit() {
 	[[ $output == *'frame 1: sync @pos element 1 is not [topic, partition, "O" or "O:I"]'* ]]
 }
 
+@test "sync: in the middle of a batch a past timer waits for input; no busy loop" {
+	# half a batch, 2 s of nothing, then its sync frame: fp-kvwrite sleeps in
+	# poll() meanwhile (a poll with timeout 0 would use the 2 s of CPU)
+	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' | frames_of >"$T/a"
+	printf '%s\n' '{"@ctl":"sync","@pos":[["ev",0,"1"]]}' | frames_of >"$T/b"
+	{ cat "$T/a"; sleep 2; cat "$T/b"; } |
+		/usr/bin/time -f '%U %S' -o "$T/cpu" fp-kvwrite --dry-run --flush-ms 1 >"$T/out"
+	grep -qx 'HSET "fp:default:offsets" "ev/0/0/1" "1"' "$T/out"
+	cat "$T/cpu"
+	awk '{ exit !($1 + $2 < 0.5) }' "$T/cpu"
+}
+
 @test "sync: commits start only at sync points, even past --max-batch" {
 	printf '%s\n' '{"@ctl":"sync"}' '{"@key":"a","@src":["ev",0,0],"v":1}' \
 		'{"@key":"b","@src":["ev",0,1],"v":2}' '{"@ctl":"sync"}' \

@@ -2,6 +2,7 @@
  * positions, value text, quoting, commit triggers, bad updates.  TAP. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../lib/json.h"
 #include "../../lib/kvwrite.h"
@@ -114,6 +115,28 @@ main(void)
 	ok(kvw_due(w), "--max-batch distinct keys: due");
 	ok(kvw_wait_ms(w) == -1, "no timer with flush_ms 0");
 	commit(w);
+	kvw_free(w);
+
+	/* The timer, and sync frames: in the middle of a batch the timer waits
+	 * for input (-1), never 0, which would make the read loop spin. */
+	{
+		kvw_options o = {.pipeline = "t", .shard = 0, .nshards = 1, .max_batch = 100,
+		                 .flush_ms = 1, .dry_run = 1, .dry_fd = -1};
+		w = kvw_new(&o);
+		kvw_start(w);
+	}
+	add(w, "{\"@ctl\":\"sync\",\"@pos\":[]}", 1);
+	add(w, "{\"@key\":\"a\",\"@src\":[\"ev\",0,1],\"v\":1}", 2);
+	struct timespec ms2 = {0, 2000000};
+	nanosleep(&ms2, NULL);
+	ok(kvw_wait_ms(w) == -1, "the timer is past, in the middle of a batch: wait for input");
+	ok(add(w, "{\"@ctl\":\"sync\",\"@pos\":[[\"ev\",0,\"2\"]]}", 3) == 0 &&
+	   kvw_wait_ms(w) == 0 && kvw_due(w), "the batch complete: the commit is due now");
+	ok(same(commit(w), "MULTI\nHSET \"a\" \"v\" \"1\"\n"
+	                   "HSET \"fp:t:offsets\" \"ev/0/0/1\" \"2\"\n" FENCE "EXEC\n"),
+	   "the batch is committed with the sync's position");
+	kvw_free(w);
+	w = writer(2);
 
 	ok(add(w, "{\"v\":1}", 7) == KVW_DATA && strstr(kvw_errstr(w), "frame 7: update has no @key"),
 	   "an update without @key");
