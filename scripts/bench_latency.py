@@ -88,7 +88,7 @@ def feed(a):
             probe += 1
             msgs += 1
             next_probe += a.probe_ms / 1000.0
-        time.sleep(0.0005)
+        time.sleep(a.tick_ms / 1000.0)
     el = time.monotonic() - t0
     sent.close()
     for t in TOPICS:
@@ -172,6 +172,7 @@ def main():
     p.add_argument("--sent", required=True)
     p.add_argument("--probe-ms", type=float, default=5)
     p.add_argument("--linger-ms", type=int, default=5)
+    p.add_argument("--tick-ms", type=float, default=2)
     p.add_argument("--warmup", type=float, default=3)
     p = sub.add_parser("watch")
     p.add_argument("-r", "--redis", required=True)
