@@ -79,7 +79,7 @@ def feed(a):
             os.write(fds[t], b"".join(chunk))
             done[t] += want
             msgs += want
-        if now >= next_probe:
+        while now >= next_probe:  # all that are due, if a tick came late
             ms = int(time.time() * 1000)
             line = ('{"event":"view","user":{"id":%d},"car":{"id":"c00001","brand":"bmw",'
                     '"price":1000},"city":"berlin","ts":%d}\n' % (PROBE_BASE + probe, ms))
