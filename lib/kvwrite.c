@@ -512,12 +512,10 @@ room_get(struct slab *s, size_t n)
 	n = (n + 15) & ~(size_t)15;
 	if (!s->nblk || s->used + n > SLAB_BLOCK) {
 		if (s->nblk == s->blkcap) {
-			size_t nc = s->blkcap ? s->blkcap * 2 : 16;
-			uint8_t **nb = realloc(s->blk, nc * sizeof *nb);
+			uint8_t **nb = fp_array_grow(s->blk, &s->blkcap, sizeof *nb, 16);
 			if (!nb)
 				return NULL;
 			s->blk = nb;
-			s->blkcap = nc;
 		}
 		void *b;
 		if (posix_memalign(&b, SLAB_ALIGN, SLAB_BLOCK) != 0)
@@ -607,12 +605,10 @@ pos_get(kvw *w, const char *topic, size_t tlen, int32_t part)
 			return p;
 	}
 	if (w->npos == w->poscap) {
-		size_t nc = w->poscap ? w->poscap * 2 : 16;
-		struct ppos *np = realloc(w->pos, nc * sizeof *np);
+		struct ppos *np = fp_array_grow(w->pos, &w->poscap, sizeof *np, 16);
 		if (!np)
 			return NULL;
 		w->pos = np;
-		w->poscap = nc;
 	}
 	struct ppos *p = &w->pos[w->npos];
 	memset(p, 0, sizeof *p);
@@ -2003,12 +1999,10 @@ static void
 note_latency(kvw *w, int64_t us)
 {
 	if (w->nlat == w->latcap) {
-		size_t nc = w->latcap ? w->latcap * 2 : 1024;
-		uint32_t *nl = realloc(w->lat, nc * sizeof *nl);
+		uint32_t *nl = fp_array_grow(w->lat, &w->latcap, sizeof *nl, 1024);
 		if (!nl)
 			return;
 		w->lat = nl;
-		w->latcap = nc;
 	}
 	w->lat[w->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
