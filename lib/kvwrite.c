@@ -489,18 +489,6 @@ kvw_new(const kvw_options *o)
 	return w;
 }
 
-static void
-epochbuf_release(struct epochbuf *b)
-{
-	for (size_t i = 0; i < b->entcap; i++) {
-		if (b->ent[i].cap > SLAB_PIECE)
-			free(b->ent[i].body);
-		if (b->ent[i].fhcap * sizeof *b->ent[i].fh > SLAB_PIECE)
-			free(b->ent[i].fh);
-	}
-	free(b->ent);
-	free(b->stamp);
-}
 
 /* n bytes (16-aligned) of room for an entry: from the slab up to
  * SLAB_PIECE, else malloc'd.  NULL when out of memory. */
@@ -535,6 +523,17 @@ room_put(void *p, size_t old)
 {
 	if (old > SLAB_PIECE)
 		free(p);
+}
+
+static void
+epochbuf_release(struct epochbuf *b)
+{
+	for (size_t i = 0; i < b->entcap; i++) {
+		room_put(b->ent[i].body, b->ent[i].cap);
+		room_put(b->ent[i].fh, (size_t)b->ent[i].fhcap * sizeof *b->ent[i].fh);
+	}
+	free(b->ent);
+	free(b->stamp);
 }
 
 void
